@@ -1,0 +1,16 @@
+"""The one exception type for errors a user can cause (bad flag, missing data, malformed file)."""
+
+
+class OptbenchError(Exception):
+    """A user-facing error: the message names the field, the value and what is allowed.
+
+    The CLI prints it without a traceback and exits with code 2.
+    """
+
+    exit_code = 2
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise OptbenchError(message) unless condition holds."""
+    if not condition:
+        raise OptbenchError(message)

@@ -1,0 +1,14 @@
+"""The optimizer zoo: each optimizer a torch.optim.Optimizer, registered by name.
+
+    from optbench.optim import get, names, SOAP
+    opt = get("muon")(matrices, lr=0.025, weight_decay=0.05)
+
+Each family module registers its optimizers on import; the list below is the zoo.
+"""
+
+from optbench.optim.registry import OptimizerInfo, get, info, names, register  # noqa: F401
+
+# --- families (one module each; each registers itself on import) ---
+from optbench.optim.adamw import Adam, AdamW  # noqa: E402,F401
+
+__all__ = ["get", "info", "names", "register", "OptimizerInfo", "Adam", "AdamW"]

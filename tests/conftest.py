@@ -1,0 +1,26 @@
+"""Shared fixtures: the ../shared folder (skipped with a reason when absent, as in a user's clone)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("OPTBENCH_SHARED", REPO.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"../shared not found at {SHARED} (a user's clone has none; set OPTBENCH_SHARED)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def trajectories_dir(shared_dir: Path) -> Path:
+    d = shared_dir / "reference_trajectories"
+    if not d.is_dir():
+        pytest.skip(f"reference trajectories not found at {d}")
+    return d
