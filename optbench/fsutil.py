@@ -14,7 +14,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[object], None], mode:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, mode + ("b" if "b" not in mode and mode != "w" else "")) as f:
+        with os.fdopen(fd, mode) as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
