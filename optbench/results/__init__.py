@@ -1,0 +1,36 @@
+"""Results: the results.json schema, the benchmark statistics, upstream log parsing, leaderboard, plots.
+
+    from optbench.results import RunRecord, results_from_runs, save_results, load_results, stats
+"""
+
+from optbench.results import stats  # noqa: F401
+from optbench.results.schema import (  # noqa: F401
+    CurvePoint,
+    Provenance,
+    Recipe,
+    Results,
+    RunRecord,
+    collect_provenance,
+    load_results,
+    parse_results,
+    results_from_runs,
+    save_results,
+    verdict_of,
+)
+from optbench.results.stats import steps_field  # noqa: F401
+
+__all__ = [
+    "stats",
+    "CurvePoint",
+    "Provenance",
+    "Recipe",
+    "Results",
+    "RunRecord",
+    "collect_provenance",
+    "load_results",
+    "parse_results",
+    "results_from_runs",
+    "save_results",
+    "steps_field",
+    "verdict_of",
+]
