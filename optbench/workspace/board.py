@@ -1,0 +1,470 @@
+"""The message board: one immutable markdown file per message, named `{YYYYMMDD-HHmmss}_{agent_id}.md` (UTC).
+
+File content is YAML front matter then a markdown body, exactly as the workspace spec shows:
+
+    ---
+    agent: agent-01
+    type: agent
+    timestamp: 2026-04-30 14:30 UTC
+    refs: 20260430-143000_agent-02.md
+    ---
+    Body in markdown.
+
+(`refs` is written only when given; several refs are written comma-separated on the one line.)
+
+Same-second posts. When an agent posts twice within one UTC second, the second message is named
+`{stamp}_{agent_id}~002.md`, the third `~003`, and so on (three digits, up to ~999). `~` is not allowed in an
+agent id, so the agent part of a name stays unambiguous, and `~` sorts after `.`, so for one agent and one
+second `x.md < x~002.md < x~003.md`: sorting names still gives the order in which the posts were made.
+
+Malformed files (no or broken front matter, a missing field, an unknown type, two leaderboard markers, bytes
+that are not UTF-8) are still listed and shown, each with its warnings; they never stop a command.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Iterable, Sequence
+
+import yaml
+
+from optbench.errors import OptbenchError
+from optbench.workspace.identity import validate_agent_id
+from optbench.workspace.storage import MESSAGE_DIR, Workspace
+
+MESSAGE_TYPES = ("agent", "system", "user")
+NAME_RE = re.compile(
+    r"^(?P<stamp>\d{8}-\d{6})_(?P<agent>[A-Za-z0-9][A-Za-z0-9._-]{0,63})(?:~(?P<seq>\d{3,}))?\.md$"
+)
+STAMP_FORMAT = "%Y%m%d-%H%M%S"
+FM_TIME_FORMAT = "%Y-%m-%d %H:%M UTC"
+MAX_SEQ = 999
+
+MARKER_PREFIX = "**Leaderboard result:**"
+_MARKER_RE = re.compile(
+    r"^\*\*Leaderboard result:\*\*\s*(?P<steps>\d{1,3}(?:,\d{3})+|\d+)\s+steps\b"
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _utc(when: datetime | None) -> datetime:
+    when = when or utcnow()
+    if when.tzinfo is None:
+        raise OptbenchError(f"time {when!r} has no timezone; pass an aware UTC datetime")
+    return when.astimezone(timezone.utc)
+
+
+def message_name(stamp: str, agent_id: str, seq: int = 1) -> str:
+    """`{stamp}_{agent}.md` for the first message of a second, `{stamp}_{agent}~{seq:03d}.md` after it."""
+    if seq == 1:
+        return f"{stamp}_{agent_id}.md"
+    if not 2 <= seq <= MAX_SEQ:
+        raise OptbenchError(f"message sequence number {seq} out of range 2..{MAX_SEQ}")
+    return f"{stamp}_{agent_id}~{seq:03d}.md"
+
+
+def parse_name(name: str) -> tuple[datetime, str, int] | None:
+    """(UTC time, agent_id, seq) of a message file name, or None when the name does not follow the rule."""
+    m = NAME_RE.match(name)
+    if not m:
+        return None
+    try:
+        when = datetime.strptime(m["stamp"], STAMP_FORMAT).replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+    return when, m["agent"], int(m["seq"] or 1)
+
+
+# ---- the leaderboard marker ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MarkerParse:
+    steps: int | None
+    warnings: tuple[str, ...] = ()
+
+
+def parse_marker(body: str) -> MarkerParse:
+    """The step count of the one `**Leaderboard result:** <steps> steps · ...` line of a body.
+
+    A marker line is a line (outside ``` fences) that starts with `**Leaderboard result:**`; a mention of the
+    marker in the middle of a sentence is not one. Thousands separators (`3,245`) are allowed. Two or more
+    marker lines, or a marker line whose step count cannot be read, make the message malformed: steps is None
+    and the reason is in warnings.
+    """
+    lines = []
+    fenced = False
+    for line in body.splitlines():
+        s = line.strip()
+        if s.startswith("```") or s.startswith("~~~"):
+            fenced = not fenced
+            continue
+        if not fenced and s.startswith(MARKER_PREFIX):
+            lines.append(s)
+    if not lines:
+        return MarkerParse(None)
+    if len(lines) > 1:
+        return MarkerParse(None, (f"malformed: {len(lines)} leaderboard result markers (at most one allowed)",))
+    m = _MARKER_RE.match(lines[0])
+    if not m:
+        return MarkerParse(
+            None, (f"malformed leaderboard marker {lines[0]!r}: expected '{MARKER_PREFIX} <steps> steps · ...'",)
+        )
+    return MarkerParse(int(m["steps"].replace(",", "")))
+
+
+def format_marker(steps: int, val_loss: float, n_runs: int, optimizer: str) -> str:
+    """The marker line for a result: `**Leaderboard result:** 3,400 steps · val_loss 3.2710 · 4 runs · Muon`."""
+    runs = "run" if n_runs == 1 else "runs"
+    return f"{MARKER_PREFIX} {steps:,} steps · val_loss {val_loss:.4f} · {n_runs} {runs} · {optimizer}"
+
+
+# ---- messages --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Message:
+    name: str
+    text: str
+    agent: str | None = None
+    type: str | None = None
+    timestamp: str | None = None
+    refs: list[str] = field(default_factory=list)
+    body: str = ""
+    when: datetime | None = None  # from the file name (second precision)
+    steps: int | None = None  # the leaderboard marker's step count, when there is exactly one valid marker
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.warnings
+
+
+def format_message(
+    agent_id: str, body: str, type: str = "agent", refs: Sequence[str] = (), when: datetime | None = None
+) -> str:
+    """The file content of a message: the spec's front matter, then the body (ending in a newline)."""
+    validate_agent_id(agent_id)
+    if type not in MESSAGE_TYPES:
+        raise OptbenchError(f"message type {type!r} is not allowed; allowed: {', '.join(MESSAGE_TYPES)}")
+    refs = [validate_ref(r) for r in refs]
+    if not body.strip():
+        raise OptbenchError("message body is empty")
+    lines = ["---", f"agent: {agent_id}", f"type: {type}", f"timestamp: {_utc(when).strftime(FM_TIME_FORMAT)}"]
+    if refs:
+        lines.append(f"refs: {', '.join(refs)}")
+    lines.append("---")
+    return "\n".join(lines) + "\n" + body.rstrip("\n") + "\n"
+
+
+def validate_ref(ref: str) -> str:
+    """A ref names a message file (`20260430-143000_agent-02.md`; the `.md` may be left off)."""
+    ref = ref.strip()
+    if ref and not ref.endswith(".md"):
+        ref += ".md"
+    if not NAME_RE.match(ref):
+        raise OptbenchError(
+            f"ref {ref!r} is not a message file name; expected YYYYMMDD-HHmmss_AGENT.md (e.g. 20260430-143000_agent-02.md)"
+        )
+    return ref
+
+
+def split_refs(refs: str | Iterable[str] | None) -> list[str]:
+    """Refs given as 'a.md,b.md' / 'a.md b.md' or as a list."""
+    if refs is None:
+        return []
+    if isinstance(refs, str):
+        refs = [refs]
+    out: list[str] = []
+    for r in refs:
+        out.extend(p for p in re.split(r"[,\s]+", r) if p)
+    return out
+
+
+def parse_message(name: str, data: bytes | str) -> Message:
+    """Parse one message file; anything wrong becomes a warning on the returned Message, never an exception."""
+    if isinstance(data, bytes):
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = data.decode("utf-8", errors="replace")
+            msg = Message(name=name, text=text, body=text)
+            msg.warnings.append("malformed: file is not valid UTF-8")
+            _name_checks(msg)
+            return msg
+    else:
+        text = data
+    msg = Message(name=name, text=text, body=text)
+    _name_checks(msg)
+    t = text.lstrip("\ufeff").replace("\r\n", "\n")
+    if not t.startswith("---\n"):
+        msg.warnings.append("malformed: no YAML front matter (the file must start with a '---' line)")
+        _marker(msg)
+        return msg
+    end = t.find("\n---", 3)
+    while end != -1 and not (t.startswith("\n", end + 4) or end + 4 == len(t)):
+        end = t.find("\n---", end + 4)
+    if end == -1:
+        msg.warnings.append("malformed: front matter is not closed by a '---' line")
+        _marker(msg)
+        return msg
+    fm_text = t[4 : end + 1]
+    msg.body = t[end + 5 :]
+    try:
+        fm = yaml.load(fm_text, Loader=yaml.BaseLoader)  # BaseLoader: every scalar stays a string
+    except yaml.YAMLError as e:
+        msg.warnings.append(f"malformed front matter: {str(e).splitlines()[0]}")
+        _marker(msg)
+        return msg
+    if fm is None:
+        fm = {}
+    if not isinstance(fm, dict):
+        msg.warnings.append("malformed front matter: not a mapping of fields")
+        _marker(msg)
+        return msg
+    for key in ("agent", "type", "timestamp"):
+        v = fm.get(key)
+        if not isinstance(v, str) or not v:
+            msg.warnings.append(f"malformed front matter: missing field {key!r}")
+    agent, mtype, ts = fm.get("agent"), fm.get("type"), fm.get("timestamp")
+    msg.agent = agent if isinstance(agent, str) else None
+    msg.type = mtype if isinstance(mtype, str) else None
+    msg.timestamp = ts if isinstance(ts, str) else None
+    if msg.type is not None and msg.type not in MESSAGE_TYPES:
+        msg.warnings.append(f"malformed front matter: type {msg.type!r} is not one of {', '.join(MESSAGE_TYPES)}")
+    parsed = parse_name(name)
+    if msg.agent and parsed and parsed[1] != msg.agent:
+        msg.warnings.append(f"front matter agent {msg.agent!r} differs from the file name's agent {parsed[1]!r}")
+    if msg.timestamp and not _timestamp_ok(msg.timestamp):
+        msg.warnings.append(f"malformed front matter: timestamp {msg.timestamp!r} is not 'YYYY-MM-DD HH:MM UTC'")
+    refs = fm.get("refs")
+    if isinstance(refs, str):
+        msg.refs = split_refs(refs)
+    elif isinstance(refs, list):
+        msg.refs = [r for r in refs if isinstance(r, str)]
+    _marker(msg)
+    return msg
+
+
+def _timestamp_ok(ts: str) -> bool:
+    for fmt in (FM_TIME_FORMAT, "%Y-%m-%d %H:%M:%S UTC", "%Y-%m-%dT%H:%M:%SZ"):
+        try:
+            datetime.strptime(ts, fmt)
+            return True
+        except ValueError:
+            pass
+    return False
+
+
+def _name_checks(msg: Message) -> None:
+    parsed = parse_name(msg.name)
+    if parsed is None:
+        msg.warnings.append("file name does not follow YYYYMMDD-HHmmss_AGENT.md")
+    else:
+        msg.when = parsed[0]
+
+
+def _marker(msg: Message) -> None:
+    mp = parse_marker(msg.body)
+    msg.steps = mp.steps
+    msg.warnings.extend(mp.warnings)
+
+
+# ---- the board -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BoardInfo:
+    count: int
+    newest: str | None
+
+
+class Board:
+    """The message_board/ folder of a workspace."""
+
+    def __init__(self, ws: Workspace):
+        self.ws = ws
+
+    def names(self) -> list[str]:
+        """All message file names (`*.md`) in canonical (sorted) order."""
+        return [n for n in self.ws.listdir(MESSAGE_DIR, dirs=False) if n.endswith(".md")]
+
+    def info(self) -> BoardInfo:
+        names = self.names()
+        return BoardInfo(len(names), names[-1] if names else None)
+
+    def select(self, last: int | None = None, first: int | None = None, all: bool = False) -> list[str]:
+        """Names by the spec's selectors: last N (default 10), first N, or all. At most one selector."""
+        given = sum(x is not None and x is not False for x in (last, first, all or None))
+        if given > 1:
+            raise OptbenchError("choose one of -n N (last N), -f N (first N) or -a (all)")
+        for flag, v in (("-n", last), ("-f", first)):
+            if v is not None and v < 0:
+                raise OptbenchError(f"{flag} must be >= 0, got {v}")
+        names = self.names()
+        if all:
+            return names
+        if first is not None:
+            return names[:first]
+        n = 10 if last is None else last
+        return names[-n:] if n else []
+
+    def read(self, name: str) -> Message:
+        """One message by name (the `.md` may be left off)."""
+        if not name.endswith(".md"):
+            name += ".md"
+        if "/" in name or "\\" in name or "\x00" in name or name.startswith("."):
+            raise OptbenchError(f"message name {name!r} must be a plain file name in {MESSAGE_DIR}/")
+        rel = f"{MESSAGE_DIR}/{name}"
+        if not self.ws.exists(rel):
+            raise OptbenchError(f"no message {name!r} in {self.ws.display(MESSAGE_DIR)}")
+        return parse_message(name, self.ws.read_bytes(rel))
+
+    def messages(self, names: Iterable[str] | None = None) -> list[Message]:
+        """Parsed messages (all, or the given names) in canonical order."""
+        out = []
+        for n in self.names() if names is None else names:
+            try:
+                data = self.ws.read_bytes(f"{MESSAGE_DIR}/{n}")
+            except (OptbenchError, OSError) as e:
+                m = Message(name=n, text="")
+                m.warnings.append(f"unreadable: {e}")
+                out.append(m)
+                continue
+            out.append(parse_message(n, data))
+        return out
+
+    def post(
+        self,
+        agent_id: str,
+        body: str,
+        type: str = "agent",
+        refs: Sequence[str] = (),
+        now: datetime | None = None,
+    ) -> str:
+        """Write a new message and return its file name (create-only; same-second posts get `~NNN`)."""
+        when = _utc(now)
+        text = format_message(agent_id, body, type=type, refs=refs, when=when)
+        stamp = when.strftime(STAMP_FORMAT)
+        prefix = f"{stamp}_{agent_id}"
+        taken = [
+            p[2]
+            for n in self.ws.listdir(MESSAGE_DIR, dirs=False)
+            if n.startswith(prefix) and (p := parse_name(n)) and p[1] == agent_id
+        ]
+        start = max(taken) + 1 if taken else 1
+        if start > MAX_SEQ:
+            raise OptbenchError(f"{agent_id} already posted {MAX_SEQ} messages in second {stamp}; wait a second")
+        names = (f"{MESSAGE_DIR}/{message_name(stamp, agent_id, k)}" for k in range(start, MAX_SEQ + 1))
+        rel = self.ws.create_unique(names, text)
+        return rel.rsplit("/", 1)[1]
+
+
+# ---- marked results and NEW BEST -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MarkedResult:
+    name: str
+    agent: str | None
+    when: datetime | None
+    steps: int
+    new_best: bool
+    best_so_far: int  # the best (lowest) marked steps up to and including this message
+
+
+def marked_results(messages: Iterable[Message]) -> list[MarkedResult]:
+    """Messages with a valid marker, in canonical order; NEW BEST when lower than every earlier marked result.
+
+    A message whose marker is malformed (two markers, unreadable steps) does not count.
+    """
+    out: list[MarkedResult] = []
+    best: int | None = None
+    for m in messages:
+        if m.steps is None:
+            continue
+        new = best is None or m.steps < best
+        if new:
+            best = m.steps
+        out.append(MarkedResult(m.name, m.agent, m.when, m.steps, new, best))  # type: ignore[arg-type]
+    return out
+
+
+# ---- results messages ------------------------------------------------------------------------------------
+
+
+def marker_refusal(results, agent_id: str | None = None, rule: str | None = None) -> str | None:
+    """Why a results record may not carry the leaderboard marker (None when it may).
+
+    The marker is for leaderboard-worthy runs only: the run set reached the target AND passes the track's
+    significance rule (judged from the per-seed curves when the record has them, else from mean and n),
+    is not unofficial and not marked non-compliant, and is reported by its own agent.
+    """
+    from optbench.results import stats
+    from optbench.results.schema import verdict_of
+
+    f = results.steps_field
+    if agent_id is not None and results.agent_id != agent_id:
+        return f"results.json agent_id is {results.agent_id!r}, but you are {agent_id!r}: report only your own results"
+    if results.unofficial:
+        return "the run is unofficial (fixed benchmark fields were changed): it cannot go on the leaderboard"
+    if results.compliant is False:
+        notes = "; ".join(results.compliance_notes) or "no notes"
+        return f"the run is marked non-compliant ({notes})"
+    rule_name = rule or results.rule or stats.DEFAULT_RULE
+    verdict = verdict_of(results, rule=rule_name)
+    if verdict is not None:
+        if verdict.first_below_target is None:
+            return f"the runs never reached val loss < {results.target} ({f} is null): no leaderboard marker"
+        if not verdict.passed:
+            return f"the run set fails the significance rule: {stats.format_verdict(verdict)}"
+        return None
+    if results.steps_to_target is None or results.reached_target is False:
+        return f"the run did not reach the target val loss {results.target} ({f} is null): no leaderboard marker"
+    if results.passes_rule is False:
+        return f"results.json says passes_rule: false (rule {results.rule or rule_name}): no leaderboard marker"
+    mean = results.mean_val_loss if results.mean_val_loss is not None else results.final_val_loss
+    if mean is None:
+        return "results.json has no mean_val_loss or final_val_loss to judge against the significance rule"
+    n = results.n
+    if not stats.passes(mean, n, rule_name, results.target):
+        need = stats.required_mean(n, rule_name, results.target)
+        return (
+            f"mean val loss {mean:.5f} over n={n} run(s) fails the significance rule {stats.get_rule(rule_name).describe()}: "
+            f"needs mean < {need:.5f} (or more runs)"
+        )
+    return None
+
+
+def result_post_body(results, note: str = "", artifact: str | None = None, rule: str | None = None) -> str:
+    """A results message: the free-text note, a summary of the record, and the marker line last."""
+    from optbench.results import stats
+
+    steps = results.steps_to_target
+    mean = results.mean_val_loss if results.mean_val_loss is not None else results.final_val_loss
+    n = results.n
+    rule_name = rule or results.rule or stats.DEFAULT_RULE
+    lines = []
+    if note.strip():
+        lines += [note.strip(), ""]
+    lines.append(f"Results: {results.experiment}")
+    lines.append("")
+    lines.append(f"- optimizer: {results.optimizer}")
+    lines.append(f"- steps to {results.target:g}: {steps:,} (rule {rule_name}: pass)")
+    std = f", std {results.std_val_loss:.4f}" if results.std_val_loss is not None else ""
+    lines.append(f"- val loss: {mean:.4f} (mean of {n} run{'s' if n != 1 else ''}{std})")
+    if results.key_hparams:
+        lines.append("- key hparams: " + ", ".join(f"{k}={v}" for k, v in results.key_hparams.items()))
+    if results.track:
+        lines.append(f"- track: {results.track}")
+    if artifact:
+        lines.append(f"- artifact: {artifact}")
+    if results.notes:
+        lines.append(f"- notes: {results.notes}")
+    lines += ["", format_marker(steps, mean, n, results.optimizer)]
+    return "\n".join(lines) + "\n"
