@@ -1,0 +1,136 @@
+"""Upstream-format logs: code + '=' lines + version line + eval lines, several trials per log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from optbench.errors import OptbenchError
+from optbench.results import stats
+from optbench.results.logparse import SEPARATOR, parse_log, parse_log_text
+
+FIXTURE = Path(__file__).parent / "fixtures" / "upstream_two_trials.txt"
+
+
+def test_multi_trial_log():
+    log = parse_log(FIXTURE)
+    assert log.code.startswith("import os\n") and "def muon_update" in log.code
+    assert log.code.endswith('print0("="*100)\n')
+    assert "Running PyTorch" not in log.code.splitlines()[-1]
+    assert log.version_line.startswith("Running PyTorch 2.10.0+cu128")
+    assert log.torch_version == "2.10.0+cu128" and log.cuda_version == "12.8"
+    assert log.device == "NVIDIA H100 80GB HBM3" and log.world_size == 8
+    assert len(log.trials) == 2
+    for t in log.trials:
+        assert t.train_steps == 3250 and t.complete
+        steps = [e.step for e in t.evals]
+        # the track-3 cadence: every 125 while s/T < 0.9, then every 25, plus T: 38 evaluations
+        assert len(steps) == 38 and steps[:3] == [0, 125, 250] and steps[-3:] == [3200, 3225, 3250]
+        assert t.evals[0].val_loss == 10.82584
+    assert log.trials[0].final_val_loss == 3.27841 and log.trials[1].final_val_loss == 3.27903
+    assert log.trials[0].evals[1].train_time_s == pytest.approx(18.777)
+    assert log.trials[0].evals[1].step_avg_ms == pytest.approx(150.22)
+
+
+def test_log_runs_feed_stats_like_optbench_runs():
+    log = parse_log(FIXTURE)
+    runs = log.run_records()
+    assert [r.trial for r in runs] == [0, 1] and all(r.log_path == str(FIXTURE) for r in runs)
+    assert runs[0].steps_to_target == 3225 and runs[1].steps_to_target == 3225  # 3.28013 at 3200 is not < 3.28
+    v = stats.evaluate_runs(runs, "upstream-2026-04-30")
+    # mean at 3250 = (3.27841 + 3.27903)/2 = 3.27872; n=2 needs < 3.28 - 0.004/sqrt(2) = 3.277172 -> fail
+    assert v.final.mean == pytest.approx(3.27872)
+    assert not v.passed and v.first_below_target == 3225
+    r = log.to_results(optimizer="Muon")
+    assert r.num_runs == 2 and r.steps_to_target == 3225 and r.passes_rule is False
+    assert r.train_steps == 3250 and r.provenance.world_size == 8
+    assert r.wallclock_s == pytest.approx(484.866)
+
+
+def test_older_ms_train_time_and_training_lines():
+    text = "\n".join(
+        [
+            "print('hi')",
+            SEPARATOR,
+            "Running PyTorch 2.7.0.dev20250208+cu126 compiled for CUDA 12.6 on NVIDIA H100 80GB HBM3 with world_size 8",
+            SEPARATOR,
+            "Sat Jun 14 12:00:00 2025",
+            "+-----------------------------------------------------------------------------+",
+            "step:0/500 val_loss:10.8258 train_time:0ms step_avg:nanms",
+            "step:1/500 train_time:145ms step_avg:nanms",
+            "step:250/500 val_loss:4.1000 train_time:36750ms step_avg:147.00ms",
+            "step:500/500 val_loss:3.9000 train_time:73500ms step_avg:147.00ms",
+            "peak memory allocated: 30000 MiB reserved: 31000 MiB",
+        ]
+    )
+    log = parse_log_text(text, "old.txt")
+    assert len(log.trials) == 1
+    t = log.trials[0]
+    assert [e.step for e in t.evals] == [0, 250, 500]
+    assert t.evals[1].train_time_s == pytest.approx(36.75)
+    assert log.torch_version == "2.7.0.dev20250208+cu126"
+
+
+def test_code_containing_a_separator_line_is_kept_as_code():
+    text = "\n".join(
+        [
+            'BANNER = """',
+            SEPARATOR,
+            '"""',
+            SEPARATOR,
+            "Running PyTorch 2.11.0+cu128 compiled for CUDA 12.8 on NVIDIA A100 with world_size 1",
+            SEPARATOR,
+            "step:0/100 val_loss:10.82584 train_time:0.000s step_avg:0.00ms",
+            "step:100/100 val_loss:3.50000 train_time:10.000s step_avg:100.00ms",
+        ]
+    )
+    log = parse_log_text(text, "x.txt")
+    assert log.code.count(SEPARATOR) == 1 and log.world_size == 1
+    assert len(log.trials) == 1
+
+
+def test_trial_split_without_step_zero_line():
+    # a new block is recognised when the step goes backwards, even if step 0 was not logged
+    body = [
+        "step:0/200 val_loss:10.82584 train_time:0.000s step_avg:0.00ms",
+        "step:200/200 val_loss:3.9 train_time:1.000s step_avg:5.00ms",
+        "step:100/200 val_loss:4.5 train_time:0.500s step_avg:5.00ms",
+        "step:200/200 val_loss:3.8 train_time:1.000s step_avg:5.00ms",
+    ]
+    log = parse_log_text("\n".join(["x=1", SEPARATOR] + body), "y.txt")
+    assert [len(t.evals) for t in log.trials] == [2, 2]
+    assert log.version_line is None
+
+
+def test_nan_loss_is_a_diverged_run():
+    body = [
+        "step:0/200 val_loss:10.82584 train_time:0.000s step_avg:0.00ms",
+        "step:100/200 val_loss:nan train_time:0.500s step_avg:5.00ms",
+    ]
+    log = parse_log_text("\n".join(["x=1", SEPARATOR] + body), "z.txt")
+    run = log.run_records()[0]
+    assert run.diverged and run.final_val_loss is None
+
+
+@pytest.mark.parametrize(
+    "lines,where,what",
+    [
+        (["x=1", "no separator here"], "bad.txt:", "no line of 100 '='"),
+        (["x=1", SEPARATOR, "Running PyTorch on a toaster", SEPARATOR], "bad.txt:3", "version line"),
+        (["x=1", SEPARATOR, "step:0/100 val_loss:10.8 train_time:0.000s step_avg:0.00ms", "step:100/100 val_loss:abc"],
+         "bad.txt:4", "malformed eval line"),
+        (["x=1", SEPARATOR, "step:0/100 val_loss:10.8", "step:zz/100 garbage"], "bad.txt:4", "malformed step line"),
+        (["x=1", SEPARATOR, "step:200/100 val_loss:3.2"], "bad.txt:3", "beyond the run length"),
+        (["x=1", SEPARATOR, "nothing"], "bad.txt", "no eval lines"),
+    ],
+)
+def test_malformed_input_names_file_and_line(lines, where, what):
+    with pytest.raises(OptbenchError) as e:
+        parse_log_text("\n".join(lines), "bad.txt")
+    assert where in str(e.value) and what in str(e.value)
+
+
+def test_missing_file():
+    with pytest.raises(OptbenchError, match="no such file"):
+        parse_log("/nonexistent/log.txt")
