@@ -10,5 +10,6 @@ from optbench.optim.registry import OptimizerInfo, get, info, names, register  #
 
 # --- families (one module each; each registers itself on import) ---
 from optbench.optim.adamw import Adam, AdamW  # noqa: E402,F401
+from optbench.optim.muon import Muon  # noqa: E402,F401
 
-__all__ = ["get", "info", "names", "register", "OptimizerInfo", "Adam", "AdamW"]
+__all__ = ["get", "info", "names", "register", "OptimizerInfo", "Adam", "AdamW", "Muon"]

@@ -1,0 +1,286 @@
+"""Muon: momentum, then Newton-Schulz orthogonalisation of each hidden matrix's update (track-3 variant).
+
+Follows the ``Muon`` class of modded-nanogpt's ``records/track_3_optimization/train_gpt_simple.py`` (and, with
+``ns_coefficients="tuned5"``, KellerJordan/Muon's ``muon.py``). Per matrix W with gradient g:
+
+    m <- lerp(m, g, 1 - mu)                      (EMA-form momentum)
+    u <- lerp(g, m, mu)   if nesterov else m     (a new tensor; p.grad is left untouched)
+    O <- NS(u)                                   (approximate polar factor, see newton_schulz)
+    O <- O * sqrt(max(1, rows / cols))
+    W <- W * (1 - lr * wd);  W <- W - lr * O
+
+Tensors with more than two dimensions are flattened to (shape[0], rest) for NS and for the shape scale.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence, Union
+
+import torch
+import torch.distributed as dist
+
+from optbench.optim.registry import register
+
+Coeffs = tuple[float, float, float]
+CoeffSpec = Union[str, Coeffs, Sequence[Coeffs]]
+
+TRACK3_COEFFS: Coeffs = (2.0, -1.5, 0.5)
+TRACK3_STEPS = 12
+TUNED5_COEFFS: Coeffs = (3.4445, -4.7750, 2.0315)
+MEDIUM_COEFFS: tuple[Coeffs, ...] = (
+    (4.0848, -6.8946, 2.9270),
+    (3.9505, -6.3029, 2.6377),
+    (3.7418, -5.5913, 2.3037),
+    (2.8769, -3.1427, 1.2046),
+    (2.8366, -3.0525, 1.2012),
+)
+
+#: named coefficient presets: name -> per-step list of (a, b, c)
+NS_PRESETS: dict[str, tuple[Coeffs, ...]] = {
+    # track 3 (modded-nanogpt train_gpt_simple.py): 12 steps of p(x) = 2x - 1.5x^3 + 0.5x^5 -> true polar factor
+    "track3": (TRACK3_COEFFS,) * TRACK3_STEPS,
+    # KellerJordan/Muon: 5 steps of the slope-maximising quintic (singular values end up spread around 1)
+    "tuned5": (TUNED5_COEFFS,) * 5,
+    # medium-track record (04/22/25): 5 per-step tuned quintics
+    "medium": MEDIUM_COEFFS,
+}
+
+
+def resolve_ns_schedule(ns_coefficients: CoeffSpec, ns_steps: int | None) -> list[Coeffs]:
+    """The per-step (a, b, c) list for a preset name, one triple (repeated ns_steps times) or a per-step list.
+
+    ``ns_steps=None`` means: 12 for a single triple, the preset's / list's own length otherwise. Raises
+    ValueError for an unknown preset, a malformed triple, or ns_steps that contradicts a per-step list.
+    """
+    if isinstance(ns_coefficients, str):
+        key = ns_coefficients.lower()
+        if key not in NS_PRESETS:
+            raise ValueError(
+                f"ns_coefficients: unknown preset {ns_coefficients!r}; known: {', '.join(sorted(NS_PRESETS))}"
+            )
+        sched = list(NS_PRESETS[key])
+        if ns_steps is not None and ns_steps != len(sched):
+            if len(set(sched)) != 1:
+                raise ValueError(
+                    f"ns_steps={ns_steps} contradicts preset {key!r}, which has {len(sched)} distinct steps"
+                )
+            sched = [sched[0]] * ns_steps
+    else:
+        seq = list(ns_coefficients)
+        if len(seq) == 3 and all(isinstance(x, (int, float)) for x in seq):
+            sched = [tuple(float(x) for x in seq)] * (TRACK3_STEPS if ns_steps is None else ns_steps)
+        else:
+            sched = []
+            for c in seq:
+                c = tuple(c)
+                if len(c) != 3 or not all(isinstance(x, (int, float)) for x in c):
+                    raise ValueError(f"ns_coefficients: each step needs three numbers (a, b, c), got {c!r}")
+                sched.append(tuple(float(x) for x in c))
+            if ns_steps is not None and ns_steps != len(sched):
+                raise ValueError(f"ns_steps={ns_steps} contradicts a per-step ns_coefficients list of {len(sched)}")
+    if len(sched) < 1:
+        raise ValueError("ns_coefficients/ns_steps: need at least one Newton-Schulz step")
+    return [tuple(c) for c in sched]  # type: ignore[misc]
+
+
+def newton_schulz(
+    G: torch.Tensor, schedule: Sequence[Coeffs], dtype: torch.dtype = torch.bfloat16, eps: float = 1e-7
+) -> torch.Tensor:
+    """Approximate polar factor U V^T of a 2-D G with the quintic X <- aX + (bA + cA^2)X, A = X X^T.
+
+    Computed in ``dtype`` (a new tensor; G is not modified), on the wide orientation (transposed when
+    rows > cols), after dividing by (Frobenius norm + eps). Returns a tensor of ``dtype``.
+    """
+    if G.ndim != 2:
+        raise ValueError(f"newton_schulz expects a 2-D tensor, got shape {tuple(G.shape)}")
+    X = G.to(dtype) if G.dtype != dtype else G.clone()
+    tall = G.size(0) > G.size(1)
+    if tall:
+        X = X.mT
+    X = X / (X.norm(dim=(-2, -1), keepdim=True) + eps)
+    for a, b, c in schedule:
+        A = X @ X.mT
+        B = b * A + c * A @ A
+        X = a * X + B @ X
+    if tall:
+        X = X.mT
+    return X
+
+
+def _check_common(lr: float, weight_decay: float, momentum: float) -> None:
+    if not (isinstance(lr, (int, float)) and lr >= 0.0 and math.isfinite(lr)):
+        raise ValueError(f"lr: must be a finite number >= 0, got {lr!r}")
+    if not (isinstance(weight_decay, (int, float)) and weight_decay >= 0.0 and math.isfinite(weight_decay)):
+        raise ValueError(f"weight_decay: must be a finite number >= 0, got {weight_decay!r}")
+    if not (isinstance(momentum, (int, float)) and 0.0 <= momentum < 1.0):
+        raise ValueError(f"momentum: must be in [0, 1), got {momentum!r}")
+
+
+def _dist_world() -> tuple[int, int]:
+    """(rank, world_size) when a process group with more than one rank is initialised, else (0, 1)."""
+    if dist.is_available() and dist.is_initialized():
+        ws = dist.get_world_size()
+        if ws > 1:
+            return dist.get_rank(), ws
+    return 0, 1
+
+
+def sharded_apply(params: list[torch.Tensor], update_one, rank: int, world_size: int) -> None:
+    """Round-robin ownership with an all_gather per chunk (the track-3 scheme).
+
+    ``params`` must be in the same order on every rank. Chunk k holds items k*ws .. k*ws+ws-1; rank r calls
+    ``update_one(p)`` on item k*ws+r (if it exists) and then every rank receives every updated item. Chunks of
+    equal-shaped, same-dtype, contiguous tensors gather straight into the parameters; otherwise through flat
+    buffers padded to the chunk's largest numel (gloo needs equal sizes per all_gather).
+    """
+    for base in range(0, len(params), world_size):
+        chunk = params[base : base + world_size]
+        if rank < len(chunk):
+            update_one(chunk[rank])
+        uniform = (
+            len(chunk) == world_size
+            and all(p.shape == chunk[0].shape and p.dtype == chunk[0].dtype for p in chunk)
+            and all(p.is_contiguous() for p in chunk)
+        )
+        if uniform:
+            dist.all_gather([p.data for p in chunk], chunk[rank].data)
+            continue
+        n = max(p.numel() for p in chunk)
+        ref = chunk[0]
+        bufs = [torch.empty(n, dtype=ref.dtype, device=ref.device) for _ in range(world_size)]
+        mine = torch.zeros(n, dtype=ref.dtype, device=ref.device)
+        if rank < len(chunk):
+            mine[: chunk[rank].numel()].copy_(chunk[rank].detach().reshape(-1).to(ref.dtype))
+        dist.all_gather(bufs, mine)
+        for i, p in enumerate(chunk):
+            if i != rank:
+                p.data.copy_(bufs[i][: p.numel()].view(p.shape).to(p.dtype))
+
+
+class Muon(torch.optim.Optimizer):
+    """Muon, track-3 variant (modded-nanogpt ``records/track_3_optimization/train_gpt_simple.py``).
+
+    Only for parameters with ndim >= 2 (hidden matrices); embeddings, head and vectors go to an aux AdamW.
+
+    Hyperparameters (defaults = the track-3 class defaults; the track-3 script itself uses lr=0.025,
+    weight_decay=0.05):
+
+    - ``lr=0.02``: step size (read from the group at every step, so LR schedulers work).
+    - ``weight_decay=0.0``: decoupled, ``p <- p * (1 - lr * weight_decay)`` before the update.
+    - ``momentum=0.95``: mu in [0, 1) of the EMA ``m <- lerp(m, g, 1 - mu)`` (``mu=`` is accepted as an alias,
+      the track-3 name).
+    - ``nesterov=True``: orthogonalise ``lerp(g, m, mu)`` instead of m.
+    - ``ns_coefficients=(2.0, -1.5, 0.5)``: one (a, b, c) triple repeated ns_steps times, a per-step list of
+      triples, or a preset name: ``"track3"`` (12 x (2, -1.5, 0.5)), ``"tuned5"`` (5 x (3.4445, -4.7750,
+      2.0315), KellerJordan/Muon) or ``"medium"`` (the medium record's 5 per-step tuned triples).
+    - ``ns_steps=None``: number of NS iterations; None = 12 for a single triple, the length of a preset/list.
+    - ``ns_dtype=torch.bfloat16``: dtype the NS iteration runs in (bf16 as upstream; float32 for exact tests).
+    - ``eps=1e-7``: added to the Frobenius norm before normalising.
+
+    State per parameter: ``momentum_buffer`` (same shape and dtype as the parameter, as upstream).
+
+    Distributed: when torch.distributed is initialised with world_size > 1, each group's params are sorted
+    by shape (descending, stable), processed in chunks of world_size; rank r updates item base + r and an
+    all_gather per chunk sends the updated weights to every rank. Gradients must already be all-reduced (the
+    loop does it). State therefore exists only on the owning rank; a parameter without a gradient is treated
+    as a zero gradient there so that the collectives stay in step on all ranks.
+    """
+
+    def __init__(
+        self,
+        params,
+        lr: float = 0.02,
+        weight_decay: float = 0.0,
+        momentum: float = 0.95,
+        nesterov: bool = True,
+        ns_coefficients: CoeffSpec = TRACK3_COEFFS,
+        ns_steps: int | None = None,
+        ns_dtype: torch.dtype = torch.bfloat16,
+        eps: float = 1e-7,
+        *,
+        mu: float | None = None,
+    ):
+        if mu is not None:
+            momentum = mu
+        _check_common(lr, weight_decay, momentum)
+        if ns_steps is not None and (not isinstance(ns_steps, int) or ns_steps < 1):
+            raise ValueError(f"ns_steps: must be a positive integer or None, got {ns_steps!r}")
+        if not isinstance(ns_dtype, torch.dtype) or not ns_dtype.is_floating_point:
+            raise ValueError(f"ns_dtype: must be a floating torch.dtype, got {ns_dtype!r}")
+        if not eps > 0:
+            raise ValueError(f"eps: must be > 0, got {eps!r}")
+        resolve_ns_schedule(ns_coefficients, ns_steps)  # validate now
+        defaults = dict(
+            lr=lr,
+            weight_decay=weight_decay,
+            momentum=momentum,
+            nesterov=bool(nesterov),
+            ns_coefficients=ns_coefficients,
+            ns_steps=ns_steps,
+            ns_dtype=ns_dtype,
+            eps=eps,
+        )
+        super().__init__(params, defaults)
+        for group in self.param_groups:
+            _check_common(group["lr"], group["weight_decay"], group["momentum"])
+            resolve_ns_schedule(group["ns_coefficients"], group["ns_steps"])
+            for p in group["params"]:
+                if p.ndim < 2:
+                    raise ValueError(
+                        f"Muon: only parameters with ndim >= 2 are supported, got shape {tuple(p.shape)}; "
+                        "give vectors/scalars to an aux optimizer (AdamW)"
+                    )
+
+    def _update(self, p: torch.Tensor, group: dict, schedule: list[Coeffs]) -> None:
+        g = p.grad
+        if g is None:
+            g = torch.zeros_like(p)
+        state = self.state[p]
+        if "momentum_buffer" not in state:
+            state["momentum_buffer"] = torch.zeros_like(p)
+        m = state["momentum_buffer"]
+        mu = group["momentum"]
+        m.lerp_(g, 1 - mu)
+        u = torch.lerp(g, m, mu) if group["nesterov"] else m
+        if u.ndim > 2:
+            u = u.reshape(u.size(0), -1)
+        o = newton_schulz(u, schedule, group["ns_dtype"], group["eps"])
+        o *= max(1, u.size(-2) / u.size(-1)) ** 0.5
+        lr = group["lr"]
+        p.mul_(1 - lr * group["weight_decay"])
+        p.add_(o.reshape(p.shape), alpha=-lr)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        rank, world_size = _dist_world()
+        for group in self.param_groups:
+            schedule = resolve_ns_schedule(group["ns_coefficients"], group["ns_steps"])
+            if world_size == 1:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        self._update(p, group, schedule)
+            else:
+                ordered = sorted(group["params"], key=lambda q: tuple(q.shape), reverse=True)
+                sharded_apply(ordered, lambda q: self._update(q, group, schedule), rank, world_size)
+        return loss
+
+
+register(
+    "muon",
+    Muon,
+    family="muon",
+    reference=(
+        "Jordan et al. 2024, Muon (kellerjordan.github.io/posts/muon); KellerJordan/modded-nanogpt@f411b3d3 "
+        "records/track_3_optimization/train_gpt_simple.py (class Muon); KellerJordan/Muon@857d1adc muon.py"
+    ),
+    matrix_only=True,
+    notes=(
+        "track-3 default: 12 NS steps of (2, -1.5, 0.5) in bf16; ns_coefficients='tuned5' gives KellerJordan/Muon's "
+        "5-step quintic, 'medium' the medium record's per-step coefficients; sharded over ranks when distributed"
+    ),
+)
