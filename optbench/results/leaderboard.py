@@ -1,0 +1,438 @@
+"""LEADERBOARD.md from a folder (or any fsspec URL) of results.json files.
+
+    text = build_leaderboard("workspace/")            # the markdown, a pure function of the files
+    write_leaderboard("workspace/", "LEADERBOARD.md") # local atomic write
+
+Every results.json under the source (recursively: artifacts/*/results.json, run dirs) is read. The output is
+deterministic: the same files give byte-identical markdown (rows are sorted on full keys; the only dates are
+the records' own timestamps). Files that do not validate are listed at the end, not ranked.
+
+Sections (one set per target when the source mixes targets):
+  * Overall: every record sorted by steps ascending (records that never reached the target last), with the
+    evidence (mean val loss, n, ✓/✗ under the rule), optimizer, hparams, date, log, contributors.
+  * Best known hyperparameters per optimizer, in the NanoGPT-Medium leaderboard's form
+    `Optimizer | Steps | Wallclock | Hparam summary | Log | Contributors`, with `?` rows for listed optimizers
+    without a result (the zoo's names plus DistributedShampoo, PSGD Kron, Sophia, Lion).
+  * Record history per optimizer: each result that beat every earlier passing result of that optimizer.
+Only compliant, official results that pass the rule count for "best" and "record"; the others are shown
+in the overall table with their marks.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import posixpath
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterable, Sequence
+
+import fsspec
+
+from optbench.errors import OptbenchError
+from optbench.fsutil import atomic_write_text
+from optbench.results import stats
+from optbench.results.schema import Results, parse_results
+
+# optimizers the leaderboard always lists (with '?' until someone posts a result), besides the zoo's names
+WANTED_OPTIMIZERS = ("DistributedShampoo", "PSGD Kron", "Sophia", "Lion")
+LOG_NAMES = ("train_log.txt", "log.txt")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One results.json as the leaderboard sees it."""
+
+    path: str  # relative to the source root, posix
+    results: Results
+    steps: int | None
+    mean: float | None
+    n: int
+    passes: bool
+    date: str  # YYYY-MM-DD or "?"
+    when: str  # full timestamp for ordering ("" when unknown)
+    log: str  # relative link
+    official: bool  # compliant and not unofficial
+
+    @property
+    def optimizer(self) -> str:
+        return self.results.optimizer
+
+    @property
+    def counts(self) -> bool:
+        """Eligible for best/record: passes the rule, official, compliant, reached the target."""
+        return self.passes and self.official and self.steps is not None
+
+
+# spellings that name the same optimizer (normalized: lower case, letters and digits only)
+_SAME = {"kron": "psgdkron", "psgd": "psgdkron", "sophiag": "sophia"}
+
+
+def _norm(name: str) -> str:
+    key = "".join(ch for ch in name.lower() if ch.isalnum())
+    return _SAME.get(key, key)
+
+
+def listed_optimizers() -> list[str]:
+    """The zoo's names (if the zoo imports) plus the wanted external optimizers."""
+    names: list[str] = []
+    try:
+        from optbench import optim
+
+        names = list(optim.names())
+    except Exception:  # noqa: BLE001 - the leaderboard must build without torch/zoo
+        names = []
+    return names + list(WANTED_OPTIMIZERS)
+
+
+def _md(text: object) -> str:
+    s = str(text).replace("\r", " ").replace("\n", " ").replace("|", "\\|")
+    return s.strip()
+
+
+def _fmt_value(v: object) -> str:
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, (list, tuple)):
+        return "(" + ", ".join(_fmt_value(x) for x in v) + ")"
+    return str(v)
+
+
+def hparam_summary(r: Results) -> str:
+    """`lr 0.025, wd 0.05` from key_hparams (file order), or the recipe name, or '?'."""
+    if r.key_hparams:
+        return ", ".join(f"{k} {_fmt_value(v)}" for k, v in r.key_hparams.items())
+    if r.recipe is not None:
+        return f"recipe {r.recipe.name}"
+    return "?"
+
+
+def _contributors(r: Results) -> str:
+    people = [r.agent_id]
+    extra = (r.model_extra or {}).get("contributors")
+    if isinstance(extra, str):
+        people += [extra]
+    elif isinstance(extra, list):
+        people += [str(x) for x in extra]
+    seen: list[str] = []
+    for p in people:
+        if p and p not in seen:
+            seen.append(p)
+    return ", ".join(seen)
+
+
+def _date(ts: str | None) -> tuple[str, str]:
+    if not ts:
+        return "?", ""
+    try:
+        d = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    except ValueError:
+        return "?", ""
+    return d.strftime("%Y-%m-%d"), d.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _fmt_steps(s: int | None) -> str:
+    return "—" if s is None else f"{s:,}"
+
+
+def _fmt_wall(s: float | None) -> str:
+    if s is None:
+        return "?"
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def _evidence(e: Entry) -> str:
+    if e.mean is None:
+        return f"n={e.n} ✗"
+    return f"{e.mean:.5f} n={e.n} {'✓' if e.passes else '✗'}"
+
+
+def _entry(rel: str, r: Results, log: str, rule: stats.Rule) -> Entry:
+    v = None
+    if r.runs and all(x.curve for x in r.runs):
+        v = stats.evaluate_runs(r.runs, rule, r.target)
+    if v is not None:
+        at = v.reported
+        steps = v.reported_step
+        mean = at.mean if at is not None and math.isfinite(at.mean) else None
+        n = v.n
+        ok = v.passed
+    else:
+        steps = r.steps_to_target
+        mean = r.mean_val_loss if r.mean_val_loss is not None else r.final_val_loss
+        n = r.num_runs or 1
+        ok = mean is not None and steps is not None and stats.passes(mean, n, rule, r.target)
+    date, when = _date(r.timestamp)
+    official = (r.compliant is not False) and not r.unofficial
+    return Entry(rel, r, steps, mean, n, ok, date, when, log, official)
+
+
+def _collect(source: str | os.PathLike) -> tuple[list[tuple[str, Results, str]], list[tuple[str, str]], str]:
+    """(records as (relpath, Results, log link), skipped as (relpath, reason), root)."""
+    src = os.fspath(source)
+    try:
+        fs, root = fsspec.core.url_to_fs(src)
+    except (ValueError, ImportError) as e:
+        raise OptbenchError(f"{src}: cannot open as a folder or fsspec URL ({e})") from None
+    root = root.rstrip("/") or "/"
+    if fs.isfile(root):
+        files = [root]
+        root = posixpath.dirname(root)
+        all_files = set(files)
+    else:
+        if not fs.isdir(root):
+            raise OptbenchError(f"{src}: no such folder")
+        all_files = set(fs.find(root))
+        files = sorted(p for p in all_files if posixpath.basename(p) == "results.json")
+    records, skipped = [], []
+    for p in files:
+        rel = posixpath.relpath(p, root)
+        try:
+            import json
+
+            with fs.open(p, "r", encoding="utf-8") as f:
+                data = json.load(f)
+            r = parse_results(data, rel)
+        except OptbenchError as e:
+            skipped.append((rel, str(e).split("\n", 1)[-1].strip().replace("\n  ", "; ")))
+            continue
+        except (ValueError, OSError) as e:
+            skipped.append((rel, f"not readable JSON ({e.__class__.__name__})"))
+            continue
+        folder = posixpath.dirname(p)
+        log = rel
+        for name in LOG_NAMES:
+            cand = posixpath.join(folder, name)
+            if cand in all_files:
+                log = posixpath.relpath(cand, root)
+                break
+        records.append((rel, r, log))
+    return records, skipped, root
+
+
+def _target_text(t: float) -> str:
+    return f"{t:g}"
+
+
+def _overall_key(e: Entry):
+    return (
+        e.steps is None,
+        e.steps if e.steps is not None else 0,
+        not e.counts,
+        e.mean if e.mean is not None else math.inf,
+        -e.n,
+        e.when,
+        _norm(e.optimizer),
+        e.results.agent_id,
+        e.path,
+    )
+
+
+def _best_key(e: Entry):
+    return (e.steps, e.mean if e.mean is not None else math.inf, -e.n, e.when, e.path)
+
+
+def _display_names(entries: Sequence[Entry], listed: Sequence[str]) -> dict[str, str]:
+    """Normalized optimizer key -> display name (the first spelling seen in sorted results, else the list's)."""
+    out: dict[str, str] = {}
+    for e in sorted(entries, key=lambda x: (x.when, x.path)):
+        out.setdefault(_norm(e.optimizer), e.optimizer)
+    for name in sorted(listed, key=lambda x: x in WANTED_OPTIMIZERS, reverse=True):
+        out.setdefault(_norm(name), name)  # the wanted list's spelling ("PSGD Kron") over the zoo's ("kron")
+    return out
+
+
+def _section(entries: list[Entry], rule: stats.Rule, target: float, suffix: str, listed: Sequence[str]) -> list[str]:
+    L: list[str] = []
+    names = _display_names(entries, listed)
+    # overall
+    L.append(f"## Overall{suffix}")
+    L.append("")
+    L.append("| # | Steps | Evidence | Optimizer | Hparam summary | Date | Log | Contributors |")
+    L.append("|---:|---:|---|---|---|---|---|---|")
+    rank = 0
+    for e in sorted(entries, key=_overall_key):
+        if e.counts:
+            rank += 1
+        tags = []
+        if e.results.unofficial:
+            tags.append("unofficial")
+        elif e.results.compliant is False:
+            tags.append("non-compliant")
+        opt = names[_norm(e.optimizer)] + (f" ({', '.join(tags)})" if tags else "")
+        L.append(
+            "| "
+            + " | ".join(
+                [
+                    str(rank) if e.counts else "",
+                    _fmt_steps(e.steps),
+                    _evidence(e),
+                    _md(opt),
+                    _md(hparam_summary(e.results)),
+                    e.date,
+                    f"[{_md(posixpath.basename(e.log))}]({e.log})",
+                    _md(_contributors(e.results)),
+                ]
+            )
+            + " |"
+        )
+    L.append("")
+    # best per optimizer
+    by_opt: dict[str, list[Entry]] = {}
+    for e in entries:
+        by_opt.setdefault(_norm(e.optimizer), []).append(e)
+    for name in listed:
+        by_opt.setdefault(_norm(name), [])
+    L.append(f"## Best known hyperparameters per optimizer{suffix}")
+    L.append("")
+    L.append(
+        f"Steps to val loss < {_target_text(target)}: the best result of each optimizer that passes the rule; "
+        "`?` = no passing result yet."
+    )
+    L.append("")
+    L.append("| Optimizer | Steps | Wallclock | Hparam summary | Log | Contributors |")
+    L.append("|---|---:|---|---|---|---|")
+    rows = []
+    for key, es in by_opt.items():
+        good = sorted((e for e in es if e.counts), key=_best_key)
+        if good:
+            b = good[0]
+            rows.append(
+                (
+                    0,
+                    b.steps,
+                    key,
+                    [
+                        _md(names[key]),
+                        _fmt_steps(b.steps),
+                        _fmt_wall(b.results.wallclock_s),
+                        _md(hparam_summary(b.results)),
+                        f"[{_md(posixpath.basename(b.log))}]({b.log})",
+                        _md(_contributors(b.results)),
+                    ],
+                )
+            )
+        else:
+            rows.append((1, 0, key, [_md(names[key]), "?", "?", "?", "?", "?"]))
+    for _, _, _, cells in sorted(rows, key=lambda x: (x[0], x[1], x[2])):
+        L.append("| " + " | ".join(cells) + " |")
+    L.append("")
+    # record history
+    L.append(f"## Record history per optimizer{suffix}")
+    L.append("")
+    any_hist = False
+    for key in sorted(by_opt, key=lambda k: (names[k].lower(), k)):
+        es = sorted((e for e in by_opt[key] if e.counts), key=lambda e: (e.when, e.steps, e.path))
+        if not es:
+            continue
+        any_hist = True
+        L.append(f"### {_md(names[key])}")
+        L.append("")
+        L.append("| Date | Steps | Evidence | Hparam summary | Log | Contributors |")
+        L.append("|---|---:|---|---|---|---|")
+        best = None
+        for e in es:
+            if best is None or e.steps < best:
+                best = e.steps
+                L.append(
+                    "| "
+                    + " | ".join(
+                        [
+                            e.date,
+                            _fmt_steps(e.steps),
+                            _evidence(e),
+                            _md(hparam_summary(e.results)),
+                            f"[{_md(posixpath.basename(e.log))}]({e.log})",
+                            _md(_contributors(e.results)),
+                        ]
+                    )
+                    + " |"
+                )
+        L.append("")
+    if not any_hist:
+        L.append("No result passes the rule yet.")
+        L.append("")
+    return L
+
+
+def entries_from(source: str | os.PathLike, rule: str | stats.Rule | None = None) -> tuple[list[Entry], list[tuple[str, str]]]:
+    """The leaderboard's view of every results.json under source, and the files it skipped (path, reason)."""
+    r = stats.get_rule(rule)
+    records, skipped, _ = _collect(source)
+    return [_entry(rel, res, log, r) for rel, res, log in records], skipped
+
+
+def render_leaderboard(
+    entries: Sequence[Entry],
+    skipped: Sequence[tuple[str, str]] = (),
+    rule: str | stats.Rule | None = None,
+    listed: Iterable[str] | None = None,
+    title: str = "Leaderboard",
+) -> str:
+    """The markdown for already-collected entries (build_leaderboard = entries_from + this)."""
+    r = stats.get_rule(rule)
+    listed = list(listed_optimizers() if listed is None else listed)
+    # the default target first, then the others ascending
+    targets = sorted({e.results.target for e in entries} | {stats.DEFAULT_TARGET}, key=lambda t: (t != stats.DEFAULT_TARGET, t))
+    if not any(e.results.target == stats.DEFAULT_TARGET for e in entries) and entries:
+        targets.remove(stats.DEFAULT_TARGET)
+    L = [f"# {title}", ""]
+    tt = ", ".join(_target_text(t) for t in targets)
+    L.append(
+        f"Steps to reach val loss < {tt} (fewer is better). Evidence: mean val loss over n runs at the reported "
+        f"step; ✓ = passes the `{r.name}` rule (one-sided z-test, sigma {r.sigma:g}, p < {r.p:g}: "
+        f"(target − mean)·√n ≥ {r.margin:g}), ✗ = does not. Ranked (#) results pass the rule and are official "
+        "and compliant."
+    )
+    L.append("")
+    L.append(
+        f"Regenerated by `optbench leaderboard` from {len(entries)} results.json file(s); do not edit by hand."
+    )
+    L.append("")
+    for t in targets:
+        suffix = f" (target {_target_text(t)})" if len(targets) > 1 else ""
+        L += _section([e for e in entries if e.results.target == t], r, t, suffix, listed)
+    if skipped:
+        L.append("## Skipped files")
+        L.append("")
+        for rel, why in sorted(skipped):
+            L.append(f"- `{rel}`: {_md(why)}")
+        L.append("")
+    return "\n".join(L).rstrip("\n") + "\n"
+
+
+def build_leaderboard(
+    source: str | os.PathLike,
+    rule: str | stats.Rule | None = None,
+    listed: Iterable[str] | None = None,
+    title: str = "Leaderboard",
+) -> str:
+    """LEADERBOARD.md text for every results.json under `source` (folder, file or fsspec URL). Deterministic."""
+    entries, skipped = entries_from(source, rule)
+    return render_leaderboard(entries, skipped, rule, listed, title)
+
+
+def write_leaderboard(
+    source: str | os.PathLike,
+    dest: str | os.PathLike,
+    rule: str | stats.Rule | None = None,
+    listed: Iterable[str] | None = None,
+) -> str:
+    """Build and write the leaderboard to a local path atomically; returns the text.
+
+    For remote destinations (create-only stores) call build_leaderboard and write it with your own rules.
+    """
+    d = os.fspath(dest)
+    if "://" in d:
+        raise OptbenchError(
+            f"--out: {d} is a URL; write_leaderboard writes local files only (use build_leaderboard for remote stores)"
+        )
+    text = build_leaderboard(source, rule, listed)
+    atomic_write_text(d, text)
+    return text
