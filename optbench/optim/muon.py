@@ -109,6 +109,7 @@ def newton_schulz(
 
 
 def _check_common(lr: float, weight_decay: float, momentum: float) -> None:
+    """ValueError naming the argument for a negative/non-finite lr or weight_decay, or momentum outside [0, 1)."""
     if not (isinstance(lr, (int, float)) and lr >= 0.0 and math.isfinite(lr)):
         raise ValueError(f"lr: must be a finite number >= 0, got {lr!r}")
     if not (isinstance(weight_decay, (int, float)) and weight_decay >= 0.0 and math.isfinite(weight_decay)):
@@ -158,7 +159,59 @@ def sharded_apply(params: list[torch.Tensor], update_one, rank: int, world_size:
                 p.data.copy_(bufs[i][: p.numel()].view(p.shape).to(p.dtype))
 
 
-class Muon(torch.optim.Optimizer):
+class ShardedMatrixOptimizer(torch.optim.Optimizer):
+    """Base for Muon-like optimizers: ``step`` visits every matrix with a gradient and calls
+    ``self._update(p, group, schedule)``; on more than one rank through ``sharded_apply`` (track-3 scheme).
+
+    Groups must carry ``ns_coefficients`` and ``ns_steps`` (see resolve_ns_schedule).
+    """
+
+    def _update(self, p: torch.Tensor, group: dict, schedule: list[Coeffs]) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def add_param_group(self, param_group: dict) -> None:
+        """torch's add_param_group, then the same checks as the constructor (also for groups added later)."""
+        super().add_param_group(param_group)
+        try:
+            self._check_group(self.param_groups[-1])
+        except ValueError:
+            self.param_groups.pop()  # leave the optimizer as it was
+            raise
+
+    def _check_group(self, group: dict) -> None:
+        _check_common(group["lr"], group["weight_decay"], group["momentum"])
+        resolve_ns_schedule(group["ns_coefficients"], group["ns_steps"])
+        for p in group["params"]:
+            if p.ndim < 2:
+                raise ValueError(
+                    f"{type(self).__name__}: only parameters with ndim >= 2 are supported, got shape "
+                    f"{tuple(p.shape)}; give vectors/scalars to an aux optimizer (AdamW)"
+                )
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        rank, world_size = _dist_world()
+        for group in self.param_groups:
+            schedule = resolve_ns_schedule(group["ns_coefficients"], group["ns_steps"])
+
+            def update_one(p, group=group, schedule=schedule):
+                if p.grad is not None:
+                    self._update(p, group, schedule)
+
+            if world_size == 1:
+                for p in group["params"]:
+                    update_one(p)
+            else:
+                ordered = sorted(group["params"], key=lambda q: tuple(q.shape), reverse=True)
+                sharded_apply(ordered, update_one, rank, world_size)
+        return loss
+
+
+class Muon(ShardedMatrixOptimizer):
     """Muon, track-3 variant (modded-nanogpt ``records/track_3_optimization/train_gpt_simple.py``).
 
     Only for parameters with ndim >= 2 (hidden matrices); embeddings, head and vectors go to an aux AdamW.
@@ -183,8 +236,8 @@ class Muon(torch.optim.Optimizer):
     Distributed: when torch.distributed is initialised with world_size > 1, each group's params are sorted
     by shape (descending, stable), processed in chunks of world_size; rank r updates item base + r and an
     all_gather per chunk sends the updated weights to every rank. Gradients must already be all-reduced (the
-    loop does it). State therefore exists only on the owning rank; a parameter without a gradient is treated
-    as a zero gradient there so that the collectives stay in step on all ranks.
+    loop does it). State therefore exists only on the owning rank. A parameter whose ``grad`` is None is left
+    unchanged (on one process and when sharded alike; the all_gather still runs, so ranks stay in step).
     """
 
     def __init__(
@@ -222,20 +275,9 @@ class Muon(torch.optim.Optimizer):
             eps=eps,
         )
         super().__init__(params, defaults)
-        for group in self.param_groups:
-            _check_common(group["lr"], group["weight_decay"], group["momentum"])
-            resolve_ns_schedule(group["ns_coefficients"], group["ns_steps"])
-            for p in group["params"]:
-                if p.ndim < 2:
-                    raise ValueError(
-                        f"Muon: only parameters with ndim >= 2 are supported, got shape {tuple(p.shape)}; "
-                        "give vectors/scalars to an aux optimizer (AdamW)"
-                    )
 
     def _update(self, p: torch.Tensor, group: dict, schedule: list[Coeffs]) -> None:
         g = p.grad
-        if g is None:
-            g = torch.zeros_like(p)
         state = self.state[p]
         if "momentum_buffer" not in state:
             state["momentum_buffer"] = torch.zeros_like(p)
@@ -250,25 +292,6 @@ class Muon(torch.optim.Optimizer):
         lr = group["lr"]
         p.mul_(1 - lr * group["weight_decay"])
         p.add_(o.reshape(p.shape), alpha=-lr)
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        rank, world_size = _dist_world()
-        for group in self.param_groups:
-            schedule = resolve_ns_schedule(group["ns_coefficients"], group["ns_steps"])
-            if world_size == 1:
-                for p in group["params"]:
-                    if p.grad is not None:
-                        self._update(p, group, schedule)
-            else:
-                ordered = sorted(group["params"], key=lambda q: tuple(q.shape), reverse=True)
-                sharded_apply(ordered, lambda q: self._update(q, group, schedule), rank, world_size)
-        return loss
-
 
 register(
     "muon",

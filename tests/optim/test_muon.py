@@ -231,6 +231,18 @@ def test_vector_param_rejected():
         Muon([torch.nn.Parameter(torch.zeros(4))])
 
 
+def test_param_without_grad_is_left_alone_and_groups_checked():
+    a, b = torch.nn.Parameter(torch.randn(4, 6)), torch.nn.Parameter(torch.randn(6, 4))
+    opt = Muon([a, b])
+    a.grad = torch.randn(4, 6)
+    before = b.detach().clone()
+    opt.step()
+    assert torch.equal(b.detach(), before) and len(opt.state[b]) == 0
+    with pytest.raises(ValueError, match="lr"):
+        opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(3, 3))], "lr": -1.0})
+    assert len(opt.param_groups) == 1
+
+
 def test_registry_entry():
     assert get("muon") is Muon
     i = info("muon")
