@@ -11,5 +11,6 @@ from optbench.optim.registry import OptimizerInfo, get, info, names, register  #
 # --- families (one module each; each registers itself on import) ---
 from optbench.optim.adamw import Adam, AdamW  # noqa: E402,F401
 from optbench.optim.muon import Muon  # noqa: E402,F401
+from optbench.optim.normuon import NorMuon  # noqa: E402,F401
 
-__all__ = ["get", "info", "names", "register", "OptimizerInfo", "Adam", "AdamW", "Muon"]
+__all__ = ["get", "info", "names", "register", "OptimizerInfo", "Adam", "AdamW", "Muon", "NorMuon"]

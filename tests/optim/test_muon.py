@@ -11,6 +11,7 @@ import torch
 
 from optbench.optim import get, info
 from optbench.optim.muon import NS_PRESETS, Muon, newton_schulz, resolve_ns_schedule
+from optbench.optim.normuon import NorMuon
 
 from .trajectory import check_initial_state, load_reference, max_abs_deviation
 
@@ -60,6 +61,12 @@ def test_conformance_bf16_ns(trajectories_dir, name, fp32_name, extra):
     devs = max_abs_deviation(ref, lambda ps: Muon(ps, **_explicit(ref), **extra))  # ns_dtype defaults to bf16
     assert devs[0] <= 1e-6, devs  # the first step agrees (no accumulated drift yet)
     assert max(devs) < gap, (max(devs), gap)
+
+
+def test_conformance_normuon_fp32_ns(trajectories_dir):
+    ref = load_reference(trajectories_dir, "normuon_fp32ns")
+    devs = max_abs_deviation(ref, lambda ps: NorMuon(ps, **_explicit(ref), ns_dtype=torch.float32))
+    assert max(devs) <= ATOL_FP32, devs
 
 
 # ---------------------------------------------------------------- maths
@@ -243,12 +250,48 @@ def test_param_without_grad_is_left_alone_and_groups_checked():
     assert len(opt.param_groups) == 1
 
 
+def test_normuon_rows_equalised_and_norm_kept():
+    """beta2=0, momentum=0: s = row-mean(O^2), so every row of the update has the same norm and the update's
+    Frobenius norm is that of NS(g) (times the tall-matrix scale)."""
+    gen = torch.Generator().manual_seed(8)
+    p = torch.nn.Parameter(torch.randn(24, 6, generator=gen))
+    g = torch.randn(24, 6, generator=gen)
+    p.grad = g.clone()
+    before = p.detach().clone()
+    NorMuon([p], lr=1.0, momentum=0.0, beta2=0.0, ns_dtype=torch.float32).step()
+    delta = before - p.detach()
+    rows = delta.norm(dim=1)
+    assert (rows / rows.mean() - 1).abs().max().item() < 1e-5
+    O = newton_schulz(g, resolve_ns_schedule("tuned5", None), torch.float32)
+    assert abs(delta.norm().item() - 2 * O.norm().item()) < 1e-4 * O.norm().item()  # 24:6 -> scale 2
+
+
+def test_normuon_fp32_params_with_bf16_ns_and_state_round_trip():
+    """The official code crashes here (fp32 buffer lerp'd with a bf16 NS output); ours casts back."""
+    gen = torch.Generator().manual_seed(9)
+    shapes = [(10, 4), (4, 10)]
+    grads = [[torch.randn(s, generator=gen) for s in shapes] for _ in range(5)]
+    ps = [torch.nn.Parameter(torch.randn(s, generator=gen)) for s in shapes]
+    opt = NorMuon(ps, weight_decay=0.1)
+    _run(opt, ps, grads[:2])
+    assert opt.state[ps[0]]["second_momentum_buffer"].shape == (10, 1)
+    qs = [torch.nn.Parameter(p.detach().clone()) for p in ps]
+    opt2 = NorMuon(qs)
+    opt2.load_state_dict(copy.deepcopy(opt.state_dict()))
+    _run(opt, ps, grads[2:])
+    _run(opt2, qs, grads[2:])
+    assert all(torch.equal(p, q) for p, q in zip(ps, qs))
+    with pytest.raises(ValueError, match="beta2"):
+        NorMuon([torch.nn.Parameter(torch.zeros(3, 3))], beta2=1.0)
+
+
 def test_registry_entry():
     assert get("muon") is Muon
     i = info("muon")
     assert i.matrix_only and "modded-nanogpt" in i.reference
     d = i.defaults()
     assert d["lr"] == 0.02 and d["momentum"] == 0.95 and d["ns_coefficients"] == (2.0, -1.5, 0.5)
+    assert get("normuon") is NorMuon and info("normuon").matrix_only
 
 
 # ---------------------------------------------------------------- distributed (2 gloo ranks on CPU)
@@ -263,7 +306,10 @@ def _dist_problem():
     return init, grads
 
 
-def _dist_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
+OPTS = {"muon": Muon, "normuon": NorMuon}
+
+
+def _dist_worker(rank: int, world_size: int, port: int, out_dir: str, name: str) -> None:
     import torch.distributed as dist
 
     torch.set_num_threads(1)
@@ -271,7 +317,7 @@ def _dist_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
     try:
         init, grads = _dist_problem()
         ps = [torch.nn.Parameter(w.clone()) for w in init]
-        opt = Muon(ps, lr=0.05, weight_decay=0.1, ns_dtype=torch.float32)
+        opt = OPTS[name](ps, lr=0.05, weight_decay=0.1, ns_dtype=torch.float32)
         _run(opt, ps, grads)
         owned = [i for i, p in enumerate(ps) if len(opt.state[p]) > 0]
         torch.save({"params": [p.detach().clone() for p in ps], "owned": owned}, f"{out_dir}/rank{rank}.pt")
@@ -285,17 +331,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_sharded_muon_matches_single_process(tmp_path):
+@pytest.mark.parametrize("name", sorted(OPTS))
+def test_sharded_matches_single_process(tmp_path, name):
     import torch.multiprocessing as mp
 
     init, grads = _dist_problem()
     ps = [torch.nn.Parameter(w.clone()) for w in init]
-    opt = Muon(ps, lr=0.05, weight_decay=0.1, ns_dtype=torch.float32)
+    opt = OPTS[name](ps, lr=0.05, weight_decay=0.1, ns_dtype=torch.float32)
     _run(opt, ps, grads)
 
     # fork: the children inherit the imported modules (spawn would re-import torch twice, ~15 s here)
     ctx = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    mp.start_processes(_dist_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True, start_method=ctx)
+    mp.start_processes(_dist_worker, args=(2, _free_port(), str(tmp_path), name), nprocs=2, join=True, start_method=ctx)
     res = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
     for r in range(2):
         for p, q in zip(ps, res[r]["params"]):
