@@ -303,13 +303,9 @@ def init_workspace(url: str | None = None) -> tuple[Workspace, list[str], list[s
             except FileExistsError:
                 pass
         created.append(d + "/")
-    files = {README: WORKSPACE_README}
-    try:
-        from optbench.results.leaderboard import build_leaderboard
+    from optbench.results.leaderboard import build_leaderboard
 
-        files[LEADERBOARD] = build_leaderboard([])
-    except ImportError:  # pragma: no cover - the results package ships the builder
-        files[LEADERBOARD] = "# Leaderboard\n\nNo results yet.\n"
+    files = {README: WORKSPACE_README, LEADERBOARD: build_leaderboard(ws.url)}
     for rel, text in files.items():
         try:
             ws.create(rel, text)

@@ -1,0 +1,183 @@
+"""Build the static dashboard of a workspace: index.html + dashboard.css + dashboard.js + data.js (+ data.json).
+
+Everything is local (no CDN): the page is the static files shipped next to this module plus one generated
+data file. `data.js` sets `window.OPTBENCH_DATA` (a script file works from file:// where fetch() of a JSON
+file does not); `data.json` holds the same data for other tools.
+
+Data on the page: the leaderboard (LEADERBOARD.md, as built by the results package's leaderboard builder,
+rendered as tables), best steps over time from the board's marked results with NEW BEST marks, the latest
+messages (with warnings for malformed ones), the active claims, and the loss curves of artifacts whose
+results.json has per-seed curves.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from datetime import datetime
+from pathlib import Path
+
+from optbench.errors import OptbenchError
+from optbench.fsutil import atomic_write_text
+from optbench.workspace import artifacts as artifacts_mod
+from optbench.workspace.board import Board, _utc, marked_results
+from optbench.workspace.claims import list_claims
+from optbench.workspace.storage import LEADERBOARD, Workspace
+
+ASSET_DIR = Path(__file__).resolve().parent
+ASSETS = ("index.html", "dashboard.css", "dashboard.js")
+LATEST_MESSAGES = 30
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ") if dt else None
+
+
+def _num(x):
+    return x if isinstance(x, (int, float)) and math.isfinite(x) else None
+
+
+def parse_markdown_tables(text: str) -> list[dict]:
+    """The tables of a markdown document: [{"title", "header", "align" (left/right/center), "rows"}]."""
+    tables: list[dict] = []
+    h2 = h3 = None
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        s = lines[i].strip()
+        if s.startswith("### "):
+            h3 = s[4:].strip()
+        elif s.startswith("#"):
+            h2, h3 = s.lstrip("#").strip(), None
+        title = f"{h2} — {h3}" if h2 and h3 else (h3 or h2)
+        is_sep = (
+            i + 1 < len(lines)
+            and set(lines[i + 1].strip().replace("|", "").replace(" ", "")) <= set("-:")
+            and "-" in lines[i + 1]
+        )
+        if s.startswith("|") and is_sep:
+            header = [c.strip() for c in s.strip("|").split("|")]
+            align = []
+            for c in lines[i + 1].strip().strip("|").split("|"):
+                c = c.strip()
+                align.append("center" if c.startswith(":") and c.endswith(":") else "right" if c.endswith(":") else "left")
+            rows = []
+            i += 2
+            while i < len(lines) and lines[i].strip().startswith("|"):
+                rows.append([c.strip() for c in lines[i].strip().strip("|").split("|")])
+                i += 1
+            tables.append({"title": title, "header": header, "align": align, "rows": rows})
+            continue
+        i += 1
+    return tables
+
+
+def collect(ws: Workspace, now: datetime | None = None) -> dict:
+    """Everything the page shows, as plain JSON-able data."""
+    now = _utc(now)
+    warnings: list[str] = []
+    board = Board(ws)
+    messages = board.messages()
+    marked = marked_results(messages)
+    new_best = {m.name for m in marked if m.new_best}
+
+    # leaderboard: the builder's markdown (regenerated in memory from the artifacts; the stored file when
+    # the builder cannot run), rendered client-side from its tables
+    arts = artifacts_mod.list_artifacts(ws, with_files=True)
+    try:
+        lb_text = artifacts_mod.render_leaderboard(ws)
+        lb_source = "built from artifacts"
+    except OptbenchError as e:
+        lb_text = ws.read_text(LEADERBOARD) if ws.exists(LEADERBOARD) else ""
+        lb_source = f"stored LEADERBOARD.md ({e})"
+    warnings += [a.warning for a in arts if a.warning]
+
+    curves = []
+    for a in arts:
+        r = a.results
+        if r is None:
+            continue
+        for i, run in enumerate(getattr(r, "runs", []) or []):
+            pts = [[p.step, _num(p.val_loss)] for p in run.curve if _num(p.val_loss) is not None]
+            if pts:
+                seed = run.seed if run.seed is not None else i
+                curves.append({"name": f"{a.name} seed {seed}", "artifact": a.name, "points": pts, "target": r.target})
+
+    claims, claim_warnings = list_claims(ws, now=now)
+    warnings += claim_warnings
+    latest = messages[-LATEST_MESSAGES:][::-1]
+    return {
+        "workspace": ws.url,
+        "generated_at": _iso(now),
+        "leaderboard": {"source": lb_source, "markdown": lb_text, "tables": parse_markdown_tables(lb_text)},
+        "best_over_time": [
+            {
+                "name": m.name,
+                "agent": m.agent,
+                "time": _iso(m.when),
+                "steps": m.steps,
+                "best": m.best_so_far,
+                "new_best": m.new_best,
+            }
+            for m in marked
+        ],
+        "messages": [
+            {
+                "name": m.name,
+                "agent": m.agent,
+                "type": m.type,
+                "timestamp": m.timestamp,
+                "refs": m.refs,
+                "body": m.body,
+                "steps": m.steps,
+                "new_best": m.name in new_best,
+                "warnings": m.warnings,
+            }
+            for m in latest
+        ],
+        "message_count": len(messages),
+        "claims": [
+            {
+                "id": c.id,
+                "owner": c.owner,
+                "direction": c.direction,
+                "progress": c.progress,
+                "last_update": _iso(c.last_update),
+                "expires": _iso(c.expires),
+            }
+            for c in claims
+        ],
+        "artifacts": [
+            {
+                "name": a.name,
+                "files": a.files,
+                "optimizer": getattr(a.results, "optimizer", None),
+                "steps": getattr(a.results, "steps_to_target", None),
+                "warning": a.warning,
+            }
+            for a in arts
+        ],
+        "curves": curves,
+        "warnings": warnings,
+    }
+
+
+def build_dashboard(ws: Workspace | str, out: str | Path, now: datetime | None = None) -> Path:
+    """Write the dashboard of `ws` to the folder `out`; returns the path of index.html."""
+    if not isinstance(ws, Workspace):
+        ws = Workspace(ws)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = collect(ws, now=now)
+    text = json.dumps(data, indent=1, ensure_ascii=False, allow_nan=False)
+    atomic_write_text(out / "data.json", text + "\n")
+    atomic_write_text(out / "data.js", "window.OPTBENCH_DATA = " + text.replace("</", "<\\/") + ";\n")
+    for name in ASSETS:
+        src = ASSET_DIR / name
+        if (out / name).exists() and (out / name).read_bytes() == src.read_bytes():
+            continue
+        tmp = out / f".{name}.tmp"
+        shutil.copyfile(src, tmp)
+        tmp.replace(out / name)
+    return out / "index.html"
