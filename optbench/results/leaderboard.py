@@ -173,6 +173,11 @@ def _entry(rel: str, r: Results, log: str, rule: stats.Rule) -> Entry:
     return Entry(rel, r, steps, mean, n, ok, date, when, log, official)
 
 
+def judge(r: Results, rule: str | stats.Rule | None = None, path: str = "", log: str = "") -> Entry:
+    """How the leaderboard sees one record under a rule: steps, mean, n, pass mark, eligibility."""
+    return _entry(path, r, log or path, stats.get_rule(rule))
+
+
 def _collect(source: str | os.PathLike) -> tuple[list[tuple[str, Results, str]], list[tuple[str, str]], str]:
     """(records as (relpath, Results, log link), skipped as (relpath, reason), root)."""
     src = os.fspath(source)
