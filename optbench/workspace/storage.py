@@ -157,7 +157,7 @@ class Workspace:
         """Create a new file; raise FileExistsError when the name is taken. Returns rel."""
         if isinstance(data, str):
             data = data.encode("utf-8")
-        p = self.path(rel)
+        p = self.path(_check_rel(rel))
         if self.is_local:
             _local_create_exclusive(Path(p), data)
             return rel
@@ -189,7 +189,7 @@ class Workspace:
         """Replace a derived file (LEADERBOARD.md) atomically. Never use this for a participant's file."""
         if isinstance(data, str):
             data = data.encode("utf-8")
-        p = self.path(rel)
+        p = self.path(_check_rel(rel))
         if self.is_local:
             from optbench.fsutil import atomic_write_bytes
 
