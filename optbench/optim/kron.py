@@ -1,0 +1,391 @@
+"""PSGD Kron: Kronecker-factored preconditioned SGD with momentum (Xi-Lin Li; Evan Walters' kron_torch).
+
+Follows evanatyourservice/kron_torch ``kron_torch/kron.py`` (commit 884427c3), run eagerly:
+
+* one global, deterministic "update counter" emulates the preconditioner-update probability: the counter is
+  incremented every step and the preconditioner is updated when ``counter >= 1 / prob(step)`` (then reset);
+  ``prob`` defaults to the reference schedule (1.0 flat for 500 steps, then exp(-0.001 (n - 500)), floored at
+  0.03), computed in float32 like the reference;
+* ``random.Random(42)`` is drawn once per step; when the draw is < 0.01 on an update step the factors of every
+  >=2-D parameter are rebalanced (their max-abs norms set to their geometric mean) before the update;
+* momentum ``m <- b1 m + (1-b1) g``, debiased ``m_hat = m / (1 - b1^t)``;
+* on an update step one ``torch.randn_like(m_hat)`` is drawn from the **global** torch RNG per parameter (in
+  parameter order) and ``sqrt(eps_f32) * mean|m_hat| * V`` is added to ``m_hat`` in place -- the perturbed
+  momentum is also what gets preconditioned -- then each factor Q_i takes one step of
+  ``Q_i <- Q_i - precond_lr * triu(T1 - T2) / ||T1 + T2|| Q_i`` (A = Q m_hat, B = Q^{-T} V, T1/T2 the
+  contractions of A/B with themselves over all other dims, ||.|| a cheap lower bound of the spectral norm;
+  diagonal factors use the elementwise form with a max-abs normaliser);
+* direction ``u = (Q^T Q) m_hat`` per dim, RMS clip ``u *= min(1, 1.1 / (RMS(u) + 1e-12))``, weight decay for
+  >=2-D params only ``u += wd * p``, ``p -= lr * u``.
+
+Tensors with more than two dims are reshaped to 2-D (``merge_dims``, the reference rule); dims larger than
+``max_size_triangular``, size-1 dims and tensors with fewer than ``min_ndim_triangular`` dims get diagonal
+factors. Under ``torch.compile`` the reference draws different random numbers; this implementation is eager.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import string
+
+import torch
+
+from optbench.optim._fp32state import load_state_dict_keep_dtype
+from optbench.optim.registry import register
+
+__all__ = ["Kron", "ProbSchedule"]
+
+_LETTERS = string.ascii_lowercase + string.ascii_uppercase
+
+
+class ProbSchedule:
+    """Preconditioner-update probability: ``max_prob * exp(-decay * (n - flat_start))`` clamped to
+    ``[min_prob, max_prob]``, evaluated in float32 like the reference's ``ProbScheduler``."""
+
+    def __init__(self, max_prob: float = 1.0, min_prob: float = 0.03, decay: float = 0.001, flat_start: float = 500):
+        self.max_prob, self.min_prob, self.decay, self.flat_start = max_prob, min_prob, decay, flat_start
+
+    def __call__(self, n: int) -> torch.Tensor:
+        f32 = torch.float32
+        prob = torch.tensor(self.max_prob, dtype=f32) * torch.exp(
+            -torch.tensor(self.decay, dtype=f32) * (torch.tensor(float(n), dtype=f32) - torch.tensor(self.flat_start, dtype=f32))
+        )
+        return prob.clamp_(min=torch.tensor(self.min_prob, dtype=f32).item(), max=torch.tensor(self.max_prob, dtype=f32).item())
+
+    def __repr__(self) -> str:
+        return (
+            f"ProbSchedule(max_prob={self.max_prob}, min_prob={self.min_prob}, decay={self.decay}, "
+            f"flat_start={self.flat_start})"
+        )
+
+
+def _dim_is_diag(shape, max_size, min_ndim, memory_save_mode) -> list[bool]:
+    if memory_save_mode is None:
+        diag = [False] * len(shape)
+    elif memory_save_mode == "smart_one_diag":
+        diag = [False] * len(shape)
+        srt = sorted(shape)
+        if len(shape) > 1 and srt[-1] > srt[-2]:
+            diag[max(range(len(shape)), key=lambda i: (shape[i], i))] = True
+    elif memory_save_mode == "one_diag":
+        diag = [False] * len(shape)
+        diag[max(range(len(shape)), key=lambda i: (shape[i], i))] = True
+    elif memory_save_mode == "all_diag":
+        diag = [True] * len(shape)
+    else:  # validated in __init__
+        raise ValueError(memory_save_mode)
+    return [
+        d or size == 1 or size > max_size or len(shape) < min_ndim for size, d in zip(shape, diag)
+    ]
+
+
+def _lower_bound_norm(A: torch.Tensor, max_abs: torch.Tensor) -> torch.Tensor:
+    """Cheap lower bound of the spectral norm of a symmetric A (one power step from its largest column)."""
+    A = A / max_abs
+    col_sq = torch.einsum("ij,ij->j", A, A)
+    i = torch.argmax(col_sq)
+    x = torch.index_select(A, 1, i.reshape(1)).flatten().contiguous()
+    x = torch.einsum("i,ij->j", x, A)
+    x = x / x.norm()
+    x = torch.einsum("j,kj->k", x, A)
+    return x.norm() * max_abs
+
+
+def _solve_right_upper(X: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
+    """X @ inv(Q) for an upper-triangular Q, over the last dim of X."""
+    return torch.linalg.solve_triangular(
+        Q.float(), X.reshape(-1, X.size(-1)).float(), upper=True, left=False, unitriangular=False
+    ).to(Q.dtype).reshape_as(X)
+
+
+class Kron(torch.optim.Optimizer):
+    """PSGD with Kronecker-factored preconditioner (kron_torch semantics).
+
+    Hyperparameters (defaults = kron_torch defaults):
+        lr (3e-4): step size, read from the param group every step.
+        b1 (0.9): momentum.
+        weight_decay (0.0): decoupled-style ``u += wd * p`` before ``p -= lr * u``; only for params with >= 2 dims.
+        preconditioner_update_probability (None -> ProbSchedule()): a float, or a callable of the step count.
+        max_size_triangular (8192): dims larger than this get a diagonal factor.
+        min_ndim_triangular (2): tensors with fewer dims get only diagonal factors.
+        memory_save_mode (None): None | "smart_one_diag" | "one_diag" | "all_diag".
+        momentum_into_precond_update (True): fit the preconditioner to m_hat (else to a copy of the raw gradient;
+            the reference perturbs ``p.grad`` itself in place in that case).
+        precond_lr (0.1): preconditioner step size.
+        precond_init_scale (1.0): factors start as scale^(1/ndim) * I.
+        merge_dims (True): reshape >2-D tensors to 2-D.
+        mu_dtype (None): momentum dtype (None -> the parameter dtype; float32 for bf16/fp16 parameters).
+        precond_dtype (None -> float32): factor dtype.
+
+    Optimizer-level counters (saved in ``state_dict()["kron"]``): ``prob_step``, ``update_counter`` and
+    ``rng_draws`` (the number of ``random.Random(42)`` draws, replayed on load). The global torch RNG is the
+    caller's; a resumed run matches an uninterrupted one only if the caller restores it too.
+    """
+
+    def __init__(
+        self,
+        params,
+        lr: float = 3e-4,
+        b1: float = 0.9,
+        weight_decay: float = 0.0,
+        preconditioner_update_probability=None,
+        max_size_triangular: int = 8192,
+        min_ndim_triangular: int = 2,
+        memory_save_mode: str | None = None,
+        momentum_into_precond_update: bool = True,
+        precond_lr: float = 0.1,
+        precond_init_scale: float = 1.0,
+        merge_dims: bool = True,
+        mu_dtype: torch.dtype | None = None,
+        precond_dtype: torch.dtype | None = None,
+    ):
+        if not lr >= 0.0:
+            raise ValueError(f"Kron: lr must be >= 0, got {lr!r}")
+        if not 0.0 <= b1 < 1.0:
+            raise ValueError(f"Kron: b1 must be in [0, 1), got {b1!r}")
+        if not weight_decay >= 0.0:
+            raise ValueError(f"Kron: weight_decay must be >= 0, got {weight_decay!r}")
+        if preconditioner_update_probability is not None and not callable(preconditioner_update_probability):
+            if not 0.0 < float(preconditioner_update_probability) <= 1.0:
+                raise ValueError(
+                    "Kron: preconditioner_update_probability must be a callable or a float in (0, 1], "
+                    f"got {preconditioner_update_probability!r}"
+                )
+        if memory_save_mode not in (None, "smart_one_diag", "one_diag", "all_diag"):
+            raise ValueError(
+                f"Kron: memory_save_mode must be None, 'smart_one_diag', 'one_diag' or 'all_diag', "
+                f"got {memory_save_mode!r}"
+            )
+        if not (isinstance(max_size_triangular, int) and max_size_triangular >= 1):
+            raise ValueError(f"Kron: max_size_triangular must be an int >= 1, got {max_size_triangular!r}")
+        if not (isinstance(min_ndim_triangular, int) and min_ndim_triangular >= 0):
+            raise ValueError(f"Kron: min_ndim_triangular must be an int >= 0, got {min_ndim_triangular!r}")
+        if not precond_lr >= 0.0:
+            raise ValueError(f"Kron: precond_lr must be >= 0, got {precond_lr!r}")
+        if not precond_init_scale > 0.0:
+            raise ValueError(f"Kron: precond_init_scale must be > 0, got {precond_init_scale!r}")
+        if preconditioner_update_probability is None:
+            preconditioner_update_probability = ProbSchedule()
+        defaults = dict(
+            lr=lr,
+            b1=b1,
+            weight_decay=weight_decay,
+            preconditioner_update_probability=preconditioner_update_probability,
+            max_size_triangular=max_size_triangular,
+            min_ndim_triangular=min_ndim_triangular,
+            memory_save_mode=memory_save_mode,
+            momentum_into_precond_update=momentum_into_precond_update,
+            precond_lr=precond_lr,
+            precond_init_scale=precond_init_scale,
+            merge_dims=merge_dims,
+            mu_dtype=mu_dtype,
+            precond_dtype=precond_dtype,
+        )
+        super().__init__(params, defaults)
+        self._prob_step = 0
+        self._update_counter = 0
+        self._rng_draws = 0
+        self._rng = random.Random(42)
+
+    # ----- per-step global decisions -----------------------------------------------------------------------
+    def _decide(self) -> tuple[bool, bool]:
+        prob = self.param_groups[0]["preconditioner_update_probability"]
+        if callable(prob):
+            prob = prob(self._prob_step)
+        self._update_counter += 1
+        # the reference compares an int32 counter tensor with 1 / prob (a float32 tensor for the schedule)
+        do_update = bool(torch.tensor(self._update_counter, dtype=torch.int32) >= 1 / prob)
+        if do_update:
+            self._update_counter = 0
+        self._prob_step += 1
+        balance = self._rng.random() < 0.01 and do_update
+        self._rng_draws += 1
+        return do_update, balance
+
+    # ----- state ---------------------------------------------------------------------------------------------
+    @staticmethod
+    def _init_state(state, grad: torch.Tensor, p: torch.Tensor, group) -> None:
+        precond_dtype = group["precond_dtype"] or torch.float32
+        state["step"] = 0
+        if grad.dim() > 2 and group["merge_dims"]:
+            s = list(grad.shape)
+            shape1 = [math.prod(s[:-1]), s[-1]]
+            shape2 = [s[0], math.prod(s[1:])]
+            state["merged_shape"] = shape1 if (shape1[1] - shape1[0]) <= (shape2[1] - shape2[0]) else shape2
+            grad = grad.view(*state["merged_shape"])
+        mu_dtype = group["mu_dtype"] or (torch.float32 if p.dtype in (torch.bfloat16, torch.float16) else p.dtype)
+        state["momentum_buffer"] = torch.zeros_like(grad, dtype=mu_dtype)
+        shape = grad.shape
+        if len(shape) == 0:
+            state["Q"] = [group["precond_init_scale"] * torch.ones_like(grad, dtype=precond_dtype)]
+            state["diag"] = [True]
+            return
+        if len(shape) > 13:
+            raise ValueError(f"Kron: tensors with more than 13 dims are not supported, got shape {tuple(shape)}")
+        scale = group["precond_init_scale"] ** (1 / len(shape))
+        diag = _dim_is_diag(shape, group["max_size_triangular"], group["min_ndim_triangular"], group["memory_save_mode"])
+        state["Q"] = [
+            scale * (torch.ones(n, dtype=precond_dtype, device=grad.device) if d
+                     else torch.eye(n, dtype=precond_dtype, device=grad.device))
+            for n, d in zip(shape, diag)
+        ]
+        state["diag"] = diag
+
+    # ----- maths ---------------------------------------------------------------------------------------------
+    @staticmethod
+    def _exprs(ndim: int, diag: list[bool]) -> tuple[str, list[str], str]:
+        """einsum strings: A = Q.G, the per-factor contractions, and the preconditioning (Q^T Q).G."""
+        L = _LETTERS
+        if ndim == 0:
+            return ",->", [",->"], ",,->"
+        p1A, p2A, p3A = [], "", ""
+        exprGs = []
+        p1P, p2P, p3P, p4P = [], [], "", ""
+        for i, d in enumerate(diag):
+            piece1 = "".join(L[i + 13] if j == i else L[j] for j in range(ndim))
+            if d:
+                p1A.append(L[i])
+                p2A += L[i]
+                p3A += L[i]
+                exprGs.append(piece1 + "," + piece1 + "->" + L[i + 13])
+                p1P.append(L[i + 13])
+                p2P.append(L[i + 13])
+                p3P += L[i + 13]
+                p4P += L[i + 13]
+            else:
+                p1A.append(L[i] + L[i + 13])
+                p2A += L[i + 13]
+                p3A += L[i]
+                piece2 = "".join(L[i + 26] if j == i else L[j] for j in range(ndim))
+                exprGs.append(piece1 + "," + piece2 + "->" + L[i + 13] + L[i + 26])
+                a, b, c = L[i], L[i + 13], L[i + 26]
+                p1P.append(a + b)
+                p2P.append(a + c)
+                p3P += c
+                p4P += b
+        exprA = ",".join(p1A) + "," + p2A + "->" + p3A
+        exprP = ",".join(p1P) + "," + ",".join(p2P) + "," + p3P + "->" + p4P
+        return exprA, exprGs, exprP
+
+    @staticmethod
+    def _update_precond(Q: list, exprs, G: torch.Tensor, precond_lr: float) -> None:
+        """One preconditioner-fitting step; draws V from the global RNG and perturbs G in place."""
+        exprA, exprGs, _ = exprs
+        dtype = G.dtype
+        tiny = torch.tensor(torch.finfo(dtype).tiny, dtype=dtype, device=G.device)
+        lr_t = torch.tensor(precond_lr, dtype=dtype, device=G.device)
+        order = G.dim()
+        V = torch.randn_like(G)
+        eps = torch.tensor(torch.finfo(torch.float32).eps, dtype=dtype, device=G.device)
+        G += eps.sqrt() * G.abs().mean() * V
+        conjB = V.permute(*range(1, order), 0)
+        for i, q in enumerate(Q):
+            conjB = conjB / q if q.dim() < 2 else _solve_right_upper(conjB, q)
+            if i < order - 1:
+                conjB = torch.transpose(conjB, i, order - 1)
+        A = torch.einsum(exprA, *Q, G)
+        for q, exprG in zip(Q, exprGs):
+            term1 = torch.einsum(exprG, A, A)
+            term2 = torch.einsum(exprG, conjB, conjB)
+            term1, term2 = term1 - term2, term1 + term2
+            term1 *= lr_t
+            norm = term2.norm(float("inf"))
+            if q.dim() < 2:
+                term1 *= q / norm.clamp_(min=tiny)
+            else:
+                torch.triu(term1, out=term1)
+                bound = _lower_bound_norm(term2, norm) if norm > 0 else norm
+                term1 /= bound.clamp_(min=tiny)
+                term1 = torch.mm(term1, q)
+            q.sub_(term1)
+
+    @staticmethod
+    def _balance(Q: list) -> None:
+        norms = torch.stack([q.norm(float("inf")) for q in Q])
+        geometric_mean = norms.log().mean().exp()
+        scale = geometric_mean / norms
+        torch._foreach_mul_(Q, list(scale))
+
+    # ----- step ----------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+
+        do_update, balance = self._decide()
+
+        for group in self.param_groups:
+            precond_dtype = group["precond_dtype"] or torch.float32
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = p.grad
+                state = self.state[p]
+                if len(state) == 0:
+                    self._init_state(state, grad, p, group)
+                state["step"] += 1
+                if "merged_shape" in state:
+                    grad = grad.view(*state["merged_shape"])
+
+                beta = group["b1"]
+                buf = state["momentum_buffer"]
+                buf.mul_(beta).add_(grad.to(buf.dtype), alpha=1 - beta)
+                m_hat = (buf / (1 - beta ** state["step"])).to(dtype=precond_dtype)
+
+                exprs = self._exprs(grad.dim(), state["diag"])
+                if grad.dim() > 1 and balance:
+                    self._balance(state["Q"])
+                if do_update:
+                    target = m_hat if group["momentum_into_precond_update"] else grad.to(precond_dtype, copy=True)
+                    self._update_precond(state["Q"], exprs, target, group["precond_lr"])
+
+                u = torch.einsum(exprs[2], *state["Q"], *state["Q"], m_hat)
+                u.mul_(torch.minimum(torch.tensor(1.0, dtype=u.dtype), 1.1 / u.square().mean().sqrt().add(1e-12)))
+                u = u.view(p.shape)
+                if group["weight_decay"] != 0 and p.dim() >= 2:
+                    u.add_(p, alpha=group["weight_decay"])
+                p.add_(u.to(dtype=p.dtype), alpha=-group["lr"])
+        return loss
+
+    # ----- checkpointing -------------------------------------------------------------------------------------
+    def state_dict(self):
+        sd = super().state_dict()
+        sd["kron"] = {
+            "prob_step": self._prob_step,
+            "update_counter": self._update_counter,
+            "rng_draws": self._rng_draws,
+        }
+        return sd
+
+    def load_state_dict(self, state_dict):
+        """Restore per-parameter state (dtypes kept) and the step / update counters; replay the balance RNG."""
+        state_dict = dict(state_dict)
+        counters = state_dict.pop("kron", None)
+        load_state_dict_keep_dtype(self, state_dict, super().load_state_dict)
+        if counters is not None:
+            self._prob_step = int(counters["prob_step"])
+            self._update_counter = int(counters["update_counter"])
+            self._rng_draws = int(counters["rng_draws"])
+            self._rng = random.Random(42)
+            for _ in range(self._rng_draws):
+                self._rng.random()
+
+
+register(
+    "kron",
+    Kron,
+    family="kron",
+    reference=(
+        "Li 2015/2024, Preconditioned Stochastic Gradient Descent (arXiv:1512.04202, arXiv:2402.11858); "
+        "evanatyourservice/kron_torch@884427c3 kron_torch/kron.py"
+    ),
+    aliases=("psgd-kron",),
+    notes=(
+        "Eager; preconditioner noise from the global torch RNG (one randn per parameter per update step, "
+        "also added to the momentum); update-probability schedule via a deterministic counter; "
+        "random.Random(42) balance; RMS clip at 1.1; weight decay only for >=2-D params."
+    ),
+)
