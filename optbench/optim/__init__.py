@@ -12,8 +12,13 @@ from optbench.optim.registry import OptimizerInfo, get, info, names, register  #
 from optbench.optim.adamw import Adam, AdamW  # noqa: E402,F401
 from optbench.optim.muon import Muon  # noqa: E402,F401
 from optbench.optim.normuon import NorMuon  # noqa: E402,F401
+from optbench.optim.lion import Lion  # noqa: E402,F401
+from optbench.optim.schedulefree import AdamWScheduleFree  # noqa: E402,F401
+from optbench.optim.ademamix import AdEMAMix  # noqa: E402,F401
+from optbench.optim.mars import MARS  # noqa: E402,F401
+from optbench.optim.sophia import SophiaG  # noqa: E402,F401
 from optbench.optim.shampoo import Shampoo  # noqa: E402,F401
 from optbench.optim.soap import SOAP  # noqa: E402,F401
 from optbench.optim.kron import Kron  # noqa: E402,F401
 
-__all__ = ["get", "info", "names", "register", "OptimizerInfo", "Adam", "AdamW", "Muon", "NorMuon", "Shampoo", "SOAP", "Kron"]
+__all__ = ["get", "info", "names", "register", "OptimizerInfo", "Adam", "AdamW", "Muon", "NorMuon", "Lion", "AdamWScheduleFree", "AdEMAMix", "MARS", "SophiaG", "Shampoo", "SOAP", "Kron"]
