@@ -398,9 +398,12 @@ def load_results(path_or_str: str | os.PathLike) -> Results:
 
 
 def save_results(results: Results, path: str | os.PathLike) -> Path:
-    """Write results as indented JSON atomically (temp file + rename). A folder gets folder/results.json."""
+    """Write results as indented JSON atomically (temp file + rename).
+
+    A folder, or any path not ending in .json (a run dir that may not exist yet), gets <path>/results.json.
+    """
     p = Path(path)
-    if p.is_dir():
+    if p.is_dir() or p.suffix.lower() != ".json":
         p = p / "results.json"
     return atomic_write_text(p, results.to_json())
 

@@ -1,0 +1,197 @@
+"""`optbench results validate`, `optbench stats`, `optbench leaderboard`, `optbench plot`: thin wrappers over
+optbench.results (schema, stats, leaderboard, plots)."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from optbench.cli.app import app
+from optbench.errors import OptbenchError
+
+results_app = typer.Typer(no_args_is_help=True, help="results.json records: validate them.")
+app.add_typer(results_app, name="results")
+
+
+def _fmt(x: float | None, digits: int = 5) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "nan"
+    return f"{x:.{digits}f}"
+
+
+@results_app.command("validate")
+def validate_cmd(
+    files: List[Path] = typer.Argument(..., help="results.json files (or folders holding one)"),
+) -> None:
+    """Check results.json files against the schema; every problem is named with its field. Exit 2 on any."""
+    from optbench.results.schema import load_results
+
+    bad = 0
+    for f in files:
+        try:
+            r = load_results(f)
+        except OptbenchError as e:
+            bad += 1
+            print(f"INVALID {e}", file=sys.stderr)
+            continue
+        steps = r.steps_to_target
+        print(f"ok {f}: {r.steps_field} {steps if steps is not None else 'null'}, n={r.n}, optimizer {r.optimizer}")
+    if bad:
+        print(f"optbench: error: {bad} of {len(files)} file(s) invalid", file=sys.stderr)
+        raise typer.Exit(2)
+
+
+@app.command("stats")
+def stats_cmd(
+    sources: List[Path] = typer.Argument(
+        ..., help="run dirs (folders with results.json), results.json files or upstream-format .txt logs; together one run set"
+    ),
+    rule: Optional[str] = typer.Option(None, "--rule", help="stats rule preset (default: the records' rule, else workspace)"),
+    target: Optional[float] = typer.Option(None, "--target", help="target val loss (default: the records' target, else 3.28)"),
+    check: bool = typer.Option(False, "--check", help="exit 1 when the run set fails the rule"),
+) -> None:
+    """Per-seed table and the verdict of the rule for a run set (every run given counts: no cherry-picking)."""
+    from optbench.results import stats
+    from optbench.results.sources import load_source
+
+    srcs = [load_source(s, target) for s in sources]
+    targets = {s.target for s in srcs if s.target is not None}
+    if target is None:
+        if len(targets) > 1:
+            raise OptbenchError(f"--target: the inputs have different targets {sorted(targets)}; pass --target")
+        target = targets.pop() if targets else stats.DEFAULT_TARGET
+    if rule is None:
+        rules = {s.results.rule for s in srcs if s.results is not None and s.results.rule}
+        rule = rules.pop() if len(rules) == 1 else stats.DEFAULT_RULE
+    r = stats.get_rule(rule)
+    console = Console()
+    if not console.is_terminal:  # piped or captured: do not squeeze the table into 80 columns
+        console = Console(width=160)
+    plain = [s for s in srcs if not s.runs]
+    curves = [(s, run) for s in srcs for run in s.runs]
+    failed = False
+    if curves:
+        runs = [run for _, run in curves]
+        v = stats.evaluate_runs(runs, r, target)
+        at = v.reported
+        table = Table("source", "seed/trial", "last eval", "last val loss", f"loss @ {at.step if at else '-'}",
+                      f"first step < {target:g}", "notes", title=f"{len(runs)} run(s), rule {r.describe()}")
+        for s, run in curves:
+            cm = stats.curve_map(run)
+            last = max(cm) if cm else None
+            seed = run.seed if run.seed is not None else (run.model_extra or {}).get("trial", "")
+            note = []
+            if run.diverged:
+                note.append("diverged")
+            if run.extra_passes:
+                note.append(f"{run.extra_passes} extra passes")
+            table.add_row(
+                s.label,
+                str(seed),
+                str(last) if last is not None else "-",
+                _fmt(cm.get(last)) if last is not None else "-",
+                _fmt(cm.get(at.step)) if at else "-",
+                str(stats.first_step_below(run, target) or "-"),
+                ", ".join(note),
+            )
+        console.print(table)
+        console.print(stats.format_verdict(v), markup=False, highlight=False)
+        if at is not None:
+            need = v.runs_needed()
+            if need is None:
+                console.print(f"runs needed at this mean: none suffices (mean {_fmt(at.mean)} is not below {target:g})",
+                              markup=False, highlight=False)
+            else:
+                spread = ""
+                if at.n > 1:
+                    need90 = v.runs_needed(confidence=0.9)
+                    spread = f"; {need90 if need90 is not None else 'too many'} for a 90 % chance given std {_fmt(at.std)}"
+                console.print(f"runs needed at this mean: {need}{spread}", markup=False, highlight=False)
+        failed = failed or not v.passed
+    for s in plain:
+        res = s.results
+        mean = res.mean_val_loss if res.mean_val_loss is not None else res.final_val_loss
+        n = res.n
+        if mean is None:
+            console.print(f"{s.path}: no per-seed curves and no mean val loss: nothing to judge", markup=False)
+            failed = True
+            continue
+        ok = stats.passes(mean, n, r, res.target)
+        failed = failed or not ok
+        console.print(
+            f"{'PASS' if ok else 'FAIL'} [{r.name}] {s.path}: {res.steps_field} {res.steps_to_target}, mean {_fmt(mean)} "
+            f"over n={n} (no per-seed curves; judged from the record); need mean < "
+            f"{_fmt(stats.required_mean(n, r, res.target))}",
+            markup=False,
+            highlight=False,
+        )
+    if check and failed:
+        raise typer.Exit(1)
+
+
+@app.command("leaderboard")
+def leaderboard_cmd(
+    source: str = typer.Argument(..., help="folder or fsspec URL holding results.json files (searched recursively)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="write LEADERBOARD.md here (atomically) instead of printing"),
+    rule: Optional[str] = typer.Option(None, "--rule", help="stats rule preset (default workspace)"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="also draw best steps over time to this .png"),
+) -> None:
+    """Build LEADERBOARD.md from results.json files (deterministic: same files, same bytes)."""
+    from optbench.results import leaderboard
+
+    entries, skipped = leaderboard.entries_from(source, rule)
+    text = leaderboard.render_leaderboard(entries, skipped, rule)
+    if out is not None:
+        from optbench.fsutil import atomic_write_text
+
+        atomic_write_text(out, text)
+        print(f"wrote {out} ({len(entries)} result(s), {len(skipped)} skipped)", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    if plot is not None:
+        from optbench.results.plots import plot_best_over_time
+
+        plot_best_over_time([e.results for e in entries], plot, rule=rule)
+        print(f"wrote {plot}", file=sys.stderr)
+
+
+@app.command("plot")
+def plot_cmd(
+    runs: List[Path] = typer.Argument(..., help="run dirs, results.json files or upstream logs; one curve each"),
+    out: Path = typer.Option(..., "--out", help="output .png"),
+    target: Optional[float] = typer.Option(None, "--target", help="target val loss (default: the inputs', else 3.28)"),
+    band: str = typer.Option("minmax", "--band", help="minmax or std"),
+    rule: Optional[str] = typer.Option(None, "--rule", help="stats rule preset for the claimed-step marks"),
+    title: Optional[str] = typer.Option(None, "--title"),
+) -> None:
+    """Val loss vs step for several runs/optimizers: mean line, band over seeds, target line."""
+    from optbench.results import stats
+    from optbench.results.plots import plot_curves
+    from optbench.results.sources import load_source
+
+    srcs = [load_source(s, target) for s in runs]
+    if target is None:
+        targets = {s.target for s in srcs if s.target is not None}
+        if len(targets) > 1:
+            raise OptbenchError(f"--target: the inputs have different targets {sorted(targets)}; pass --target")
+        target = targets.pop() if targets else stats.DEFAULT_TARGET
+    by_label: dict[str, list] = {}
+    for s in srcs:
+        if not s.runs:
+            raise OptbenchError(f"{s.path}: no per-seed curves to plot (results.json has no runs[].curve)")
+        label = s.label
+        if s.results is not None:
+            label = f"{s.results.optimizer} ({s.label})"
+        base, k = label, 2
+        while label in by_label:
+            label = f"{base} #{k}"
+            k += 1
+        by_label[label] = s.runs
+    p = plot_curves(by_label, target, out, band=band, rule=rule, title=title)
+    print(f"wrote {p}", file=sys.stderr)
