@@ -155,6 +155,8 @@ def parse_log_text(text: str, source: str = "<log>") -> UpstreamLog:
                 "(expected 'Running PyTorch <ver> compiled for CUDA <ver> on <device> with world_size <N>')"
             )
         torch, cuda, device, ws = m["torch"], m["cuda"], m["device"], int(m["ws"])
+        if cuda == "None":  # a CPU build of torch (optbench's CPU tracks)
+            cuda = None
         body_start += 1
         if body_start < len(lines) and lines[body_start].rstrip() == SEPARATOR:
             body_start += 1

@@ -134,3 +134,24 @@ def test_malformed_input_names_file_and_line(lines, where, what):
 def test_missing_file():
     with pytest.raises(OptbenchError, match="no such file"):
         parse_log("/nonexistent/log.txt")
+
+
+def test_optbench_cpu_log_header():
+    # the version line optbench's own loop writes on a CPU build of torch
+    text = "\n".join(
+        [
+            "code = 1",
+            SEPARATOR,
+            "Running PyTorch 2.13.0+cpu compiled for CUDA None on CPU (x86_64, 2 threads) with world_size 1",
+            SEPARATOR,
+            "step:0/60 val_loss:10.82584 train_time:0.000s step_avg:nanms",
+            "step:60/60 val_loss:6.12345 train_time:12.345s step_avg:205.75ms",
+            "step:0/60 val_loss:10.82584 train_time:0.000s step_avg:nanms",
+            "step:60/60 val_loss:6.20000 train_time:12.000s step_avg:200.00ms",
+        ]
+    )
+    log = parse_log_text(text, "train_log.txt")
+    assert log.torch_version == "2.13.0+cpu" and log.cuda_version is None
+    assert log.device == "CPU (x86_64, 2 threads)" and log.world_size == 1
+    assert [t.final_val_loss for t in log.trials] == [6.12345, 6.2]
+    assert log.trials[0].evals[0].step_avg_ms != log.trials[0].evals[0].step_avg_ms  # nan
