@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import os
 import platform
 import socket
@@ -74,6 +75,9 @@ _FIELD_ORDER = [
     "train_steps",
     "wallclock_s",
 ]
+# a curve point as json.dumps(indent=2) writes it: {"step": N, "val_loss": x, "train_time_s": t} over 5 lines
+_CURVE_POINT = re.compile(r'\{\n\s*("step": [-\d]+(?:,\n\s*"[a-z_]+": (?:[-+\d.eE]+|null|true|false))*)\n\s*\}')
+
 _ALWAYS_WRITTEN = {"agent_id", "experiment", "optimizer", "steps_to_target", "final_val_loss", "target", "unofficial"}
 
 
@@ -267,7 +271,9 @@ class Results(BaseModel):
         return self.num_runs or (len(self.runs) or 1)
 
     def to_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json", exclude_none=False), indent=2, allow_nan=False) + "\n"
+        """Indented JSON; each curve point on one line (a 10-seed record stays readable)."""
+        text = json.dumps(self.model_dump(mode="json", exclude_none=False), indent=2, allow_nan=False)
+        return _CURVE_POINT.sub(lambda m: "{" + re.sub(r",\n\s*", ", ", m.group(1)) + "}", text) + "\n"
 
 
 # ----------------------------------------------------------------------------- validation

@@ -97,6 +97,8 @@ def test_builder_computes_statistics_and_round_trips(tmp_path):
     again = load_results(tmp_path)
     assert again == r
     assert json.loads(p.read_text())["steps_to_3_28"] == 3250
+    # each curve point is written on one line
+    assert '{"step": 3250, "val_loss": 3.2768, "train_time_s": 1625.0}' in p.read_text()
 
 
 def test_builder_not_passing_reports_first_step_below_target_and_fail():
