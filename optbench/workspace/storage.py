@@ -19,6 +19,7 @@ The write rule of the workspace spec is enforced here, once, for every backend:
 
 from __future__ import annotations
 
+import itertools
 import os
 import posixpath
 import tempfile
@@ -177,6 +178,27 @@ class Workspace:
 
     def create_unique(self, names: Iterable[str], data: bytes | str) -> str:
         """Create the first name of `names` that is free (a collision moves on to the next). Returns it."""
+        names = iter(names)
+        if self.is_local:
+            first = next(names, None)
+            if first is None:
+                raise OptbenchError("no file name to write")
+            folder = posixpath.dirname(first)
+            tried: dict[Path, str] = {}
+
+            def candidates():  # lazily: one temp file, linked to each candidate in turn
+                for rel in itertools.chain([first], names):
+                    if posixpath.dirname(rel) != folder:
+                        raise OptbenchError(f"candidate names must share one folder: {rel!r} vs {first!r}")
+                    p = Path(self.path(_check_rel(rel)))
+                    tried[p] = rel
+                    yield p
+
+            try:
+                p = _local_create_exclusive(candidates(), data if isinstance(data, bytes) else data.encode("utf-8"))
+            except FileExistsError as e:
+                raise OptbenchError(f"no free file name left to write ({e})") from None
+            return tried[p]
         last: FileExistsError | None = None
         for rel in names:
             try:
@@ -203,27 +225,43 @@ class Workspace:
         return rel
 
 
-def _local_create_exclusive(path: Path, data: bytes) -> None:
-    """Write `data` to `path` atomically and only if `path` does not exist (temp file + hard link)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def _local_create_exclusive(path: Path | Iterable[Path], data: bytes) -> Path:
+    """Write `data` atomically under the first free name of `path` (one path or candidates in one folder):
+    temp file + hard link, so an existing file is never replaced and no reader sees half a file.
+    Raises FileExistsError when every candidate is taken. Returns the path written."""
+    paths = iter([path] if isinstance(path, Path) else path)
+    first = next(paths)
+    first.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{first.name}.", suffix=".tmp", dir=first.parent)
     try:
         os.fchmod(fd, 0o644)  # mkstemp makes 0600; a shared workspace must be readable by the others
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        try:
-            os.link(tmp, path)  # atomic; FileExistsError when the name is taken; never replaces
-        except FileExistsError:
-            raise FileExistsError(f"{path} already exists") from None
-        except OSError:
-            # A filesystem without hard links: exclusive create, written in place.
-            fd2 = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            with os.fdopen(fd2, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+        taken = []
+        for p in itertools.chain([first], paths):
+            if p.parent != first.parent:
+                raise ValueError(f"candidates must share one folder: {p} vs {first}")
+            try:
+                os.link(tmp, p)  # atomic; FileExistsError when the name is taken; never replaces
+                return p
+            except FileExistsError:
+                taken.append(p)
+                continue
+            except OSError:
+                # A filesystem without hard links: exclusive create, written in place.
+                try:
+                    fd2 = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                except FileExistsError:
+                    taken.append(p)
+                    continue
+                with os.fdopen(fd2, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                return p
+        raise FileExistsError(f"{taken[-1]} already exists" if len(taken) == 1 else f"all of {len(taken)} names taken, last {taken[-1]}")
     finally:
         try:
             os.unlink(tmp)
