@@ -207,7 +207,9 @@ def test_cli_board_commands(tmp_path, capsys, monkeypatch):
     code, out, _ = run_cli(["board", "read", second], capsys)
     assert "type: user" in out and f"refs: {first}" in out and "from stdin" in out
     code, out, _ = run_cli(["board", "info"], capsys)
-    assert "messages: 2" in out
+    assert "messages: 2" in out and f"newest:   {max(first, second)}" in out
+    code, out, _ = run_cli(["workspace", "info"], capsys)
+    assert code == 0 and "messages:  2" in out and "artifacts: 0" in out
     code, out, err = run_cli(["board", "post", "--agent-id", "../evil", "x"], capsys)
     assert code == 2 and "optbench: error:" in err and "Traceback" not in err
     code, out, err = run_cli(["board", "read", "nope"], capsys)

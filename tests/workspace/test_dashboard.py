@@ -1,0 +1,160 @@
+"""Dashboard: data collection, the page in a real headless chromium (DOM + screenshot), and the local server."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import threading
+import urllib.request
+
+import pytest
+
+from optbench.workspace.dashboard import build_dashboard, collect, make_server, parse_markdown_tables
+
+from .cli_helpers import run_cli
+
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+
+
+def chromium_binary() -> str | None:
+    for n in CHROMIUM_NAMES:
+        p = shutil.which(n)
+        if p:
+            return p
+    return None
+
+
+def run_chromium(args: list[str], tmp_path) -> subprocess.CompletedProcess:
+    exe = chromium_binary()
+    if exe is None:
+        pytest.skip(f"no chromium binary found (tried {', '.join(CHROMIUM_NAMES)}); install it: apt-get install -y chromium")
+    base = [
+        exe,
+        "--headless",
+        "--disable-gpu",
+        "--no-sandbox",
+        "--no-first-run",
+        "--disable-extensions",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        "--virtual-time-budget=5000",
+    ]
+    return subprocess.run(base + args, capture_output=True, text=True, timeout=60)
+
+
+def test_collect_has_everything_the_page_shows(populated):
+    ws, info = populated
+    d = collect(ws, now=info["now"])
+    assert d["message_count"] == 7
+    assert [(p["steps"], p["new_best"]) for p in d["best_over_time"]] == [
+        (5625, True), (3600, True), (4100, False), (3500, True)
+    ]
+    assert [c["direction"] for c in d["claims"]] == ["Muon weight decay schedule"]  # the others expired
+    assert d["claims"][0]["progress"] == "wd warmup looks good, 4 seeds running"
+    overall = d["leaderboard"]["tables"][0]
+    assert overall["title"] == "Overall" and len(overall["rows"]) == 2
+    assert "Muon" in overall["rows"][0][3] and "AdamW" in overall["rows"][1][3]
+    assert overall["align"][1] == "right"
+    assert len(d["curves"]) == 5 and all(len(c["points"]) > 10 for c in d["curves"])
+    bad = next(m for m in d["messages"] if m["name"] == info["names"]["bad"])
+    assert bad["warnings"] and bad["steps"] is None
+    json.dumps(d, allow_nan=False)  # plain JSON
+
+
+def test_markdown_tables_parser():
+    md = "# T\n\n## A\n\n| x | y |\n|---|---:|\n| 1 | 2 |\n| 3 | 4 |\n\n## B\n### Sub\n\n| z |\n|:-:|\n| q |\n"
+    t = parse_markdown_tables(md)
+    assert [x["title"] for x in t] == ["A", "B — Sub"]
+    assert t[0]["rows"] == [["1", "2"], ["3", "4"]] and t[0]["align"] == ["left", "right"]
+    assert t[1]["align"] == ["center"]
+
+
+def test_dashboard_renders_in_headless_chromium(populated, tmp_path):
+    ws, info = populated
+    out = tmp_path / "dash"
+    index = build_dashboard(ws, out, now=info["now"])
+    assert sorted(p.name for p in out.iterdir()) == ["dashboard.css", "dashboard.js", "data.js", "data.json", "index.html"]
+    html = index.read_text()
+    assert "http://" not in html and "https://" not in html  # everything local: no CDN
+    for asset in ("dashboard.js", "dashboard.css"):
+        assert "https://" not in (out / asset).read_text()
+
+    r = run_chromium(["--dump-dom", index.as_uri()], tmp_path)
+    dom = r.stdout
+    assert r.returncode == 0 and "<body" in dom, r.stderr[-2000:]
+    assert 'data-dashboard="ready"' in dom, "the page script did not finish (see dashboard-error in the DOM)"
+    # leaderboard rows: Overall (2) + best per optimizer (one row per listed optimizer) + record history (2)
+    rows = re.findall(r'<tr class="lb-row">(.*?)</tr>', dom, flags=re.S)
+    overall = [row for row in rows if re.search(r"<td[^>]*>[12]</td>", row)]
+    assert len(overall) >= 2
+    assert "3,250" in overall[0] and "Muon" in overall[0]
+    assert "AdamW" in overall[1]
+    # charts: drawn by the page script, which marks the container when done
+    best = re.search(r'<div id="best-chart" class="chart" data-rendered="true" data-points="(\d+)">', dom)
+    loss = re.search(r'<div id="loss-chart" class="chart" data-rendered="true" data-points="(\d+)">', dom)
+    assert best and loss, dom[:3000]
+    assert int(best.group(1)) == 5 + 4  # 4 best-so-far steps + the end point, + 4 result marks
+    assert int(loss.group(1)) > 5 * 10
+    assert dom.count('class="mark new-best"') == 3 and dom.count(">NEW BEST 3,500<") == 1
+    assert dom.count('class="claim-row"') == 1
+    assert "malformed: 2 leaderboard result markers" in dom
+    assert dom.count('class="msg"') == 7
+
+    shot = tmp_path / "shot.png"
+    r = run_chromium(["--window-size=1280,1400", f"--screenshot={shot}", index.as_uri()], tmp_path)
+    assert r.returncode == 0 and shot.exists(), r.stderr[-2000:]
+    import matplotlib.image as mpimg
+    import numpy as np
+
+    img = mpimg.imread(str(shot))[..., :3]
+    assert img.shape[:2] == (1400, 1280)
+    assert img.std() > 0.05  # not a blank page
+    red = (np.abs(img[..., 0] - 0xDC / 255) < 0.06) & (np.abs(img[..., 1] - 0x26 / 255) < 0.06) & (np.abs(img[..., 2] - 0x26 / 255) < 0.06)
+    assert red.sum() > 50  # the NEW BEST marks and labels are drawn in red
+    blue = (np.abs(img[..., 0] - 0x25 / 255) < 0.06) & (np.abs(img[..., 1] - 0x63 / 255) < 0.06) & (np.abs(img[..., 2] - 0xEB / 255) < 0.06)
+    assert blue.sum() > 200  # the best-so-far line and the loss curves
+
+
+def test_empty_workspace_dashboard(tmp_path, mem_url):
+    from optbench.workspace.storage import init_workspace
+
+    ws = init_workspace(mem_url)[0]
+    index = build_dashboard(ws, tmp_path / "d")
+    data = json.loads((tmp_path / "d" / "data.json").read_text())
+    assert data["message_count"] == 0 and data["curves"] == [] and data["best_over_time"] == []
+    assert index.exists()
+
+
+def test_server_serves_a_fresh_build_on_localhost(populated, tmp_path):
+    ws, info = populated
+    server, out = make_server(ws.url, port=0, out=tmp_path / "served")
+    host, port = server.server_address[:2]
+    assert host == "127.0.0.1"
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    try:
+        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10).read().decode()
+        assert "optbench workspace" in page and "data.js" in page
+        data = urllib.request.urlopen(f"http://127.0.0.1:{port}/data.json", timeout=10).read()
+        assert json.loads(data)["message_count"] == 7
+        from optbench.workspace.board import Board
+
+        Board(ws).post("agent-05", "a new message")
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=10).read()  # page load rebuilds
+        data = urllib.request.urlopen(f"http://127.0.0.1:{port}/data.json", timeout=10).read()
+        assert json.loads(data)["message_count"] == 8
+    finally:
+        server.shutdown()
+        server.server_close()
+        t.join(timeout=10)
+
+
+def test_cli_dashboard_build(populated, tmp_path, capsys):
+    ws, _ = populated
+    code, out, err = run_cli(["dashboard", "build", ws.url, "--out", str(tmp_path / "cli-dash")], capsys)
+    assert code == 0, err
+    assert (tmp_path / "cli-dash" / "index.html").exists()
+    code, out, err = run_cli(["dashboard", "serve", ws.url, "--port", "70000"], capsys)
+    assert code == 2 and "--port" in err
