@@ -17,8 +17,9 @@ from optbench.optim.schedulefree import AdamWScheduleFree  # noqa: E402,F401
 from optbench.optim.ademamix import AdEMAMix  # noqa: E402,F401
 from optbench.optim.mars import MARS  # noqa: E402,F401
 from optbench.optim.sophia import SophiaG  # noqa: E402,F401
+from optbench.optim.adamuon import AdaMuon  # noqa: E402,F401
 from optbench.optim.shampoo import Shampoo  # noqa: E402,F401
 from optbench.optim.soap import SOAP  # noqa: E402,F401
 from optbench.optim.kron import Kron  # noqa: E402,F401
 
-__all__ = ["get", "info", "names", "register", "OptimizerInfo", "Adam", "AdamW", "Muon", "NorMuon", "Lion", "AdamWScheduleFree", "AdEMAMix", "MARS", "SophiaG", "Shampoo", "SOAP", "Kron"]
+__all__ = ["get", "info", "names", "register", "OptimizerInfo", "Adam", "AdamW", "Muon", "NorMuon", "Lion", "AdamWScheduleFree", "AdEMAMix", "MARS", "SophiaG", "AdaMuon", "Shampoo", "SOAP", "Kron"]

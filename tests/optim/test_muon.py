@@ -11,6 +11,7 @@ import torch
 
 from optbench.optim import get, info
 from optbench.optim.muon import NS_PRESETS, Muon, newton_schulz, resolve_ns_schedule
+from optbench.optim.adamuon import AdaMuon
 from optbench.optim.normuon import NorMuon
 
 from .trajectory import check_initial_state, load_reference, max_abs_deviation
@@ -285,6 +286,51 @@ def test_normuon_fp32_params_with_bf16_ns_and_state_round_trip():
         NorMuon([torch.nn.Parameter(torch.zeros(3, 3))], beta2=1.0)
 
 
+def test_adamuon_matches_its_equations():
+    gen = torch.Generator().manual_seed(12)
+    p = torch.nn.Parameter(torch.randn(12, 5, generator=gen))
+    opt = AdaMuon([p], lr=0.05, weight_decay=0.1, momentum=0.9, ns_dtype=torch.float32)
+    sched = resolve_ns_schedule("tuned5", None)
+    w, m, v = p.detach().clone(), torch.zeros(12, 5), torch.zeros(12, 5)
+    for _ in range(3):
+        g = torch.randn(12, 5, generator=gen)
+        p.grad = g.clone()
+        opt.step()
+        m = 0.9 * m + 0.1 * g
+        O = newton_schulz(torch.sign(0.1 * g + 0.9 * m), sched, torch.float32)
+        v = 0.9 * v + 0.1 * O * O
+        O = O / (v.sqrt() + 1e-8)
+        O = 0.2 * (12 * 5) ** 0.5 * O / (O.norm() + 1e-8)
+        assert abs(O.pow(2).mean().sqrt().item() - 0.2) < 1e-5  # RMS-aligned
+        w = w * (1 - 0.05 * 0.1) - 0.05 * O
+        assert torch.allclose(p.detach(), w, rtol=0, atol=1e-5)
+
+
+def test_adamuon_top_level_variant_and_round_trip():
+    """beta2=0.999 (bias corrected) and sign_input=False: the repository's top-level adamuon.py variant."""
+    gen = torch.Generator().manual_seed(13)
+    p = torch.nn.Parameter(torch.randn(6, 9, generator=gen))
+    g = torch.randn(6, 9, generator=gen)
+    p.grad = g.clone()
+    w = p.detach().clone()
+    opt = AdaMuon([p], lr=0.1, weight_decay=0.0, momentum=0.0, beta2=0.999, sign_input=False, ns_dtype=torch.float32)
+    opt.step()
+    O = newton_schulz(g, resolve_ns_schedule("tuned5", None), torch.float32)
+    O = O / ((0.001 * O * O / 0.001).sqrt() + 1e-8)  # first step: v_hat = O^2
+    O = 0.2 * 54**0.5 * O / (O.norm() + 1e-8)
+    assert torch.allclose(p.detach(), w - 0.1 * O, rtol=0, atol=1e-5)
+    q = torch.nn.Parameter(p.detach().clone())
+    opt2 = AdaMuon([q])
+    opt2.load_state_dict(copy.deepcopy(opt.state_dict()))
+    g2 = torch.randn(6, 9, generator=gen)
+    p.grad, q.grad = g2.clone(), g2.clone()
+    opt.step()
+    opt2.step()
+    assert torch.equal(p, q)
+    with pytest.raises(ValueError, match="beta2"):
+        AdaMuon([torch.nn.Parameter(torch.zeros(3, 3))], beta2=1.0)
+
+
 def test_registry_entry():
     assert get("muon") is Muon
     i = info("muon")
@@ -292,6 +338,7 @@ def test_registry_entry():
     d = i.defaults()
     assert d["lr"] == 0.02 and d["momentum"] == 0.95 and d["ns_coefficients"] == (2.0, -1.5, 0.5)
     assert get("normuon") is NorMuon and info("normuon").matrix_only
+    assert get("adamuon") is AdaMuon and info("adamuon").matrix_only
 
 
 # ---------------------------------------------------------------- distributed (2 gloo ranks on CPU)
@@ -306,7 +353,7 @@ def _dist_problem():
     return init, grads
 
 
-OPTS = {"muon": Muon, "normuon": NorMuon}
+OPTS = {"muon": Muon, "normuon": NorMuon, "adamuon": AdaMuon}
 
 
 def _dist_worker(rank: int, world_size: int, port: int, out_dir: str, name: str) -> None:
