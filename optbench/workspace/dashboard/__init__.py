@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -57,6 +58,7 @@ def make_server(url: str | None, port: int = 8000, out: str | Path | None = None
 
 def serve(url: str | None, port: int = 8000, out: str | Path | None = None) -> None:
     """Serve the dashboard until interrupted (Ctrl-C)."""
+    temp = out is None
     server, out = make_server(url, port, out, verbose=True)
     host, real_port = server.server_address[:2]
     print(f"optbench dashboard of {url or '.'} at http://{host}:{real_port}/ (built in {out}); Ctrl-C to stop")
@@ -66,3 +68,5 @@ def serve(url: str | None, port: int = 8000, out: str | Path | None = None) -> N
         pass
     finally:
         server.server_close()
+        if temp:
+            shutil.rmtree(out, ignore_errors=True)
