@@ -99,6 +99,28 @@ def _solve_right_upper(X: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
     ).to(Q.dtype).reshape_as(X)
 
 
+def _apply_factors(Q: list, G: torch.Tensor, gram: bool) -> torch.Tensor:
+    """Multiply G along each dim i by Q_i (``gram``: by Q_i^T Q_i); a 1-D factor is a diagonal.
+
+    The reference writes this as one multi-operand einsum; contracted pairwise left to right (torch without
+    opt_einsum) that materialises an outer product of all factors, so it is applied one dim at a time here.
+    """
+    if G.dim() == 0:
+        q = Q[0]
+        return q * q * G if gram else q * G
+    out = G
+    for i, q in enumerate(Q):
+        if q.dim() < 2:
+            shape = [1] * out.dim()
+            shape[i] = -1
+            q = q.view(shape)
+            out = (q * q) * out if gram else q * out
+        else:
+            m = q.T @ q if gram else q
+            out = torch.movedim(torch.tensordot(m, out, dims=([1], [i])), 0, i)
+    return out
+
+
 class Kron(torch.optim.Optimizer):
     """PSGD with Kronecker-factored preconditioner (kron_torch semantics).
 
@@ -234,44 +256,25 @@ class Kron(torch.optim.Optimizer):
 
     # ----- maths ---------------------------------------------------------------------------------------------
     @staticmethod
-    def _exprs(ndim: int, diag: list[bool]) -> tuple[str, list[str], str]:
-        """einsum strings: A = Q.G, the per-factor contractions, and the preconditioning (Q^T Q).G."""
+    def _exprs(ndim: int, diag: list[bool]) -> list[str]:
+        """Per-factor einsum strings contracting a tensor with itself over all dims but i (i kept twice for a
+        triangular factor, once for a diagonal one)."""
         L = _LETTERS
         if ndim == 0:
-            return ",->", [",->"], ",,->"
-        p1A, p2A, p3A = [], "", ""
-        exprGs = []
-        p1P, p2P, p3P, p4P = [], [], "", ""
+            return [",->"]
+        exprs = []
         for i, d in enumerate(diag):
             piece1 = "".join(L[i + 13] if j == i else L[j] for j in range(ndim))
             if d:
-                p1A.append(L[i])
-                p2A += L[i]
-                p3A += L[i]
-                exprGs.append(piece1 + "," + piece1 + "->" + L[i + 13])
-                p1P.append(L[i + 13])
-                p2P.append(L[i + 13])
-                p3P += L[i + 13]
-                p4P += L[i + 13]
+                exprs.append(piece1 + "," + piece1 + "->" + L[i + 13])
             else:
-                p1A.append(L[i] + L[i + 13])
-                p2A += L[i + 13]
-                p3A += L[i]
                 piece2 = "".join(L[i + 26] if j == i else L[j] for j in range(ndim))
-                exprGs.append(piece1 + "," + piece2 + "->" + L[i + 13] + L[i + 26])
-                a, b, c = L[i], L[i + 13], L[i + 26]
-                p1P.append(a + b)
-                p2P.append(a + c)
-                p3P += c
-                p4P += b
-        exprA = ",".join(p1A) + "," + p2A + "->" + p3A
-        exprP = ",".join(p1P) + "," + ",".join(p2P) + "," + p3P + "->" + p4P
-        return exprA, exprGs, exprP
+                exprs.append(piece1 + "," + piece2 + "->" + L[i + 13] + L[i + 26])
+        return exprs
 
     @staticmethod
-    def _update_precond(Q: list, exprs, G: torch.Tensor, precond_lr: float) -> None:
+    def _update_precond(Q: list, exprGs: list[str], G: torch.Tensor, precond_lr: float) -> None:
         """One preconditioner-fitting step; draws V from the global RNG and perturbs G in place."""
-        exprA, exprGs, _ = exprs
         dtype = G.dtype
         tiny = torch.tensor(torch.finfo(dtype).tiny, dtype=dtype, device=G.device)
         lr_t = torch.tensor(precond_lr, dtype=dtype, device=G.device)
@@ -284,7 +287,7 @@ class Kron(torch.optim.Optimizer):
             conjB = conjB / q if q.dim() < 2 else _solve_right_upper(conjB, q)
             if i < order - 1:
                 conjB = torch.transpose(conjB, i, order - 1)
-        A = torch.einsum(exprA, *Q, G)
+        A = _apply_factors(Q, G, gram=False)
         for q, exprG in zip(Q, exprGs):
             term1 = torch.einsum(exprG, A, A)
             term2 = torch.einsum(exprG, conjB, conjB)
@@ -342,7 +345,7 @@ class Kron(torch.optim.Optimizer):
                     target = m_hat if group["momentum_into_precond_update"] else grad.to(precond_dtype, copy=True)
                     self._update_precond(state["Q"], exprs, target, group["precond_lr"])
 
-                u = torch.einsum(exprs[2], *state["Q"], *state["Q"], m_hat)
+                u = _apply_factors(state["Q"], m_hat, gram=True)
                 u.mul_(torch.minimum(torch.tensor(1.0, dtype=u.dtype), 1.1 / u.square().mean().sqrt().add(1e-12)))
                 u = u.view(p.shape)
                 if group["weight_decay"] != 0 and p.dim() >= 2:
@@ -353,6 +356,12 @@ class Kron(torch.optim.Optimizer):
     # ----- checkpointing -------------------------------------------------------------------------------------
     def state_dict(self):
         sd = super().state_dict()
+        for g in sd["param_groups"]:  # keep the default schedule loadable with torch.load(weights_only=True)
+            prob = g["preconditioner_update_probability"]
+            if isinstance(prob, ProbSchedule):
+                g["preconditioner_update_probability"] = {
+                    "prob_schedule": [prob.max_prob, prob.min_prob, prob.decay, prob.flat_start]
+                }
         sd["kron"] = {
             "prob_step": self._prob_step,
             "update_counter": self._update_counter,
@@ -364,6 +373,13 @@ class Kron(torch.optim.Optimizer):
         """Restore per-parameter state (dtypes kept) and the step / update counters; replay the balance RNG."""
         state_dict = dict(state_dict)
         counters = state_dict.pop("kron", None)
+        groups = []
+        for g in state_dict["param_groups"]:
+            prob = g.get("preconditioner_update_probability")
+            if isinstance(prob, dict) and "prob_schedule" in prob:
+                g = {**g, "preconditioner_update_probability": ProbSchedule(*prob["prob_schedule"])}
+            groups.append(g)
+        state_dict["param_groups"] = groups
         load_state_dict_keep_dtype(self, state_dict, super().load_state_dict)
         if counters is not None:
             self._prob_step = int(counters["prob_step"])
