@@ -18,7 +18,7 @@ import math
 
 import torch
 
-from optbench.optim.lion import check_betas, check_nonneg
+from optbench.optim._args import check_betas, check_nonneg
 from optbench.optim.registry import register
 
 

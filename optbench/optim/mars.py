@@ -23,7 +23,7 @@ import math
 
 import torch
 
-from optbench.optim.lion import check_betas, check_nonneg
+from optbench.optim._args import check_betas, check_nonneg
 from optbench.optim.muon import newton_schulz, resolve_ns_schedule
 from optbench.optim.registry import register
 

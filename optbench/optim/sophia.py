@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from optbench.optim.lion import check_betas, check_nonneg
+from optbench.optim._args import check_betas, check_nonneg
 from optbench.optim.registry import register
 
 ESTIMATORS = ("gnb", "minibatch")
