@@ -13,6 +13,7 @@ from optbench.errors import OptbenchError
 
 # --- command modules (each registers its commands on `app` when imported) ---
 from optbench.cli import info_cmd  # noqa: E402,F401
+from optbench.cli import run_cmd  # noqa: E402,F401
 from optbench.cli import workspace_cmd  # noqa: E402,F401
 from optbench.cli import results_cmd  # noqa: E402,F401
 

@@ -1,0 +1,265 @@
+"""`optbench run`, `optbench tracks`, `optbench recipes` and `optbench data ...`: the harness commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from optbench.cli.app import app
+from optbench.errors import OptbenchError
+
+data_app = typer.Typer(no_args_is_help=True, help="Get benchmark data: FineWeb download, local text to shards.")
+app.add_typer(data_app, name="data")
+
+
+def _parse_value(key: str, raw: str):
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw  # a bare string such as ns_coefficients=tuned5
+
+
+def apply_settings(recipe, settings: list[str]):
+    """--set KEY=VALUE: hparams (lr=0.02), schedule fields (train_steps, warmup_steps, cooldown_frac) or aux.FIELD."""
+    from optbench.optim.recipe import Recipe
+
+    if not settings:
+        return recipe, ""
+    data = recipe.model_dump()
+    for s in settings:
+        if "=" not in s:
+            raise OptbenchError(f"--set: {s!r} is not KEY=VALUE")
+        key, raw = s.split("=", 1)
+        key, value = key.strip(), _parse_value(key, raw.strip())
+        if key in ("train_steps", "warmup_steps", "cooldown_frac"):
+            data[key] = value
+        elif key.startswith("aux."):
+            if data.get("aux") is None:
+                raise OptbenchError(f"--set {key}: recipe {recipe.name} has no aux optimizer")
+            sub = key[4:]
+            if sub in ("embed_lr", "head_lr", "scalar_lr", "optimizer"):
+                data["aux"][sub] = value
+            else:
+                data["aux"]["hparams"][sub] = value
+        else:
+            data["hparams"][key] = value
+    data["name"] = recipe.name + "+set"
+    try:
+        new = Recipe.model_validate(data)
+    except Exception as e:  # pydantic ValidationError
+        raise OptbenchError(f"--set: {e}") from None
+    return new, "".join(f"# --set {s}\n" for s in settings)
+
+
+def _resolve_data(track, data: Optional[Path], unofficial: bool) -> Path:
+    from optbench.data.corpus import default_data_dir
+
+    if track.data == "fineweb":
+        if data is None:
+            raise OptbenchError(
+                f"--data: track {track.name} trains on FineWeb; download it with "
+                f"`optbench data fineweb --train-shards 20 --dir data/fineweb10B` and pass --data data/fineweb10B")
+        return data
+    if data is not None:
+        if not unofficial:
+            raise OptbenchError(f"--data: track {track.name}'s data is fixed ({track.data}); "
+                                f"pass --unofficial to train on other shards")
+        return data
+    return default_data_dir(track.vocab_size)
+
+
+def _default_out(track: str, recipe: str) -> Path:
+    return Path("runs") / f"{track}-{recipe}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+
+
+def _broadcast_path(p: Path, env) -> Path:
+    if not env.distributed:
+        return p
+    import torch.distributed as dist
+
+    box = [str(p)]
+    dist.broadcast_object_list(box, src=0)
+    return Path(box[0])
+
+
+@app.command("run")
+def run_cmd(
+    track: str = typer.Option("cpu", "--track", help="small | medium | cpu | nano"),
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="optimizer under test (registry name)"),
+    recipe: Optional[str] = typer.Option(None, "--recipe", help="bundled recipe name or a .toml file"),
+    seed: int = typer.Option(0, "--seed", help="first seed; --runs N uses seed..seed+N-1"),
+    runs: int = typer.Option(1, "--runs", min=1, help="number of seeds"),
+    data: Optional[Path] = typer.Option(None, "--data", help="folder of fineweb_train_*.bin / fineweb_val_*.bin"),
+    out: Optional[Path] = typer.Option(None, "--out", help="run folder (default runs/TRACK-RECIPE-TIME)"),
+    device: str = typer.Option("cpu", "--device", help="cpu | cuda"),
+    settings: List[str] = typer.Option([], "--set", help="override a recipe value: lr=0.02, aux.embed_lr=0.3, "
+                                                           "train_steps=300 (repeatable)"),
+    checkpoint_every: int = typer.Option(0, "--checkpoint-every", min=0, help="checkpoint every K steps"),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="resume the run in this folder"),
+    unofficial: bool = typer.Option(False, "--unofficial", help="allow changing fixed track fields"),
+    override: List[str] = typer.Option([], "--override", help="with --unofficial: track field, e.g. target=4.0"),
+    compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile (default: on cuda)"),
+    agent_id: str = typer.Option("local", "--agent-id", envvar=["OPTBENCH_AGENT_ID", "AGENT_ID"]),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress output"),
+) -> None:
+    """Train: one track + optimizer/recipe + seed(s). Writes train_log.txt, metrics.jsonl, results.json."""
+    from optbench.optim.recipe import Recipe, default_recipe, load_recipe, recipe_source_text
+    from optbench.tracks import get_track, with_overrides
+    from optbench.train import distributed
+    from optbench.train.loop import RunConfig, run
+
+    env = distributed.setup(device)
+    try:
+        if resume is not None:
+            cfg_file = resume / "run.json"
+            if not cfg_file.is_file():
+                raise OptbenchError(f"--resume: {resume} has no run.json (not an optbench run folder)")
+            saved = json.loads(cfg_file.read_text())
+            t = with_overrides(get_track(saved["track"]), saved.get("track_overrides") or {})
+            cfg = RunConfig(track=t, recipe=Recipe.model_validate(saved["recipe"]), recipe_text=saved["recipe_text"],
+                            seeds=saved["seeds"], out_dir=resume, data_dir=Path(saved["data_dir"]),
+                            device=device, compile=saved["compile"], checkpoint_every=saved["checkpoint_every"],
+                            agent_id=saved["agent_id"], experiment=saved["experiment"], progress=not quiet)
+        else:
+            t = get_track(track)
+            if override:
+                if not unofficial:
+                    raise OptbenchError("--override changes a fixed track field; it needs --unofficial")
+                pairs = {}
+                for o in override:
+                    if "=" not in o:
+                        raise OptbenchError(f"--override: {o!r} is not FIELD=VALUE")
+                    k, v = o.split("=", 1)
+                    pairs[k.strip()] = _parse_value(k, v.strip())
+                t = with_overrides(t, pairs)
+            elif unofficial and data is not None:
+                t = with_overrides(t, {"data": f"custom:{data}"})
+            if recipe is None and optimizer is None:
+                raise OptbenchError("give --optimizer NAME or --recipe NAME_OR_FILE (see `optbench recipes`)")
+            if recipe is not None:
+                r = load_recipe(recipe)
+                text = recipe_source_text(recipe)
+                if optimizer is not None:
+                    from optbench import optim
+
+                    if optim.info(optimizer).name != optim.info(r.optimizer).name:
+                        raise OptbenchError(f"--optimizer {optimizer} disagrees with recipe {r.name} "
+                                            f"(optimizer {r.optimizer}); drop one of them")
+            else:
+                r = default_recipe(optimizer, t.name)
+                text = f"# default recipe for --optimizer {optimizer}\n" + json.dumps(r.model_dump(), indent=2)
+            r, set_text = apply_settings(r, settings)
+            text = text.rstrip() + "\n" + set_text
+            out_dir = _broadcast_path(out or _default_out(t.name, r.name), env)
+            if env.is_main and out_dir.exists() and any(out_dir.iterdir()):
+                raise OptbenchError(f"--out: {out_dir} exists and is not empty (use a new folder, or --resume it)")
+            cfg = RunConfig(track=t, recipe=r, recipe_text=text, seeds=list(range(seed, seed + runs)),
+                            out_dir=out_dir, data_dir=_resolve_data(t, data, unofficial), device=device,
+                            compile=(device == "cuda") if compile is None else compile,
+                            checkpoint_every=checkpoint_every, agent_id=agent_id, progress=not quiet)
+        cfg.track.check_world_size(env.world_size)
+        results, diverged = run(cfg, env, resume=resume is not None)
+        if env.is_main:
+            _summary(cfg, results)
+        if diverged:
+            print("optbench: error: the run diverged (NaN/Inf loss); results.json marks it diverged",
+                  file=sys.stderr)
+            raise typer.Exit(3)
+    finally:
+        distributed.teardown()
+
+
+def _summary(cfg, results) -> None:
+    c = Console(stderr=False)
+    steps = results.steps_to_target
+    c.print(f"[bold]{cfg.recipe.name}[/bold] on {cfg.track.name}: target {cfg.track.target} "
+            + (f"reached at step {steps}" if results.reached_target else "not reached")
+            + f" over {results.num_runs} run(s)"
+            + "; final val loss " + ", ".join(f"{r.final_val_loss:.5f}" if r.final_val_loss is not None else "diverged"
+                                               for r in results.runs)
+            + f"; wall {results.wallclock_s:.1f}s")
+    c.print(f"results: {Path(cfg.out_dir) / 'results.json'}   log: {Path(cfg.out_dir) / 'train_log.txt'}")
+
+
+@app.command("tracks")
+def tracks_cmd() -> None:
+    """Each track's fixed fields, parameter count and target."""
+    import torch
+
+    from optbench.tracks import TRACK_NAMES, get_track
+
+    table = Table("track", "model", "params", "tokens/step", "seq", "target", "val tokens", "steps", "eval", "data")
+    for name in TRACK_NAMES:
+        t = get_track(name)
+        with torch.device("meta"):
+            n = sum(p.numel() for p in t.build_model().parameters())
+        cfg = t.model_config
+        shape = f"{cfg.num_layers}x{cfg.model_dim} v{cfg.vocab_size}"
+        table.add_row(name, shape, f"{n:,}", f"{t.batch_tokens:,}", str(t.seq_len), f"{t.target}",
+                      f"{t.val_tokens:,}", str(t.train_steps),
+                      f"{t.eval_every}/{t.eval_every_late} after {t.late_frac:.0%}", t.data)
+    Console().print(table)
+
+
+@app.command("recipes")
+def recipes_cmd() -> None:
+    """The bundled recipes and the published results they cite."""
+    from optbench.optim.recipe import load_recipe, recipe_names
+
+    table = Table("recipe", "optimizer", "track", "published steps", "source")
+    for n in recipe_names():
+        r = load_recipe(n)
+        pub = str(r.published.steps) if r.published and r.published.steps else ""
+        table.add_row(n, r.optimizer, r.track or "", pub, r.source)
+    Console().print(table)
+
+
+@data_app.command("fineweb")
+def data_fineweb(
+    train_shards: int = typer.Option(20, "--train-shards", help="train shards 1..N (each 10^8 tokens)"),
+    dir: Path = typer.Option(Path("data/fineweb10B"), "--dir", help="destination folder"),
+) -> None:
+    """Download kjj0/fineweb10B-gpt2 from the Hugging Face hub, as upstream cached_fineweb10B.py."""
+    from optbench.data.fineweb import download_fineweb
+
+    paths = download_fineweb(train_shards, dir)
+    print(f"{len(paths)} shards in {dir}")
+
+
+@data_app.command("text")
+def data_text(
+    paths: List[Path] = typer.Argument(..., help="text/jsonl files or folders (train documents)"),
+    out: Path = typer.Option(..., "--out", help="new folder for the shards"),
+    val: List[Path] = typer.Option([], "--val", help="val documents (default: the first tokens of the stream)"),
+    val_tokens: Optional[int] = typer.Option(None, "--val-tokens", help="without --val: tokens for the val shard"),
+    bpe: Optional[Path] = typer.Option(None, "--bpe", help="GPT-2 .tiktoken rank file (default: bundled copy)"),
+    vocab_size: Optional[int] = typer.Option(None, "--vocab-size", help="reduced vocabulary (CPU tracks: 8192)"),
+    shard_tokens: int = typer.Option(10**8, "--shard-tokens", help="tokens per shard (upstream 10^8)"),
+) -> None:
+    """Tokenize text with the GPT-2 BPE into upstream-format shards (each document prefixed by <|endoftext|>)."""
+    from optbench.data.text import text_to_shards
+
+    meta = text_to_shards(paths, out, val_paths=val or None, val_tokens=val_tokens, bpe=bpe,
+                          vocab_size=vocab_size, shard_tokens=shard_tokens)
+    print(f"{out}: {meta['train_tokens']:,} train tokens, {meta['val_tokens']:,} val tokens, "
+          f"vocabulary {meta['vocab_size']}")
+
+
+@data_app.command("default")
+def data_default(track: str = typer.Option("cpu", "--track")) -> None:
+    """Build (once) and print the folder of the bundled offline corpus for a CPU track."""
+    from optbench.data.corpus import default_data_dir
+    from optbench.tracks import get_track
+
+    t = get_track(track)
+    if t.data != "books19c-mini":
+        raise OptbenchError(f"--track: {track} has no bundled data (it trains on {t.data})")
+    print(default_data_dir(t.vocab_size))

@@ -1,0 +1,37 @@
+"""The offline default corpus of the cpu and nano tracks: `books19c-mini`, bundled in the package.
+
+20 public-domain novels (train) and the openings of 5 held-out novels by other authors (val); see
+optbench/assets/corpus/README.md. Shards are built once into a cache folder (OPTBENCH_CACHE, default
+~/.cache/optbench) with the bundled GPT-2 BPE and the reduced vocabulary of the track.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from optbench.data.text import text_to_shards
+
+CORPUS_DIR = Path(__file__).resolve().parents[1] / "assets" / "corpus"
+CORPUS_NAME = "books19c-mini"
+SHARD_TOKENS = 1_000_000
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("OPTBENCH_CACHE", Path.home() / ".cache" / "optbench"))
+
+
+def default_data_dir(vocab_size: int) -> Path:
+    """The shard folder of the bundled corpus at this vocabulary size, built on first use."""
+    out = cache_root() / "data" / f"{CORPUS_NAME}-v{vocab_size}"
+    if not (out / "meta.json").is_file():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            text_to_shards(sorted(CORPUS_DIR.glob("train_*.txt.gz")), out,
+                           val_paths=sorted(CORPUS_DIR.glob("val_*.txt.gz")), vocab_size=vocab_size,
+                           shard_tokens=SHARD_TOKENS)
+        except OSError:
+            # another process (e.g. the other torchrun rank) finished the same build first
+            if not (out / "meta.json").is_file():
+                raise
+    return out

@@ -1,0 +1,70 @@
+"""The upstream parameter split: hidden matrices to the optimizer under test; embedding, LM head and
+vectors/scalars to an auxiliary AdamW with their own learning rates (track-3 train_gpt_simple.py)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from optbench import optim
+from optbench.errors import OptbenchError
+from optbench.optim.recipe import Recipe
+
+
+def _construct(name: str, groups: list[dict], hparams: dict, *, fused_ok: bool) -> torch.optim.Optimizer:
+    cls = optim.get(name)
+    kwargs = dict(hparams)
+    if "betas" in kwargs:
+        kwargs["betas"] = tuple(kwargs["betas"])
+    if fused_ok and optim.info(name).name in ("adamw", "adam"):
+        kwargs.setdefault("fused", True)
+    try:
+        return cls(groups, **kwargs)
+    except TypeError as e:
+        raise OptbenchError(f"recipe hparams for {name}: {e}") from None
+    except ValueError as e:
+        raise OptbenchError(f"recipe hparams for {name}: {e}") from None
+
+
+def build_optimizers(model: nn.Module, recipe: Recipe, *, fused_ok: bool = False) -> list[torch.optim.Optimizer]:
+    """Optimizers for a model with `param_roles()`, as the recipe says. Each group gets `initial_lr`."""
+    roles = model.param_roles()
+    named = dict(model.named_parameters())
+    info = optim.info(recipe.optimizer)
+    if info.matrix_only and recipe.scope == "all":
+        raise OptbenchError(f"recipe {recipe.name}: {info.name} only handles >=2-D matrices; use scope 'matrices'")
+    main_lr = recipe.hparams.get("lr")
+    hp = {k: v for k, v in recipe.hparams.items() if k != "lr"}
+    opts = []
+    if recipe.scope == "all":
+        groups = [{"params": list(named.values())}]
+    else:
+        matrices = [n for n in named if roles[n] == "matrix"]
+        groups, taken = [], set()
+        for ov in recipe.overrides:
+            names = [n for n in matrices if ov.match in n and n not in taken]
+            if not names:
+                raise OptbenchError(f"recipe {recipe.name}: override match {ov.match!r} selects no hidden matrix")
+            taken.update(names)
+            groups.append({"params": [named[n] for n in names], **ov.hparams})
+        rest = [named[n] for n in matrices if n not in taken]
+        if rest:
+            groups.insert(0, {"params": rest})
+        a = recipe.aux
+        aux_groups = [
+            {"params": [named[n] for n in named if roles[n] == "embed"], "lr": a.embed_lr},
+            {"params": [named[n] for n in named if roles[n] == "head"], "lr": a.head_lr},
+            {"params": [named[n] for n in named if roles[n] == "scalar"], "lr": a.scalar_lr},
+        ]
+        opts.append(_construct(a.optimizer, [g for g in aux_groups if g["params"]], a.hparams, fused_ok=fused_ok))
+    if main_lr is not None:
+        for g in groups:
+            g.setdefault("lr", main_lr)
+    opts.append(_construct(info.name, groups, hp, fused_ok=fused_ok))
+    covered = [p for o in opts for g in o.param_groups for p in g["params"]]
+    if len(covered) != len(named) or {id(p) for p in covered} != {id(p) for p in named.values()}:
+        raise OptbenchError(f"recipe {recipe.name}: optimizer groups do not cover every parameter exactly once")
+    for o in opts:
+        for g in o.param_groups:
+            g["initial_lr"] = g["lr"]
+    return opts

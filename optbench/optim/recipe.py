@@ -1,0 +1,130 @@
+"""Recipes: the only thing a researcher changes. An optimizer + hyperparameters + param-group policy + schedule,
+kept as TOML data files (optbench/optim/recipes/*.toml) that cite the published result they reproduce."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from optbench.errors import OptbenchError
+
+RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
+
+
+class AuxSpec(BaseModel):
+    """Auxiliary optimizer for the embedding, LM head and vectors/scalars (upstream: AdamW)."""
+
+    model_config = ConfigDict(extra="forbid")
+    optimizer: str = "adamw"
+    embed_lr: float = Field(gt=0)
+    head_lr: float = Field(gt=0)
+    scalar_lr: float = Field(gt=0)
+    hparams: dict[str, Any] = Field(default_factory=dict)
+
+
+class GroupOverride(BaseModel):
+    """Hyperparameter overrides for the hidden matrices whose names contain `match` (e.g. 2x wd on MLP)."""
+
+    model_config = ConfigDict(extra="forbid")
+    match: str
+    hparams: dict[str, Any]
+
+
+class Published(BaseModel):
+    """The published result the recipe reproduces (for checking, not used by the run)."""
+
+    model_config = ConfigDict(extra="allow")
+    steps: int | None = None
+    mean_val_loss: float | None = None
+    n: int | None = None
+
+
+class Recipe(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    description: str = ""
+    source: str = ""  # where the numbers come from (log, README row, PR)
+    track: str | None = None  # the track it was tuned on
+    optimizer: str  # the optimizer under test
+    hparams: dict[str, Any] = Field(default_factory=dict)
+    scope: Literal["matrices", "all"] = "matrices"  # matrices: hidden matrices only, the rest to `aux`
+    aux: AuxSpec | None = None
+    overrides: list[GroupOverride] = Field(default_factory=list)
+    train_steps: int | None = Field(default=None, gt=0)
+    cooldown_frac: float = Field(default=0.7, ge=0, le=1)
+    warmup_steps: int = Field(default=0, ge=0)
+    published: Published | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "Recipe":
+        if self.scope == "matrices" and self.aux is None:
+            raise ValueError("scope 'matrices' needs an [aux] table for the embedding, head and scalars")
+        if self.scope == "all" and self.aux is not None:
+            raise ValueError("scope 'all' sends every parameter to the optimizer; remove [aux]")
+        return self
+
+    def summary(self) -> str:
+        """One-line hyperparameter summary for logs and leaderboards."""
+        hp = ", ".join(f"{k}={v}" for k, v in sorted(self.hparams.items()))
+        s = f"{self.optimizer}({hp})"
+        if self.warmup_steps:
+            s += f", warmup {self.warmup_steps}"
+        s += f", cooldown {self.cooldown_frac:g}"
+        if self.aux:
+            s += f"; aux {self.aux.optimizer} embed {self.aux.embed_lr:g} head {self.aux.head_lr:g} " \
+                 f"scalars {self.aux.scalar_lr:g}"
+        return s
+
+
+# The upstream #36 auxiliary AdamW (embedding 0.7, head 0.004, vectors 0.015; betas (0.8, 0.95), eps 1e-10, wd 1e-3).
+UPSTREAM_AUX = AuxSpec(optimizer="adamw", embed_lr=0.7, head_lr=0.004, scalar_lr=0.015,
+                       hparams={"betas": [0.8, 0.95], "eps": 1e-10, "weight_decay": 0.001})
+
+
+def parse_recipe(text: str, origin: str) -> Recipe:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise OptbenchError(f"recipe {origin}: not valid TOML ({e})") from None
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'recipe'}: {err['msg']}" for err in e.errors())
+        raise OptbenchError(f"recipe {origin}: {problems}") from None
+
+
+def recipe_names() -> list[str]:
+    return sorted(p.stem for p in RECIPE_DIR.glob("*.toml"))
+
+
+def load_recipe(name_or_path: str) -> Recipe:
+    """A bundled recipe by name, or a .toml file path."""
+    p = Path(name_or_path)
+    if p.suffix == ".toml" and p.is_file():
+        return parse_recipe(p.read_text(), str(p))
+    bundled = RECIPE_DIR / f"{name_or_path}.toml"
+    if bundled.is_file():
+        return parse_recipe(bundled.read_text(), name_or_path)
+    raise OptbenchError(f"--recipe: no recipe named {name_or_path!r} and no such .toml file; "
+                        f"known: {', '.join(recipe_names())}")
+
+
+def recipe_source_text(name_or_path: str) -> str:
+    p = Path(name_or_path)
+    return p.read_text() if (p.suffix == ".toml" and p.is_file()) else (RECIPE_DIR / f"{name_or_path}.toml").read_text()
+
+
+def default_recipe(optimizer: str, track: str) -> Recipe:
+    """The recipe used for `--optimizer X` alone: the bundled `{track}-{X}` recipe if there is one, else X with its
+    official defaults on the hidden matrices and the upstream auxiliary AdamW."""
+    from optbench import optim
+
+    info = optim.info(optimizer)
+    name = f"{track}-{info.name}"
+    if (RECIPE_DIR / f"{name}.toml").is_file():
+        return load_recipe(name)
+    return Recipe(name=f"{info.name}-defaults", description=f"{info.name} with its official defaults",
+                  optimizer=info.name, aux=UPSTREAM_AUX)

@@ -1,0 +1,192 @@
+"""Frozen track definitions: model, batch, data, target and evaluation cadence.
+
+- small:  upstream track 3 (Modded-NanoGPT Optimization Benchmark), target 3.28 on FineWeb.
+- medium: the NanoGPT-Medium optimizer leaderboard (04/22/25 medium record model), target 2.92 on FineWeb.
+- cpu:    a CPU proxy on the bundled books19c-mini corpus (reduced 8,192-id GPT-2 vocabulary), minutes on 2 cores.
+- nano:   a smoke track on the same corpus, seconds.
+Calibration of the CPU tracks: docs/tracks.md. A recipe cannot change these fields; `--unofficial` can, and every
+artifact of such a run says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from optbench.errors import OptbenchError
+from optbench.model.gpt import GPTConfig
+
+
+@dataclass(frozen=True)
+class Track:
+    name: str
+    description: str
+    model: str  # "gpt" (track-3 GPT) or "medium" (NanoGPT-Medium record model)
+    model_config: object
+    batch_tokens: int  # tokens per optimizer step, across all ranks
+    seq_len: int  # tokens per row
+    micro_batch_rows: int  # rows per forward-backward on one rank
+    target: float  # validation loss to reach
+    val_tokens: int  # the first N tokens of the val shard
+    train_steps: int  # default run length T (a recipe may set its own)
+    eval_every: int  # eval cadence while step/T < late_frac
+    eval_every_late: int  # eval cadence once step/T >= late_frac
+    late_frac: float
+    data: str  # "fineweb" or "books19c-mini"
+    rule: str  # default significance-rule preset (optbench.results.stats)
+    upstream: str = ""  # where the definition comes from
+    unofficial: bool = False
+    overrides: dict = field(default_factory=dict)  # fields changed under --unofficial
+
+    @property
+    def batch_rows(self) -> int:
+        return self.batch_tokens // self.seq_len
+
+    @property
+    def max_world_size(self) -> int:
+        """World sizes must divide this (so every rank does a whole number of microbatches)."""
+        return self.batch_rows // self.micro_batch_rows
+
+    @property
+    def vocab_size(self) -> int:
+        return self.model_config.vocab_size
+
+    def check_world_size(self, world_size: int) -> None:
+        if world_size < 1 or self.max_world_size % world_size:
+            raise OptbenchError(
+                f"world size {world_size}: track {self.name!r} needs a world size that divides "
+                f"{self.max_world_size} ({self.batch_rows} rows of {self.seq_len} tokens per step, "
+                f"{self.micro_batch_rows} rows per microbatch)"
+            )
+
+    def accumulation_steps(self, world_size: int) -> int:
+        self.check_world_size(world_size)
+        return self.max_world_size // world_size
+
+    def eval_steps(self, train_steps: int | None = None) -> list[int]:
+        """Every eval_every steps while s/T < late_frac, every eval_every_late after, and always at T."""
+        T = train_steps or self.train_steps
+        steps = {T}
+        for s in range(T):
+            if s / T < self.late_frac:
+                if s % self.eval_every == 0:
+                    steps.add(s)
+            elif s % self.eval_every_late == 0:
+                steps.add(s)
+        return sorted(steps)
+
+    def build_model(self, embed_dtype=None):
+        import torch
+
+        dtype = embed_dtype or torch.float32
+        if self.model == "gpt":
+            from optbench.model.gpt import GPT
+
+            return GPT(self.model_config, embed_dtype=dtype)
+        if self.model == "medium":
+            from optbench.model.medium import MediumGPT
+
+            return MediumGPT(self.model_config, embed_dtype=dtype)
+        raise OptbenchError(f"track {self.name}: unknown model kind {self.model!r}")
+
+    def init_model(self, model) -> None:
+        if self.model == "gpt":
+            from optbench.model.gpt import init_weights
+
+            init_weights(model)
+        else:
+            from optbench.model.medium import init_medium_weights
+
+            init_medium_weights(model)
+
+    def fixed_fields(self) -> dict:
+        return {
+            "model": self.model, "model_config": dict(vars(self.model_config)) if hasattr(self.model_config, "__dict__")
+            else str(self.model_config), "batch_tokens": self.batch_tokens, "seq_len": self.seq_len,
+            "micro_batch_rows": self.micro_batch_rows, "target": self.target, "val_tokens": self.val_tokens,
+            "data": self.data,
+        }
+
+
+def _medium_config():
+    from optbench.model.medium import MediumConfig
+
+    return MediumConfig()
+
+
+SMALL = Track(
+    name="small",
+    description="Modded-NanoGPT Optimization Benchmark (track 3): 12x768 GPT, FineWeb, 524,288 tokens/step",
+    model="gpt", model_config=GPTConfig(), batch_tokens=8 * 64 * 1024, seq_len=1024, micro_batch_rows=64,
+    target=3.28, val_tokens=20 * 524288, train_steps=3250, eval_every=125, eval_every_late=25, late_frac=0.9,
+    data="fineweb", rule="upstream-2026-04-30",
+    upstream="KellerJordan/modded-nanogpt records/track_3_optimization/train_gpt_simple.py @f411b3d3 (result #36)",
+)
+
+CPU = Track(
+    name="cpu",
+    description="CPU proxy: 4x128 GPT (2 heads of 64), 8,192-id GPT-2 vocabulary, books19c-mini, 4,096 tokens/step",
+    model="gpt", model_config=GPTConfig(vocab_size=8192, num_layers=4, model_dim=128, head_dim=64),
+    batch_tokens=16 * 256, seq_len=256, micro_batch_rows=8, target=4.60, val_tokens=32768, train_steps=600,
+    eval_every=25, eval_every_late=10, late_frac=0.9, data="books19c-mini", rule="workspace",
+    upstream="optbench proxy; calibration in docs/tracks.md",
+)
+
+NANO = Track(
+    name="nano",
+    description="Smoke track: 2x64 GPT (2 heads of 32), 8,192-id GPT-2 vocabulary, books19c-mini, 1,024 tokens/step",
+    model="gpt", model_config=GPTConfig(vocab_size=8192, num_layers=2, model_dim=64, head_dim=32),
+    batch_tokens=8 * 128, seq_len=128, micro_batch_rows=4, target=6.50, val_tokens=8192, train_steps=100,
+    eval_every=20, eval_every_late=5, late_frac=0.9, data="books19c-mini", rule="workspace",
+    upstream="optbench smoke track; calibration in docs/tracks.md",
+)
+
+_STATIC = {t.name: t for t in (SMALL, CPU, NANO)}
+TRACK_NAMES = ("small", "medium", "cpu", "nano")
+
+
+def get_track(name: str) -> Track:
+    if name == "medium":
+        return Track(
+            name="medium",
+            description="NanoGPT-Medium optimizer leaderboard: the 04/22/25 medium record model (16x1024), "
+                        "FineWeb, 524,288 tokens/step as 8 packed 65,536-token sequences",
+            model="medium", model_config=_medium_config(), batch_tokens=8 * 65536, seq_len=65536,
+            micro_batch_rows=1, target=2.92, val_tokens=20 * 524288, train_steps=5960, eval_every=125,
+            eval_every_late=125, late_frac=1.0, data="fineweb", rule="workspace",
+            upstream="KellerJordan/modded-nanogpt records/061525_GPT2MediumOptimizationLeaderboard (04/22/25 record)",
+        )
+    try:
+        return _STATIC[name]
+    except KeyError:
+        raise OptbenchError(f"--track: unknown track {name!r}; choose one of {', '.join(TRACK_NAMES)}") from None
+
+
+UNOFFICIAL_FIELDS = ("batch_tokens", "seq_len", "micro_batch_rows", "target", "val_tokens", "data")
+
+
+def with_overrides(track: Track, overrides: dict) -> Track:
+    """A copy with fixed fields changed; marks the track unofficial. Only for --unofficial runs."""
+    bad = sorted(set(overrides) - set(UNOFFICIAL_FIELDS) - {"model_config"})
+    if bad:
+        raise OptbenchError(f"cannot override track field(s) {', '.join(bad)}; allowed: {', '.join(UNOFFICIAL_FIELDS)}")
+    if not overrides:
+        return track
+    return replace(track, unofficial=True, overrides=dict(overrides), **overrides)
+
+
+def steps_field(target: float) -> str:
+    """results.json step field for a target: 3.28 -> steps_to_3_28."""
+    return "steps_to_" + f"{target:.2f}".replace(".", "_")
+
+
+def lr_multiplier(step: int, train_steps: int, cooldown_frac: float = 0.7, warmup_steps: int = 0) -> float:
+    """Upstream schedule: flat, then linear to 0 over the last cooldown_frac of the run; optional linear warmup
+    min(1, (s+1)/warmup) as in result #2."""
+    x = step / train_steps
+    eta = 1.0 if x < 1 - cooldown_frac else (1 - x) / cooldown_frac
+    if warmup_steps > 0:
+        eta *= min(1.0, (step + 1) / warmup_steps)
+    return eta
+
+
+__all__ = ["Track", "get_track", "TRACK_NAMES", "with_overrides", "steps_field", "lr_multiplier"]

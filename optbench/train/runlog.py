@@ -1,0 +1,50 @@
+"""Run logs: the upstream-format text log (code, a line of =, version line, =, one line per eval) and a JSONL
+of metrics. The text log is what `optbench stats` and upstream tooling parse."""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+import torch
+
+from optbench.fsutil import atomic_write_text
+
+RULE = "=" * 100
+
+
+def version_line(device: torch.device, world_size: int) -> str:
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
+    return f"Running PyTorch {torch.version.__version__} compiled for CUDA {torch.version.cuda} on {name} " \
+           f"with world_size {world_size}"
+
+
+def eval_line(step: int, train_steps: int, val_loss: float, train_time_s: float, step_avg_ms: float) -> str:
+    return f"step:{step}/{train_steps} val_loss:{val_loss:.5f} train_time:{train_time_s:.3f}s step_avg:{step_avg_ms:.2f}ms"
+
+
+class RunLog:
+    """Writes train_log.txt and metrics.jsonl in a run folder (rank 0 only)."""
+
+    def __init__(self, run_dir: Path, code: str, version: str):
+        self.dir = Path(run_dir)
+        self.text_path = self.dir / "train_log.txt"
+        self.jsonl_path = self.dir / "metrics.jsonl"
+        self.header = f"{code.rstrip()}\n{RULE}\n{version}\n{RULE}\n"
+
+    def start(self, trial_lines: list[str] | None = None) -> None:
+        """(Re)write the log: header plus any eval lines already known (resume rewrites what was logged)."""
+        body = "".join(line + "\n" for line in (trial_lines or []))
+        atomic_write_text(self.text_path, self.header + body)
+
+    def eval(self, line: str) -> None:
+        with open(self.text_path, "a") as f:
+            f.write(line + "\n")
+
+    def metric(self, **record) -> None:
+        with open(self.jsonl_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
