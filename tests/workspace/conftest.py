@@ -41,6 +41,17 @@ def make_results(agent_id: str, optimizer: str, tau: float, floor: float, seeds=
     )
 
 
+def upstream_log(curve: list[tuple[int, float]]) -> str:
+    """An upstream-format log: script source, separator, version line, separator, one line per eval."""
+    sep = "=" * 100
+    last = curve[-1][0]
+    lines = ["import torch", "# ... training script ...", sep,
+             "Running PyTorch 2.10.0+cu128 compiled for CUDA 12.8 on NVIDIA H100 80GB HBM3 with world_size 8", sep]
+    for s, loss in curve:
+        lines.append(f"step:{s}/{last} val_loss:{loss:.5f} train_time:{s * 0.148:.3f}s step_avg:148.00ms")
+    return "\n".join(lines) + "\n"
+
+
 def write_artifact_dir(root: Path, results, extra: dict[str, str] | None = None) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "results.json").write_text(results.to_json())
@@ -103,6 +114,16 @@ def populate(ws: Workspace, tmp_path: Path) -> dict:
     )
     push(ws, "agent-01", write_artifact_dir(tmp_path / "art-muon", muon), "muon-wd")
     push(ws, "agent-02", write_artifact_dir(tmp_path / "art-adam", adam), "adamw")
+    # a workspace-format results.json without curves, next to an upstream-format log (curves come from the log)
+    lion = tmp_path / "art-lion"
+    lion.mkdir()
+    (lion / "results.json").write_text(json.dumps({
+        "agent_id": "agent-03", "timestamp": "2026-04-30T12:00:00Z", "experiment": "Lion lr sweep best",
+        "optimizer": "Lion", "steps_to_3_28": 4125, "final_val_loss": 3.2745, "num_runs": 1,
+        "mean_val_loss": 3.2745, "key_hparams": {"lr": 0.0001},
+    }))
+    (lion / "train_log.txt").write_text(upstream_log(synthetic_curve(1100, 3.2705, 7, last=4500)))
+    push(ws, "agent-03", lion, "lion")
     return {"names": names, "claim": cid, "now": T0 + timedelta(hours=5), "muon": muon, "adam": adam}
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import posixpath
 import shutil
 from datetime import datetime
 from pathlib import Path
@@ -73,6 +74,32 @@ def parse_markdown_tables(text: str) -> list[dict]:
     return tables
 
 
+LOG_FILES = ("train_log.txt", "log.txt")
+
+
+def _log_curves(ws: Workspace, art, warnings: list[str]) -> list[dict]:
+    """Val-loss curves of an artifact's upstream-format log (parsed by optbench.results.logparse)."""
+    from optbench.results.logparse import looks_like_log, parse_log_text
+
+    logs = [f for f in art.files if posixpath.basename(f) in LOG_FILES]
+    out = []
+    for rel in logs:
+        path = f"{art.path}/{rel}"
+        try:
+            text = ws.read_bytes(path).decode("utf-8", errors="replace")
+            if not looks_like_log(text):
+                continue
+            log = parse_log_text(text, ws.display(path))
+        except OptbenchError as e:
+            warnings.append(f"{ws.display(path)}: {e}")
+            continue
+        for t in log.trials:
+            pts = [[e.step, _num(e.val_loss)] for e in t.evals if _num(e.val_loss) is not None]
+            if pts:
+                out.append({"name": f"{art.name} trial {t.index}", "artifact": art.name, "points": pts})
+    return out
+
+
 def collect(ws: Workspace, now: datetime | None = None) -> dict:
     """Everything the page shows, as plain JSON-able data."""
     now = _utc(now)
@@ -96,13 +123,17 @@ def collect(ws: Workspace, now: datetime | None = None) -> dict:
     curves = []
     for a in arts:
         r = a.results
-        if r is None:
-            continue
-        for i, run in enumerate(getattr(r, "runs", []) or []):
+        found = False
+        for i, run in enumerate(getattr(r, "runs", None) or []):
             pts = [[p.step, _num(p.val_loss)] for p in run.curve if _num(p.val_loss) is not None]
             if pts:
+                found = True
                 seed = run.seed if run.seed is not None else i
                 curves.append({"name": f"{a.name} seed {seed}", "artifact": a.name, "points": pts, "target": r.target})
+        if not found:  # no per-seed curves in results.json: read the artifact's upstream-format log, if any
+            target = getattr(r, "target", None)
+            for c in _log_curves(ws, a, warnings):
+                curves.append({**c, "target": target})
 
     claims, claim_warnings = list_claims(ws, now=now)
     warnings += claim_warnings
