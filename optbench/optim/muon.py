@@ -14,12 +14,12 @@ Tensors with more than two dimensions are flattened to (shape[0], rest) for NS a
 
 from __future__ import annotations
 
-import math
 from typing import Sequence, Union
 
 import torch
 import torch.distributed as dist
 
+from optbench.optim._args import check_nonneg
 from optbench.optim.registry import register
 
 Coeffs = tuple[float, float, float]
@@ -110,10 +110,8 @@ def newton_schulz(
 
 def _check_common(lr: float, weight_decay: float, momentum: float) -> None:
     """ValueError naming the argument for a negative/non-finite lr or weight_decay, or momentum outside [0, 1)."""
-    if not (isinstance(lr, (int, float)) and lr >= 0.0 and math.isfinite(lr)):
-        raise ValueError(f"lr: must be a finite number >= 0, got {lr!r}")
-    if not (isinstance(weight_decay, (int, float)) and weight_decay >= 0.0 and math.isfinite(weight_decay)):
-        raise ValueError(f"weight_decay: must be a finite number >= 0, got {weight_decay!r}")
+    check_nonneg("lr", lr)
+    check_nonneg("weight_decay", weight_decay)
     if not (isinstance(momentum, (int, float)) and 0.0 <= momentum < 1.0):
         raise ValueError(f"momentum: must be in [0, 1), got {momentum!r}")
 

@@ -17,7 +17,6 @@ through optbench.optim.protocol for every optimizer).
 
 from __future__ import annotations
 
-import math
 
 import torch
 
