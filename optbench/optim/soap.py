@@ -12,7 +12,8 @@ Follows nikhilvyas/SOAP ``soap.py`` (commit a1e55353) step for step:
 
 Dimensions larger than ``max_precond_dim`` (and 1-D tensors unless ``precondition_1d``) are left unrotated.
 ``merge_dims`` reshapes a tensor by merging adjacent dims while the product stays <= ``max_precond_dim``.
-All state is float32 whatever the parameter dtype (bf16 parameters are updated through an fp32 copy).
+All state is float32 for float32 / bf16 / fp16 parameters (bf16 parameters are updated through an fp32 copy) and
+float64 for float64 parameters.
 """
 
 from __future__ import annotations
@@ -151,12 +152,12 @@ class SOAP(torch.optim.Optimizer):
         mpd = group["max_precond_dim"]
         if grad.dim() == 1:
             use = group["precondition_1d"] and grad.shape[0] <= mpd
-            state["GG"] = [torch.zeros(grad.shape[0], grad.shape[0], dtype=torch.float32, device=grad.device)
+            state["GG"] = [torch.zeros(grad.shape[0], grad.shape[0], dtype=grad.dtype, device=grad.device)
                            if use else None]
         else:
             work = self._to_work_shape(grad, group)
             state["GG"] = [
-                None if sh > mpd else torch.zeros(sh, sh, dtype=torch.float32, device=grad.device)
+                None if sh > mpd else torch.zeros(sh, sh, dtype=grad.dtype, device=grad.device)
                 for sh in work.shape
             ]
         state["Q"] = None
@@ -235,13 +236,14 @@ class SOAP(torch.optim.Optimizer):
                     continue
                 if p.grad.is_sparse:
                     raise RuntimeError("SOAP does not support sparse gradients")
-                grad = p.grad.float()
+                sdt = torch.float64 if p.dtype == torch.float64 else torch.float32
+                grad = p.grad.to(sdt)
                 state = self.state[p]
                 if "step" not in state:
                     state["step"] = 0
                 if "exp_avg" not in state:
-                    state["exp_avg"] = torch.zeros_like(grad, dtype=torch.float32)
-                    state["exp_avg_sq"] = torch.zeros_like(grad, dtype=torch.float32)
+                    state["exp_avg"] = torch.zeros_like(grad)
+                    state["exp_avg_sq"] = torch.zeros_like(grad)
                 if "Q" not in state:
                     self._init_factors(grad, state, group)
                     self._update_preconditioner(grad, state, group)
@@ -265,7 +267,7 @@ class SOAP(torch.optim.Optimizer):
                 if group["normalize_grads"]:
                     direction = direction / (1e-30 + torch.mean(direction**2) ** 0.5)
 
-                if p.dtype == torch.float32:
+                if p.dtype == sdt:
                     p.add_(direction, alpha=-step_size)
                     if group["weight_decay"] > 0.0:
                         p.add_(p, alpha=-lr * group["weight_decay"])
