@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import io
 import socket
+import time
 
 import pytest
 import torch
@@ -388,8 +389,16 @@ def test_sharded_matches_single_process(tmp_path, name):
     _run(opt, ps, grads)
 
     # fork: the children inherit the imported modules (spawn would re-import torch twice, ~15 s here)
-    ctx = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    mp.start_processes(_dist_worker, args=(2, _free_port(), str(tmp_path), name), nprocs=2, join=True, start_method=ctx)
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    ctx = mp.start_processes(
+        _dist_worker, args=(2, _free_port(), str(tmp_path), name), nprocs=2, join=False, start_method=method
+    )
+    deadline = time.monotonic() + 120
+    while not ctx.join(timeout=1):  # raises if a rank failed
+        if time.monotonic() > deadline:
+            for proc in ctx.processes:
+                proc.kill()
+            pytest.fail("the 2-rank gloo run did not finish within 120 s")
     res = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
     for r in range(2):
         for p, q in zip(ps, res[r]["params"]):
