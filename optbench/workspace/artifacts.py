@@ -193,8 +193,18 @@ def render_leaderboard(ws: Workspace) -> str:
     return build_leaderboard(ws.url)
 
 
-def regenerate_leaderboard(ws: Workspace) -> str:
-    """Rebuild LEADERBOARD.md from all artifacts' results and replace it atomically; returns the text."""
+def regenerate_leaderboard(ws: Workspace, max_rounds: int = 3) -> str:
+    """Rebuild LEADERBOARD.md from all artifacts' results and replace it atomically; returns the text.
+
+    Two pushes at once may each build from a listing that misses the other's folder, and the later write
+    would then drop a result. So after writing, the board is built again; if artifacts changed meanwhile it is
+    written again (a few rounds; the next push or `optbench leaderboard` catches anything later still).
+    """
     text = render_leaderboard(ws)
-    ws.write_derived(LEADERBOARD, text)
+    for _ in range(max_rounds):
+        ws.write_derived(LEADERBOARD, text)
+        again = render_leaderboard(ws)
+        if again == text:
+            break
+        text = again
     return text

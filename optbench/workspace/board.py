@@ -229,8 +229,10 @@ def parse_message(name: str, data: bytes | str) -> Message:
         return msg
     for key in ("agent", "type", "timestamp"):
         v = fm.get(key)
-        if not isinstance(v, str) or not v:
+        if v is None or v == "":
             msg.warnings.append(f"malformed front matter: missing field {key!r}")
+        elif not isinstance(v, str):
+            msg.warnings.append(f"malformed front matter: field {key!r} must be a single value, got {type(v).__name__}")
     agent, mtype, ts = fm.get("agent"), fm.get("type"), fm.get("timestamp")
     msg.agent = agent if isinstance(agent, str) else None
     msg.type = mtype if isinstance(mtype, str) else None

@@ -113,6 +113,7 @@ def test_selectors(board):
         ("20260430-100006_a.md", b"---\nagent: a\n\xff\xfe---\n", "not valid UTF-8"),
         ("20260430-100007_a.md", "- just\n- a list\n", "no YAML front matter"),
         ("20260430-100008_a.md", "---\n- a\n- b\n---\nbody\n", "not a mapping"),
+        ("20260430-100009_a.md", "---\nagent: [a, b]\ntype: agent\ntimestamp: 2026-04-30 10:00 UTC\n---\nb\n", "single value"),
     ],
 )
 def test_malformed_message_is_shown_with_a_warning(board, name, content, warning, capsys):

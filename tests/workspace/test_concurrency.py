@@ -65,3 +65,38 @@ def test_concurrent_posts(tmp_path, mode):
         assert sorted(names) == names
         assert all(parse_name(n) for n in names)
     print(f"{mode}: {PROCS} processes x {POSTS} posts -> {len(files)} messages found")
+
+
+def _pusher(url: str, agent: str, src: str, barrier, queue) -> None:
+    from optbench.workspace.artifacts import push
+
+    barrier.wait()
+    try:
+        push(Workspace(url), agent, src, "opt")
+        queue.put((agent, None))
+    except Exception as e:  # noqa: BLE001
+        queue.put((agent, repr(e)))
+
+
+def test_concurrent_pushes_leave_a_complete_leaderboard(tmp_path):
+    from .conftest import make_results, write_artifact_dir
+
+    url = str(tmp_path / "ws")
+    init_workspace(url)
+    n = 3
+    srcs = []
+    for k in range(n):
+        r = make_results(f"agent-{k}", f"Opt{k}", tau=905 + 50 * k, floor=3.259, seeds=(0, 1, 2, 3))
+        srcs.append(str(write_artifact_dir(tmp_path / f"src{k}", r)))
+    ctx = mp.get_context("fork")
+    barrier, queue = ctx.Barrier(n), ctx.Queue()
+    procs = [ctx.Process(target=_pusher, args=(url, f"agent-{k}", srcs[k], barrier, queue)) for k in range(n)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+    assert all(err is None for _, err in results), results
+    overall = Workspace(url).read_text("LEADERBOARD.md").split("## Best known")[0]
+    for k in range(n):
+        assert f"artifacts/opt_agent-{k}/train_log.txt" in overall  # no push was dropped by a stale rewrite
