@@ -117,30 +117,33 @@ class Workspace:
     def read_text(self, rel: str) -> str:
         return self.read_bytes(rel).decode("utf-8")
 
-    def listdir(self, rel: str = "", dirs: bool | None = None) -> list[str]:
-        """Sorted base names in a folder (files and folders; only folders with dirs=True, only files with
-        dirs=False); a missing folder is empty. Temp files of in-flight local writes are hidden."""
+    def entries(self, rel: str = "") -> list[tuple[str, bool]]:
+        """Sorted (base name, is_folder) of a folder's entries; a missing folder is empty. Hidden names
+        (temp files of in-flight local writes, `.keep` placeholders) are left out."""
         self._fresh(rel)
         p = self.path(rel)
         try:
-            entries = self.fs.ls(p, detail=True)
+            listing = self.fs.ls(p, detail=True)
         except FileNotFoundError:
             return []
-        names = []
-        for e in entries:
-            name = posixpath.basename(str(e["name"]).rstrip("/"))
-            if not name or name.startswith(".") or str(e["name"]).rstrip("/") == p.rstrip("/"):
+        out: dict[str, bool] = {}
+        for e in listing:
+            full = str(e["name"]).rstrip("/")
+            name = posixpath.basename(full)
+            if not name or name.startswith(".") or full == p.rstrip("/"):
                 continue
-            is_dir = e.get("type") == "directory"
-            if dirs is None or dirs == is_dir:
-                names.append(name)
-        return sorted(set(names))
+            out[name] = out.get(name, False) or e.get("type") == "directory"
+        return sorted(out.items())
+
+    def listdir(self, rel: str = "", dirs: bool | None = None) -> list[str]:
+        """Sorted base names in a folder (only folders with dirs=True, only files with dirs=False)."""
+        return [n for n, is_dir in self.entries(rel) if dirs is None or dirs == is_dir]
 
     def walk_files(self, rel: str) -> Iterator[str]:
         """Workspace-relative paths of all files under a folder, sorted."""
-        for name in self.listdir(rel):
+        for name, is_dir in self.entries(rel):
             child = f"{rel}/{name}"
-            if self.isdir(child):
+            if is_dir:
                 yield from self.walk_files(child)
             else:
                 yield child
