@@ -18,7 +18,7 @@ from optbench.workspace.board import (
 from optbench.workspace.storage import init_workspace
 
 from .cli_helpers import run_cli
-from .conftest import T0, make_results
+from .conftest import make_results
 
 NOW = datetime(2026, 4, 30, 14, 30, 0, tzinfo=timezone.utc)
 
