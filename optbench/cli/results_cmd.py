@@ -91,6 +91,9 @@ def stats_cmd(
                 note.append("diverged")
             if run.extra_passes:
                 note.append(f"{run.extra_passes} extra passes")
+            planned = (run.model_extra or {}).get("train_steps")
+            if isinstance(planned, int) and last is not None and last < planned and not run.diverged:
+                note.append(f"cut short: last eval {last} of {planned}")
             table.add_row(
                 s.label,
                 str(seed),

@@ -78,9 +78,12 @@ class Trial:
         return bool(self.evals) and self.evals[-1].step == self.train_steps
 
     def run_record(self, target: float = stats.DEFAULT_TARGET, log_path: str | None = None) -> RunRecord:
-        """The trial as a RunRecord (seed None: upstream scripts set no seed; `trial` = its index in the log)."""
+        """The trial as a RunRecord (seed None: upstream scripts set no seed; extra fields `trial` = its index
+        in the log and `train_steps` = its T, so a cut-short trial can be told apart)."""
         pts = [CurvePoint(step=e.step, val_loss=e.val_loss, train_time_s=e.train_time_s) for e in self.evals]
-        return RunRecord.from_curve(pts, target=target, seed=None, log_path=log_path, trial=self.index)
+        return RunRecord.from_curve(
+            pts, target=target, seed=None, log_path=log_path, trial=self.index, train_steps=self.train_steps
+        )
 
 
 @dataclass

@@ -84,6 +84,8 @@ def plot_curves(
     logarithmic and zoomed near the target (from just below the lowest mean to ~25 % above the target), as in
     the upstream comparison figures; the earliest steps sit above the frame. Each label's claimed step under
     `rule` (or, failing the rule, its first step with mean < target) is marked and given in the legend.
+    Only steps every run of a label evaluated enter the mean; a run that went on longer than the others
+    (the others were cut short) is drawn on from there as a thin dotted line of its own.
     """
     if band not in ("minmax", "std"):
         raise OptbenchError(f"band: must be 'minmax' or 'std', got {band!r}")
@@ -120,8 +122,19 @@ def plot_curves(
         band_low = min([band_low] + [b for b in b_lo if math.isfinite(b)])
         at = v.reported_step
         at_mean = next(p.mean for p in v.per_step if p.step == at) if at is not None else None
+        # runs that go on past the steps common to all (a cut-short seed): their own tails, thin and dotted
+        tails = []
+        for c in map(stats.curve_map, runs):
+            tail = sorted((s, v) for s, v in c.items() if s > steps[-1] and math.isfinite(v))
+            if tail:
+                tails.append([(steps[-1], c[steps[-1]])] + tail)
+                max_step = max(max_step, tail[-1][0])
+                lowest = min(lowest, min(v for _, v in tail))
+        extra = f"; {n - len(tails)} of {n} runs end at step {steps[-1]:,}" if tails else ""
         for a in (ax, az):
-            a.plot(steps, mean, color=color, lw=1.8, label=f"{label} (n={n}): {mark}", zorder=3)
+            a.plot(steps, mean, color=color, lw=1.8, label=f"{label} (n={n}): {mark}{extra}", zorder=3)
+            for tail in tails:
+                a.plot([t[0] for t in tail], [t[1] for t in tail], color=color, lw=0.9, ls=":", zorder=3)
             if n > 1:
                 a.fill_between(steps, b_lo, b_hi, color=color, alpha=0.22, lw=0, zorder=2)
             if at is not None:
@@ -152,12 +165,12 @@ def plot_curves(
         zoom_from = max_step * 0.8
     span = max_step - zoom_from
     az.set_xlim(zoom_from - 0.05 * span - 1, max_step + 0.05 * span + 1)
-    z_lo = min(band_low, target - r.margin) - 0.002
+    z_lo = min(band_low, lowest, target - r.margin) - 0.002
     az.set_ylim(z_lo, target + near)
     az.yaxis.set_major_formatter(FormatStrFormatter("%.3f"))
     az.axhline(stats.required_mean(1, r, target), color="0.5", ls=":", lw=1.0, zorder=1)
-    az.text(0.01, stats.required_mean(1, r, target), " n=1 bar", transform=az.get_yaxis_transform(),
-            va="bottom", ha="left", fontsize=8, color="0.4")
+    az.text(0.99, stats.required_mean(1, r, target), "n=1 bar ", transform=az.get_yaxis_transform(),
+            va="top", ha="right", fontsize=8, color="0.4")
     az.set_title("Near the target (dot = reported step)", fontsize=11)
     fig.tight_layout()
     return _save(fig, path)

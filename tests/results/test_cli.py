@@ -101,3 +101,19 @@ def test_validate_names_fields_for_a_written_file(tmp_path, capsys):
     assert rc == 2
     assert "steps_to_3_28: required field is missing" in err
     assert "final_val_loss: value is not a number" in err
+
+
+def test_stats_and_plot_on_a_cut_short_trial(tmp_path, capsys):
+    # the second trial of this log stops at step 3000: every run counts, so only common steps are judged
+    lines = LOG.read_text().splitlines()
+    cut = [ln for ln in lines]
+    last_block = max(i for i, ln in enumerate(cut) if ln.startswith("step:0/3250"))
+    keep = [ln for i, ln in enumerate(cut) if i <= last_block or not ln.startswith("step:") or int(ln[5:ln.index("/")]) <= 2875]
+    f = tmp_path / "cut.txt"
+    f.write_text("\n".join(keep) + "\n")
+    rc, out, err = _main(capsys, "stats", str(f))
+    assert rc == 0, err
+    assert "cut short: last eval 2875 of 3250" in out
+    assert "FAIL [workspace] final step 2875 (target not reached)" in out
+    rc, _, err = _main(capsys, "plot", str(f), "--out", str(tmp_path / "cut.png"))
+    assert rc == 0 and (tmp_path / "cut.png").stat().st_size > 10_000
