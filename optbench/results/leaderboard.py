@@ -24,7 +24,6 @@ import math
 import os
 import posixpath
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Iterable, Sequence
 
 import fsspec
@@ -32,7 +31,7 @@ import fsspec
 from optbench.errors import OptbenchError
 from optbench.fsutil import atomic_write_text
 from optbench.results import stats
-from optbench.results.schema import Results, parse_results
+from optbench.results.schema import Results, parse_results, parse_timestamp
 
 # optimizers the leaderboard always lists (with '?' until someone posts a result), besides the zoo's names
 WANTED_OPTIMIZERS = ("DistributedShampoo", "PSGD Kron", "Sophia", "Lion")
@@ -124,11 +123,8 @@ def _contributors(r: Results) -> str:
 
 
 def _date(ts: str | None) -> tuple[str, str]:
-    if not ts:
-        return "?", ""
-    try:
-        d = datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    except ValueError:
+    d = parse_timestamp(ts)
+    if d is None:
         return "?", ""
     return d.strftime("%Y-%m-%d"), d.strftime("%Y-%m-%dT%H:%M:%S")
 

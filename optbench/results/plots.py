@@ -21,7 +21,7 @@ from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullLocator  # n
 
 from optbench.errors import OptbenchError  # noqa: E402
 from optbench.results import stats  # noqa: E402
-from optbench.results.schema import Results  # noqa: E402
+from optbench.results.schema import Results, parse_timestamp  # noqa: E402
 
 _COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
@@ -177,13 +177,7 @@ def plot_curves(
 
 
 def _when(r: Results) -> datetime | None:
-    if not r.timestamp:
-        return None
-    try:
-        d = datetime.fromisoformat(r.timestamp.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return d.replace(tzinfo=None)
+    return parse_timestamp(r.timestamp)
 
 
 def plot_best_over_time(

@@ -279,6 +279,23 @@ class Results(BaseModel):
 # ----------------------------------------------------------------------------- validation
 
 
+def parse_timestamp(ts: str | None) -> datetime | None:
+    """A results timestamp as a naive UTC datetime: ISO 8601 (`2026-04-30T14:30:00Z`, offsets converted) or the
+    message-board form `2026-04-30 14:30 UTC`. None when it is neither."""
+    if not ts:
+        return None
+    text = ts.strip()
+    if text.endswith(" UTC"):
+        text = text[:-4] + "+00:00"
+    try:
+        d = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if d.tzinfo is not None:
+        d = d.astimezone(timezone.utc).replace(tzinfo=None)
+    return d
+
+
 def _loc_name(loc: tuple, target_field: str) -> str:
     parts = []
     for p in loc:
@@ -319,11 +336,8 @@ def consistency_problems(r: Results) -> list[str]:
         v = getattr(r, k)
         if v is not None and not (0 < v < 100):
             out.append(f"{k}: {v} is not a plausible val loss (expected 0 < loss < 100)")
-    if r.timestamp is not None:
-        try:
-            datetime.fromisoformat(r.timestamp.replace("Z", "+00:00"))
-        except ValueError:
-            out.append(f"timestamp: {r.timestamp!r} is not an ISO 8601 time (e.g. 2026-04-30T14:30:00Z)")
+    if r.timestamp is not None and parse_timestamp(r.timestamp) is None:
+        out.append(f"timestamp: {r.timestamp!r} is not an ISO 8601 time (e.g. 2026-04-30T14:30:00Z)")
     if r.rule is not None and r.rule not in stats.RULES:
         out.append(f"rule: unknown stats rule {r.rule!r}; known: {', '.join(stats.rule_names())}")
     if r.runs:

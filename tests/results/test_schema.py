@@ -225,3 +225,13 @@ def test_not_json_and_missing_file(tmp_path):
 def test_results_model_accepts_steps_field_by_name():
     r = Results(agent_id="a", experiment="e", optimizer="m", steps_to_3_28=3000, final_val_loss=3.27)
     assert r.steps_to_target == 3000
+
+
+def test_timestamps_iso_and_board_form():
+    from optbench.results.schema import parse_timestamp
+
+    assert parse_timestamp("2026-04-30T14:30:00Z").isoformat() == "2026-04-30T14:30:00"
+    assert parse_timestamp("2026-04-30T16:30:00+02:00").isoformat() == "2026-04-30T14:30:00"
+    assert parse_timestamp("2026-04-30 14:30 UTC").isoformat() == "2026-04-30T14:30:00"
+    assert parse_timestamp("last tuesday") is None
+    assert load_results(json.dumps(dict(WORKSPACE_EXAMPLE, timestamp="2026-04-30 14:30 UTC"))).timestamp
