@@ -55,6 +55,9 @@ def stats_cmd(
     rule: Optional[str] = typer.Option(None, "--rule", help="stats rule preset (default: the records' rule, else workspace)"),
     target: Optional[float] = typer.Option(None, "--target", help="target val loss (default: the records' target, else 3.28)"),
     check: bool = typer.Option(False, "--check", help="exit 1 when the run set fails the rule"),
+    baseline: Optional[List[Path]] = typer.Option(
+        None, "--baseline", help="run set A (run dirs/results.json/logs, repeatable): is this run set significantly better (pairwise rule)?"
+    ),
 ) -> None:
     """Per-seed table and the verdict of the rule for a run set (every run given counts: no cherry-picking)."""
     from optbench.results import stats
@@ -117,6 +120,23 @@ def stats_cmd(
                     spread = f"; {need90 if need90 is not None else 'too many'} for a 90 % chance given std {_fmt(at.std)}"
                 console.print(f"runs needed at this mean: {need}{spread}", markup=False, highlight=False)
         failed = failed or not v.passed
+        if baseline:
+            base_runs = [run for b in baseline for run in load_source(b, target).runs]
+            if not base_runs:
+                raise OptbenchError("--baseline: no per-seed curves in the baseline inputs")
+            vb = stats.evaluate_runs(base_runs, r, target)
+            cmp = stats.compare(vb, v)
+            if cmp is None:
+                console.print("pairwise: not comparable (a run set never reached the target)", markup=False)
+            else:
+                a, b = vb.reported, v.reported
+                console.print(
+                    f"pairwise vs baseline (A: {a.step} steps, mean {_fmt(a.mean)}, n={a.n}; "
+                    f"B: {b.step} steps, mean {_fmt(b.mean)}, n={b.n}): statistic {cmp[0]:.5f} vs margin "
+                    f"{r.margin:g} -> {'B is significantly better' if cmp[1] else 'not significantly better'}",
+                    markup=False,
+                    highlight=False,
+                )
     for s in plain:
         res = s.results
         mean = res.mean_val_loss if res.mean_val_loss is not None else res.final_val_loss

@@ -322,6 +322,17 @@ def evaluate_runs(
     )
 
 
+def compare(baseline: Verdict, candidate: Verdict) -> tuple[float, bool] | None:
+    """Pairwise rule between two judged run sets (each at its reported step and mean): (statistic, better?).
+
+    None when either set has no reported step (never reached the target)."""
+    a, b = baseline.reported, candidate.reported
+    if baseline.reported_step is None or candidate.reported_step is None or a is None or b is None:
+        return None
+    s = pairwise_stat(a.mean, a.n, a.step, b.mean, b.n, b.step, candidate.rule)
+    return s, math.isfinite(s) and s >= candidate.rule.margin - BOUNDARY_TOL
+
+
 def claimed_step(runs: Sequence[Any], rule: str | Rule | None = None, target: float = DEFAULT_TARGET) -> int | None:
     """The earliest eval step common to all runs at which the set's mean passes the rule, else None."""
     return evaluate_runs(runs, rule, target).claimed_step

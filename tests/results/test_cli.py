@@ -117,3 +117,11 @@ def test_stats_and_plot_on_a_cut_short_trial(tmp_path, capsys):
     assert "FAIL [workspace] final step 2875 (target not reached)" in out
     rc, _, err = _main(capsys, "plot", str(f), "--out", str(tmp_path / "cut.png"))
     assert rc == 0 and (tmp_path / "cut.png").stat().st_size > 10_000
+
+
+def test_stats_baseline_pairwise(capsys):
+    rc, out, err = _main(capsys, "stats", str(WS / "artifacts" / "kron_agent-04"), "--baseline", str(LOG))
+    assert rc == 0, err
+    # A = the log (3225 steps, mean 3.27933, n=2), B = Kron (3375 steps, mean 3.27700, n=4):
+    # (0.00233 + (3225-3375)*0.000045) / sqrt(1/2+1/4) = (0.00233 - 0.00675)/0.866 = -0.00510
+    assert "statistic -0.00510" in out and "not significantly better" in out

@@ -197,3 +197,14 @@ def test_steps_field():
     assert stats.steps_field(4) == "steps_to_4_0"
     with pytest.raises(OptbenchError, match="target"):
         stats.steps_field(-1)
+
+
+def test_compare_verdicts_uses_reported_steps():
+    # A: 2 runs reaching 3.2790 at 3325; B: 2 runs at 3.2770 at 3250 (upstream rule)
+    a = stats.evaluate_runs([{3300: 3.2801, 3325: 3.2790}, {3300: 3.2803, 3325: 3.2790}], "upstream-2026-04-30")
+    b = stats.evaluate_runs([{3250: 3.2770}, {3250: 3.2770}], "upstream-2026-04-30")
+    s, better = stats.compare(a, b)
+    # (0.0020 + 75 * 0.0045/100) / sqrt(1/2 + 1/2) = 0.005375
+    assert s == pytest.approx(0.005375, abs=1e-9) and better
+    never = stats.evaluate_runs([{3250: 3.30}], "upstream-2026-04-30")
+    assert stats.compare(never, b) is None
