@@ -44,8 +44,6 @@ from optbench.errors import OptbenchError
 from optbench.fsutil import atomic_write_text
 from optbench.results import stats
 
-StrictInt = Field(strict=True)
-
 # workspace fields first, in the workspace example's order, then optbench's
 _FIELD_ORDER = [
     "agent_id",
@@ -79,12 +77,6 @@ _FIELD_ORDER = [
 _CURVE_POINT = re.compile(r'\{\n\s*("step": [-\d]+(?:,\n\s*"[a-z_]+": (?:[-+\d.eE]+|null|true|false))*)\n\s*\}')
 
 _ALWAYS_WRITTEN = {"agent_id", "experiment", "optimizer", "steps_to_target", "final_val_loss", "target", "unofficial"}
-
-
-def _finite(v: Optional[float], what: str = "value") -> Optional[float]:
-    if v is not None and not math.isfinite(v):
-        raise ValueError(f"{what} must be a finite number (use null for a diverged run), got {v}")
-    return v
 
 
 class CurvePoint(BaseModel):
@@ -210,7 +202,7 @@ class Results(BaseModel):
     notes: Optional[str] = None
     # optbench
     track: Optional[str] = None
-    target: float = Field(default=stats.DEFAULT_TARGET, gt=0)
+    target: float = Field(default=stats.DEFAULT_TARGET, gt=0, strict=True)
     rule: Optional[str] = None
     reached_target: Optional[bool] = None
     passes_rule: Optional[bool] = None
@@ -364,8 +356,6 @@ def consistency_problems(r: Results) -> list[str]:
         out.append(f"claimed_step: {r.claimed_step} differs from {f} {r.steps_to_target}")
     if r.train_steps is not None and r.steps_to_target is not None and r.steps_to_target > r.train_steps:
         out.append(f"{f}: {r.steps_to_target} is beyond train_steps {r.train_steps}")
-    if r.std_val_loss is not None and r.num_runs == 1 and r.std_val_loss != 0:
-        pass  # a single run's std is 0 by our convention, but other tools may report a known sigma: allowed
     return out
 
 
