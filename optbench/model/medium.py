@@ -30,8 +30,8 @@ not full; always includes q itself); inside kept blocks apply document-causal ma
 "the current block plus the W-1 previous blocks". Layers 0, 4, 11, 15 use the long window W; all others W // 2.
 W follows training progress x = step / num_iterations (set by `set_progress`): W = next_multiple(3456 * (4x^3 - 6x^2
 + 3x), 128) // 128, i.e. 1 block at x = 0 up to 27 blocks (3,456 tokens) at x = 1 (short layers: 0..13).
-On CUDA the mask is a FlexAttention BlockMask with upstream's block structure (flex_attention compiled); elsewhere
-(and as the reference) the same mask is materialised as a (rows, 1, T, T) boolean tensor for
+On CUDA the mask is a FlexAttention BlockMask built as upstream builds it (flex_attention compiled); elsewhere (and
+as the reference) the same mask is materialised as a (rows, 1, T, T) boolean tensor for
 F.scaled_dot_product_attention (short sequences only). The window lives in a buffer tensor, so a compiled model does
 not recompile when it grows. Checked on CPU: compiled flex_attention with upstream's own BlockMask construction
 equals the SDPA path (36 cases, T = 1024, windows 1..8 blocks, max abs diff 2.4e-7).
@@ -150,14 +150,14 @@ def document_ids(inputs: Tensor, bos_id: int) -> Tensor:
     return (inputs == bos_id).cumsum(dim=-1)
 
 
-def kept_kv_blocks(docs: Tensor, window_blocks: Tensor | int, block_size: int):
-    """Upstream's block-level selection for each (row, query block q), as its `create_blockmasks` does it.
+def block_candidates(docs: Tensor, window_blocks: Tensor | int, block_size: int):
+    """Upstream's block-level rule (its `create_blockmasks`), for each (row, query block q) with window W blocks.
 
     Candidates: "full" kv blocks j < q with low[q] == high[j] and high[q] == low[j] (both blocks inside one single
     document); "partial" kv blocks j <= q whose document range overlaps q's, minus the full ones (always includes
-    j = q). Kept: the most recent min(#full, W - 1) full and min(#partial, max(W - #full, 1)) partial blocks.
-    Returns (full_kept, partial_kept) as (rows, QB, KB) bool and their counts (rows, QB) int32. Tensor ops only,
-    so a compiled graph does not specialise on the window."""
+    j = q). Kept: the most recent min(#full, W - 1) full and min(#partial, max(W - #full, 1)) partial candidates.
+    Returns (full, partial) candidates as (rows, QB, KB) bool and the kept counts (rows, QB) int32. Tensor ops
+    only, so a compiled graph does not specialise on the window."""
     B, T = docs.shape
     nb = -(-T // block_size)
     idx = torch.arange(nb, device=docs.device)
@@ -172,23 +172,23 @@ def kept_kv_blocks(docs: Tensor, window_blocks: Tensor | int, block_size: int):
     count_full = full.sum(dim=-1, dtype=torch.int32)
     count_partial = partial.sum(dim=-1, dtype=torch.int32)
     w = torch.as_tensor(window_blocks, dtype=torch.int32, device=docs.device)
-    # upstream: clamp_max(full, W - 1) (negative when W = 0, which the kernel reads as no full block) and
-    # clamp_max(partial, clamp_min(W - full, 1)); counts below zero are clamped to 0 here: the same mask
+    # upstream: clamp_max(full, W - 1) (negative when W = 0, which the CUDA kernel reads as no block but the CPU
+    # kernel rejects) and clamp_max(partial, clamp_min(W - full, 1)); clamping at 0 gives the same mask
     n_full = torch.minimum(count_full, w - 1).clamp_min(0)
     n_partial = torch.minimum(count_partial, (w - count_full).clamp_min(1))
-
-    def most_recent(cand: Tensor, n: Tensor) -> Tensor:
-        rank = cand.flip(-1).int().cumsum(-1).flip(-1)  # 1 for the most recent candidate, 2 for the next, ...
-        return cand & (rank <= n[..., None])
-
-    return most_recent(full, n_full), most_recent(partial, n_partial), n_full, n_partial
+    return full, partial, n_full, n_partial
 
 
 def dense_attention_mask(docs: Tensor, window_blocks: Tensor | int, block_size: int) -> Tensor:
     """(rows, 1, T, T) boolean mask (True = may attend): kept blocks, then document-causal inside them."""
     T = docs.size(1)
-    full_kept, partial_kept, _, _ = kept_kv_blocks(docs, window_blocks, block_size)
-    blocks = full_kept | partial_kept
+    full, partial, n_full, n_partial = block_candidates(docs, window_blocks, block_size)
+
+    def most_recent(cand: Tensor, n: Tensor) -> Tensor:
+        rank = cand.flip(-1).int().cumsum(-1).flip(-1)  # 1 for the most recent candidate, 2 for the next, ...
+        return cand & (rank <= n[..., None])
+
+    blocks = most_recent(full, n_full) | most_recent(partial, n_partial)
     tok_block = torch.arange(T, device=docs.device) // block_size
     pos = torch.arange(T, device=docs.device)
     keep = blocks[:, tok_block][:, :, tok_block]
@@ -198,33 +198,32 @@ def dense_attention_mask(docs: Tensor, window_blocks: Tensor | int, block_size: 
 
 
 def flex_block_mask(docs: Tensor, window_blocks: Tensor | int, block_size: int):
-    """FlexAttention BlockMask with upstream's block structure (T must be a multiple of block_size).
+    """FlexAttention BlockMask built as upstream builds it, over the rows laid end to end (batch 1, rows * T
+    tokens; document ids offset per row so that no document spans two rows). T must be a multiple of block_size.
 
-    Upstream's mask_mod is document-causal only and the window lives in the block sparsity, which only the
-    compiled kernel honours (eager flex_attention evaluates mask_mod densely). Our mask_mod also looks the kept
-    blocks up, which is True on every block the kernel visits, so the function is the same and eager flex agrees."""
+    As upstream, mask_mod is document-causal only and the window lives in the block sparsity, which only the
+    compiled kernel honours: eager flex_attention evaluates mask_mod densely and would ignore the window."""
     from torch.nn.attention.flex_attention import BlockMask
 
-    T = docs.size(1)
+    B, T = docs.shape
     if T % block_size:
         raise ValueError(f"flex attention needs a sequence length that is a multiple of {block_size}, got {T}")
-    full_kept, partial_kept, n_full, n_partial = kept_kv_blocks(docs, window_blocks, block_size)
-    blocks = full_kept | partial_kept
+    flat = (docs + torch.arange(B, device=docs.device)[:, None] * (T + 1)).flatten()
+    full, partial, n_full, n_partial = block_candidates(flat[None], window_blocks, block_size)
 
-    def ordered(kept: Tensor) -> Tensor:  # kept blocks first, most recent first (upstream's dense_to_ordered)
-        return kept.int().argsort(dim=-1, descending=False, stable=True).flip(-1).to(torch.int32)
+    def ordered(cand: Tensor) -> Tensor:  # candidates first, most recent first (upstream's dense_to_ordered)
+        return cand.int().argsort(dim=-1, descending=False, stable=True).flip(-1).to(torch.int32)
 
-    def document_causal_window(b, h, q_idx, kv_idx):
-        in_window = blocks[b, q_idx // block_size, kv_idx // block_size]
-        return in_window & (q_idx >= kv_idx) & (docs[b, q_idx] == docs[b, kv_idx])
+    def document_causal(b, h, q_idx, kv_idx):
+        return (q_idx >= kv_idx) & (flat[q_idx] == flat[kv_idx])
 
     return BlockMask.from_kv_blocks(
-        n_partial[:, None].contiguous(),
-        ordered(partial_kept)[:, None].contiguous(),
-        n_full[:, None].contiguous(),
-        ordered(full_kept)[:, None].contiguous(),
+        n_partial[None].contiguous(),
+        ordered(partial)[None].contiguous(),
+        n_full[None].contiguous(),
+        ordered(full)[None].contiguous(),
         BLOCK_SIZE=block_size,
-        mask_mod=document_causal_window,
+        mask_mod=document_causal,
     )
 
 
@@ -232,19 +231,23 @@ _compiled_flex = None
 
 
 def attend(q: Tensor, k: Tensor, v: Tensor, mask, scale: float) -> Tensor:
-    """Attention over (B, H, T, D) inputs with either a dense boolean mask (SDPA) or a BlockMask (FlexAttention;
-    compiled on CUDA, eager elsewhere)."""
+    """Attention over (rows, H, T, D) inputs with either a dense boolean mask (SDPA) or a `flex_block_mask`
+    BlockMask (FlexAttention, always compiled: eager flex would ignore the window; no backward on CPU)."""
     if isinstance(mask, Tensor):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
     from torch.nn.attention.flex_attention import flex_attention
 
     global _compiled_flex
-    fn = flex_attention
-    if q.is_cuda:
+    B, H, T, D = q.shape
+    if B > 1:  # rows end to end, as the BlockMask lays them out
+        q, k, v = (t.transpose(0, 1).reshape(1, H, B * T, D) for t in (q, k, v))
+    if torch.compiler.is_compiling():  # inside a compiled model: dynamo traces flex_attention itself
+        y = flex_attention(q, k, v, block_mask=mask, scale=scale)
+    else:
         if _compiled_flex is None:
             _compiled_flex = torch.compile(flex_attention, dynamic=False)
-        fn = _compiled_flex
-    return fn(q, k, v, block_mask=mask, scale=scale)
+        y = _compiled_flex(q, k, v, block_mask=mask, scale=scale)
+    return y.reshape(H, B, T, D).transpose(0, 1) if B > 1 else y
 
 
 # -----------------------------------------------------------------------------
