@@ -645,7 +645,7 @@ def _optimizer_code(recipe: Recipe, main_info, main_cls: str, aux_info, aux_cls:
                 ov_hp.setdefault("lr", main_lr)
             extra = "".join(f", {k2}={_py(tuple(v) if k2 == 'betas' else v)}" for k2, v in ov_hp.items())
             out.append(f"{ind}override{k} = [n for n in matrices if {cond}]\n")
-            out.append(f"{ind}assert override{k}, 'override {ov.match!r} selects no hidden matrix'\n")
+            out.append(f"{ind}assert override{k}, {f'override {ov.match!r} selects no hidden matrix'!r}\n")
             groups.append(f"dict(params=[named[n] for n in override{k}]{extra})")
             taken.append(ov.match)
         if taken:
