@@ -18,6 +18,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[object], None], mode:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -26,6 +27,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[object], None], mode:
             pass
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

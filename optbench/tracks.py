@@ -174,11 +174,6 @@ def with_overrides(track: Track, overrides: dict) -> Track:
     return replace(track, unofficial=True, overrides=dict(overrides), **overrides)
 
 
-def steps_field(target: float) -> str:
-    """results.json step field for a target: 3.28 -> steps_to_3_28."""
-    return "steps_to_" + f"{target:.2f}".replace(".", "_")
-
-
 def lr_multiplier(step: int, train_steps: int, cooldown_frac: float = 0.7, warmup_steps: int = 0) -> float:
     """Upstream schedule: flat, then linear to 0 over the last cooldown_frac of the run; optional linear warmup
     min(1, (s+1)/warmup) as in result #2."""
@@ -189,4 +184,4 @@ def lr_multiplier(step: int, train_steps: int, cooldown_frac: float = 0.7, warmu
     return eta
 
 
-__all__ = ["Track", "get_track", "TRACK_NAMES", "with_overrides", "steps_field", "lr_multiplier"]
+__all__ = ["Track", "get_track", "TRACK_NAMES", "with_overrides", "lr_multiplier"]

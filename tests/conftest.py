@@ -24,3 +24,18 @@ def trajectories_dir(shared_dir: Path) -> Path:
     if not d.is_dir():
         pytest.skip(f"reference trajectories not found at {d}")
     return d
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    """Build the bundled corpus shards into a per-session cache (subprocesses inherit it)."""
+    if "OPTBENCH_CACHE" not in os.environ:
+        os.environ["OPTBENCH_CACHE"] = str(tmp_path_factory.mktemp("optbench-cache"))
+    yield
+
+
+@pytest.fixture(scope="session")
+def nano_data() -> Path:
+    from optbench.data.corpus import default_data_dir
+
+    return default_data_dir(8192)

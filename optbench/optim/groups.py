@@ -16,6 +16,12 @@ def _construct(name: str, groups: list[dict], hparams: dict, *, fused_ok: bool) 
     kwargs = dict(hparams)
     if "betas" in kwargs:
         kwargs["betas"] = tuple(kwargs["betas"])
+    for k, v in kwargs.items():  # TOML has no dtypes: ns_dtype = "float32" -> torch.float32
+        if k.endswith("dtype") and isinstance(v, str):
+            dt = getattr(torch, v, None)
+            if not isinstance(dt, torch.dtype):
+                raise OptbenchError(f"recipe hparams for {name}: {k} = {v!r} is not a torch dtype")
+            kwargs[k] = dt
     if fused_ok and optim.info(name).name in ("adamw", "adam"):
         kwargs.setdefault("fused", True)
     try:

@@ -1,0 +1,98 @@
+"""`optbench run` end to end on the nano track: files, formats, bad flags (exit 2), divergence (exit 3)."""
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from optbench import optim
+from optbench.cli import main
+from optbench.results.logparse import parse_log
+from optbench.results.schema import load_results
+
+RUN = [sys.executable, "-m", "optbench", "run"]
+
+
+def _run(args, **kw):
+    return subprocess.run(RUN + args, capture_output=True, text=True, **kw)
+
+
+def test_nano_run_writes_log_metrics_and_results(tmp_path, nano_data):
+    out = tmp_path / "r"
+    r = _run(["--track", "nano", "--recipe", "nano-muon", "--set", "train_steps=30", "--out", str(out), "--quiet"])
+    assert r.returncode == 0, r.stderr
+    res = load_results(out / "results.json")
+    assert res.track == "nano" and res.optimizer == "muon" and res.train_steps == 30 and res.num_runs == 1
+    curve = res.runs[0].curve
+    assert [p.step for p in curve] == [0, 20, 30]
+    assert curve[0].val_loss == pytest.approx(math.log(8192), abs=1e-4)  # zero-init head: uniform logits
+    assert curve[-1].val_loss < curve[0].val_loss - 1.0
+    assert res.provenance.torch_version == torch.__version__ and res.provenance.world_size == 1
+    raw = json.loads((out / "results.json").read_text())
+    assert "steps_to_6_5" in raw and raw["agent_id"] == "local"
+    log = (out / "train_log.txt").read_text()
+    assert "=" * 100 + "\nRunning PyTorch" in log and "class Muon" in log and 'name = "nano-muon"' in log
+    assert f"step:30/30 val_loss:{curve[-1].val_loss:.5f} train_time:" in log
+    parsed = parse_log(out / "train_log.txt")
+    assert [p.step for p in parsed.run_records(6.5)[0].curve] == [0, 20, 30] and parsed.world_size == 1
+    events = [json.loads(line)["event"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert events.count("eval") == 3 and "train" in events
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--track", "huge", "--optimizer", "adamw"], "unknown track 'huge'"),
+    (["--track", "nano", "--optimizer", "nope"], "unknown optimizer 'nope'"),
+    (["--track", "nano"], "give --optimizer NAME or --recipe"),
+    (["--track", "nano", "--recipe", "no-such-recipe"], "no recipe named 'no-such-recipe'"),
+    (["--track", "nano", "--optimizer", "adamw", "--override", "target=3"], "needs --unofficial"),
+    (["--track", "nano", "--optimizer", "adamw", "--data", "/tmp"], "pass --unofficial"),
+    (["--track", "small", "--optimizer", "adamw"], "trains on FineWeb"),
+    (["--track", "nano", "--recipe", "nano-muon", "--set", "lr"], "is not KEY=VALUE"),
+    (["--track", "nano", "--recipe", "nano-muon", "--set", "lr=-1"], "recipe hparams for muon"),
+    (["--track", "nano", "--recipe", "nano-muon", "--optimizer", "adamw"], "disagrees with recipe"),
+    (["--track", "nano", "--optimizer", "adamw", "--runs", "0"], "Invalid value"),
+    (["--resume", "/tmp/definitely-not-a-run"], "has no run.json"),
+])
+def test_bad_flags_exit_2_with_a_clear_message(args, message, tmp_path):
+    r = _run(args + ["--out", str(tmp_path / "o")])
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert message in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+class _NaNAfter(torch.optim.Optimizer):
+    """Test optimizer: plain SGD that writes NaN into the parameters at step `at`."""
+
+    def __init__(self, params, lr=0.01, at=3):
+        super().__init__(params, dict(lr=lr, at=at))
+        self.t = 0
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        self.t += 1
+        for g in self.param_groups:
+            for p in g["params"]:
+                if p.grad is not None:
+                    p.add_(p.grad, alpha=-g["lr"] * 1e-6)
+                    if self.t == g["at"]:
+                        p.fill_(float("nan"))
+
+
+def test_divergence_stops_at_once_marks_results_and_exits_nonzero(tmp_path, nano_data, capsys):
+    if "test-nan" not in optim.names():
+        optim.register("test-nan", _NaNAfter, family="test", reference="test only")
+    out = tmp_path / "d"
+    with pytest.raises(SystemExit) as e:
+        main(["run", "--track", "nano", "--optimizer", "test-nan", "--set", "train_steps=30", "--out", str(out),
+              "--quiet"])
+    assert e.value.code == 3
+    assert "diverged" in capsys.readouterr().err
+    res = load_results(out / "results.json")
+    assert res.runs[0].diverged and not res.reached_target
+    events = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    div = [e for e in events if e["event"] == "diverged"]
+    assert div and div[0]["step"] == 3  # the 4th step's loss is the first computed from NaN weights
+    assert not any(e["event"] == "train" and e["step"] > 3 for e in events)
