@@ -388,16 +388,16 @@ test_mode = False
 test_train_steps = None
 
 {TEST_BEGIN}
-if os.environ.get({TEST_ENV_TRACK!r}):
+if os.environ.get("{TEST_ENV_TRACK}"):
     _test_tracks = {{
 {tt}
     }}
-    _t = _test_tracks[os.environ[{TEST_ENV_TRACK!r}]]
+    _t = _test_tracks[os.environ["{TEST_ENV_TRACK}"]]
     model_config, batch_tokens, seq_len, mbs, val_tokens = (_t["config"], _t["batch_tokens"], _t["seq_len"],
                                                              _t["mbs"], _t["val_tokens"])
     eval_every, eval_every_late, late_frac = _t["eval_every"], _t["eval_every_late"], _t["late_frac"]
-    data_dir = Path(os.environ[{TEST_ENV_DATA!r}])
-    test_train_steps = int(os.environ.get({TEST_ENV_STEPS!r}, "0")) or None
+    data_dir = Path(os.environ["{TEST_ENV_DATA}"])
+    test_train_steps = int(os.environ.get("{TEST_ENV_STEPS}", "0")) or None
     on_cuda = False
     test_mode = True
 {TEST_END}
