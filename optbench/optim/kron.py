@@ -105,9 +105,6 @@ def _apply_factors(Q: list, G: torch.Tensor, gram: bool) -> torch.Tensor:
     The reference writes this as one multi-operand einsum; contracted pairwise left to right (torch without
     opt_einsum) that materialises an outer product of all factors, so it is applied one dim at a time here.
     """
-    if G.dim() == 0:
-        q = Q[0]
-        return q * q * G if gram else q * G
     out = G
     for i, q in enumerate(Q):
         if q.dim() < 2:
@@ -230,7 +227,10 @@ class Kron(torch.optim.Optimizer):
     def _init_state(state, grad: torch.Tensor, p: torch.Tensor, group) -> None:
         precond_dtype = group["precond_dtype"] or torch.float32
         state["step"] = 0
-        if grad.dim() > 2 and group["merge_dims"]:
+        if grad.dim() == 0:  # a scalar is handled as a 1-element vector (diagonal factor)
+            state["merged_shape"] = [1]
+            grad = grad.view(1)
+        elif grad.dim() > 2 and group["merge_dims"]:
             s = list(grad.shape)
             shape1 = [math.prod(s[:-1]), s[-1]]
             shape2 = [s[0], math.prod(s[1:])]
@@ -239,10 +239,6 @@ class Kron(torch.optim.Optimizer):
         mu_dtype = group["mu_dtype"] or (torch.float32 if p.dtype in (torch.bfloat16, torch.float16) else p.dtype)
         state["momentum_buffer"] = torch.zeros_like(grad, dtype=mu_dtype)
         shape = grad.shape
-        if len(shape) == 0:
-            state["Q"] = [group["precond_init_scale"] * torch.ones_like(grad, dtype=precond_dtype)]
-            state["diag"] = [True]
-            return
         if len(shape) > 13:
             raise ValueError(f"Kron: tensors with more than 13 dims are not supported, got shape {tuple(shape)}")
         scale = group["precond_init_scale"] ** (1 / len(shape))
@@ -260,8 +256,6 @@ class Kron(torch.optim.Optimizer):
         """Per-factor einsum strings contracting a tensor with itself over all dims but i (i kept twice for a
         triangular factor, once for a diagonal one)."""
         L = _LETTERS
-        if ndim == 0:
-            return [",->"]
         exprs = []
         for i, d in enumerate(diag):
             piece1 = "".join(L[i + 13] if j == i else L[j] for j in range(ndim))

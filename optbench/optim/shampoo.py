@@ -150,8 +150,8 @@ class Shampoo(torch.optim.Optimizer):
             raise ValueError(f"Shampoo: betas must be (beta1, beta2), got {betas!r}")
         if not 0.0 <= betas[0] < 1.0:
             raise ValueError(f"Shampoo: betas[0] (beta1) must be in [0, 1), got {betas[0]!r}")
-        if not 0.0 < betas[1] <= 1.0:
-            raise ValueError(f"Shampoo: betas[1] (beta2) must be in (0, 1], got {betas[1]!r}")
+        if not 0.0 <= betas[1] <= 1.0:
+            raise ValueError(f"Shampoo: betas[1] (beta2) must be in [0, 1], got {betas[1]!r}")
         if beta3 == -1.0:
             beta3 = betas[0]
         elif not 0.0 <= beta3 < 1.0:

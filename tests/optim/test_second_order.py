@@ -318,7 +318,7 @@ def test_lr_is_read_from_the_group_every_step(name):
     "factory, match",
     [
         (lambda ps: Shampoo(ps, lr=-1.0), "lr"),
-        (lambda ps: Shampoo(ps, betas=(0.9, 0.0)), "beta2"),
+        (lambda ps: Shampoo(ps, betas=(0.9, 1.5)), "beta2"),
         (lambda ps: Shampoo(ps, epsilon=0.0), "epsilon"),
         (lambda ps: Shampoo(ps, grafting="adamw"), "grafting"),
         (lambda ps: Shampoo(ps, precondition_frequency=10, start_preconditioning_step=5), "start_preconditioning_step"),
@@ -337,3 +337,16 @@ def test_lr_is_read_from_the_group_every_step(name):
 def test_bad_arguments_raise_value_error(factory, match):
     with pytest.raises(ValueError, match=match):
         factory(_params())
+
+
+@pytest.mark.parametrize("cls", [Shampoo, SOAP, Kron])
+def test_scalar_and_4d_parameters(cls):
+    s = torch.nn.Parameter(torch.tensor(1.0))
+    c = torch.nn.Parameter(torch.randn(2, 3, 4, 5))
+    opt = cls([s, c])
+    for _ in range(3):
+        s.grad = torch.tensor(0.5)
+        c.grad = torch.randn(2, 3, 4, 5)
+        opt.step()
+    assert s.shape == () and c.shape == (2, 3, 4, 5)
+    assert s.item() < 1.0 and torch.isfinite(c).all()
