@@ -30,11 +30,12 @@ not full; always includes q itself); inside kept blocks apply document-causal ma
 "the current block plus the W-1 previous blocks". Layers 0, 4, 11, 15 use the long window W; all others W // 2.
 W follows training progress x = step / num_iterations (set by `set_progress`): W = next_multiple(3456 * (4x^3 - 6x^2
 + 3x), 128) // 128, i.e. 1 block at x = 0 up to 27 blocks (3,456 tokens) at x = 1 (short layers: 0..13).
-On CUDA the mask is a FlexAttention BlockMask built as upstream builds it (flex_attention compiled); elsewhere (and
-as the reference) the same mask is materialised as a (rows, 1, T, T) boolean tensor for
-F.scaled_dot_product_attention (short sequences only). The window lives in a buffer tensor, so a compiled model does
-not recompile when it grows. Checked on CPU: compiled flex_attention with upstream's own BlockMask construction
-equals the SDPA path (36 cases, T = 1024, windows 1..8 blocks, max abs diff 2.4e-7).
+On CUDA the mask is a FlexAttention BlockMask built as upstream builds it, rows laid end to end (flex_attention is
+always compiled: eager flex evaluates mask_mod densely and would ignore the window); elsewhere (and as the
+reference) the same mask is materialised as a (rows, 1, T, T) boolean tensor for F.scaled_dot_product_attention
+(short sequences only). The window lives in a buffer tensor, so a compiled model does not recompile when it grows.
+Checked on CPU: compiled flex_attention with upstream's own BlockMask construction, and with ours, equals the SDPA
+path (36 cases, T = 1024, windows 0..8 blocks, max abs diff 2.4e-7).
 
 Loss: forward(inputs, targets) returns the SUMMED cross entropy over all tokens (reduction="sum"), like the track-3
 model; upstream returns the mean. The harness sums everywhere; Muon and Adam-type optimizers are invariant to the
@@ -199,16 +200,20 @@ def dense_attention_mask(docs: Tensor, window_blocks: Tensor | int, block_size: 
 
 def flex_block_mask(docs: Tensor, window_blocks: Tensor | int, block_size: int):
     """FlexAttention BlockMask built as upstream builds it, over the rows laid end to end (batch 1, rows * T
-    tokens; document ids offset per row so that no document spans two rows). T must be a multiple of block_size.
+    tokens; documents renumbered so that none spans two rows). T must be a multiple of block_size.
 
     As upstream, mask_mod is document-causal only and the window lives in the block sparsity, which only the
     compiled kernel honours: eager flex_attention evaluates mask_mod densely and would ignore the window."""
     from torch.nn.attention.flex_attention import BlockMask
 
-    B, T = docs.shape
+    T = docs.size(1)
     if T % block_size:
         raise ValueError(f"flex attention needs a sequence length that is a multiple of {block_size}, got {T}")
-    flat = (docs + torch.arange(B, device=docs.device)[:, None] * (T + 1)).flatten()
+    # a new document at every document change and at every row start; a cumsum, like upstream's document ids
+    # (the CPU kernel needs mask_mod's captured tensor to be a materialised buffer, not a fused pointwise op)
+    starts = torch.ones_like(docs, dtype=torch.bool)
+    starts[:, 1:] = docs[:, 1:] != docs[:, :-1]
+    flat = starts.flatten().cumsum(0)
     full, partial, n_full, n_partial = block_candidates(flat[None], window_blocks, block_size)
 
     def ordered(cand: Tensor) -> Tensor:  # candidates first, most recent first (upstream's dense_to_ordered)
