@@ -268,8 +268,17 @@ class Rotary(nn.Module):
 
     def __init__(self, head_dim: int, base_inv: float = 1 / 1024):
         super().__init__()
-        freq = base_inv ** torch.linspace(0, 1, steps=head_dim // 4, dtype=torch.float32)
-        self.register_buffer("angular_freq", torch.cat([freq, freq.new_zeros(head_dim // 4)]), persistent=False)
+        self.head_dim, self.base_inv = head_dim, base_inv
+        self.register_buffer("angular_freq", torch.empty(head_dim // 2), persistent=False)
+        self.reset()
+
+    @torch.no_grad()
+    def reset(self) -> None:
+        """(Re)compute the frequencies on the CPU, as upstream does, then copy them (to_empty leaves garbage)."""
+        if self.angular_freq.is_meta:
+            return
+        freq = self.base_inv ** torch.linspace(0, 1, steps=self.head_dim // 4, dtype=torch.float32)
+        self.angular_freq.copy_(torch.cat([freq, freq.new_zeros(self.head_dim // 4)]))
 
     def forward(self, x_BTHD: Tensor) -> Tensor:
         pos = torch.arange(x_BTHD.size(1), dtype=torch.float32, device=x_BTHD.device)
@@ -353,7 +362,6 @@ class MediumGPT(nn.Module):
         self.progress = 0.0
         if not self.lm_head_w.is_meta:
             init_medium_weights(self)
-            self.set_progress(0.0)
 
     # --- training progress -> sliding window
 
@@ -459,9 +467,13 @@ def init_medium_weights(model: MediumGPT) -> None:
     """Upstream init, drawing from the default torch RNG in parameter order (= upstream construction order):
     embed and value embeds N(0,1); qkvo_w and mlp.fc_w uniform with std 0.5/sqrt(fan_in) (the whole (4, h, d)
     qkvo_w is drawn, then its out slice [3] zeroed); mlp.proj_w and the LM head zero; scalars: skip weights 1,
-    block lambdas (1, 0), SA lambdas (0.5, 0.5)."""
+    block lambdas (1, 0), SA lambdas (0.5, 0.5). Also recomputes the RoPE frequencies and the window buffer."""
     L = model.cfg.num_layers
     with torch.no_grad():
+        for module in model.modules():  # derived buffers too: a model built on meta then to_empty()'d has garbage
+            if isinstance(module, Rotary):
+                module.reset()
+        model.set_progress(model.progress)
         for name, p in model.named_parameters():
             if name == "embed.weight" or name.startswith("value_embeds."):
                 _draw(p, lambda t: t.normal_())

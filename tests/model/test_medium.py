@@ -410,6 +410,22 @@ def test_init_draws_in_upstream_order():
     assert torch.equal(bf.blocks[0].mlp.fc_w, expect["blocks.0.mlp.fc_w"])
 
 
+def test_meta_then_to_empty_then_init_equals_direct_construction():
+    cfg = tiny_cfg()
+    torch.manual_seed(7)
+    direct = MediumGPT(cfg)
+    with torch.device("meta"):
+        lazy = MediumGPT(cfg)
+    lazy = lazy.to_empty(device="cpu")
+    torch.manual_seed(7)
+    init_medium_weights(lazy)
+    assert all(torch.equal(a, b) for a, b in zip(direct.state_dict().values(), lazy.state_dict().values()))
+    x = tokens(1, 64, bos_at=(0, 20))
+    for m in (direct, lazy):
+        m.set_progress(0.5)
+    assert torch.equal(direct(x), lazy(x))  # RoPE frequencies and window buffer re-derived too
+
+
 def full_size_meta_model() -> MediumGPT:
     with torch.device("meta"):
         return MediumGPT(MediumConfig())
