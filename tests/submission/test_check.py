@@ -1,0 +1,240 @@
+"""`optbench check`: exported Muon and SOAP scripts are clean; each rule catches its mutation, with a message
+naming the rule and where; logs: code section, fixed eval steps, verdict; exit codes 0 / 1 / 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from optbench.errors import OptbenchError
+from optbench.submission.check import THIRD_PARTY_OPTIMIZERS, check, static_check
+
+from .conftest import sub_env
+
+INIT_SECTION = "    train_steps = 3250\n"
+TRAIN_LOOP = "            model(inputs[i * mbs:(i + 1) * mbs], targets[i * mbs:(i + 1) * mbs]).backward()\n"
+
+
+def mutate(path: Path, tmp_path: Path, old: str, new: str, name: str = "mutant.py") -> Path:
+    text = path.read_text()
+    assert text.count(old) == 1, f"mutation anchor not unique: {old!r}"
+    out = tmp_path / name
+    out.write_text(text.replace(old, new))
+    return out
+
+
+def line_of(path: Path, needle: str) -> int:
+    return next(i + 1 for i, ln in enumerate(path.read_text().splitlines()) if needle in ln)
+
+
+# ----------------------------------------------------------------------------- clean exports
+
+
+@pytest.mark.parametrize("key", ["muon", "soap"])
+def test_exported_scripts_pass(exported, nano_data, key):
+    rep = check(exported[key], steps=1, data_dir=nano_data)
+    assert rep.ok, [str(v) for v in rep.violations]
+    dyn = next(n for n in rep.notes if n.startswith("dynamic: ran"))
+    assert "2 fwd/2 bwd/1024 tok (expected 2 fwd/2 bwd/1024 tok)" in dyn
+
+
+# ----------------------------------------------------------------------------- dynamic rules
+
+
+def test_extra_layer_fails_architecture(exported, nano_data, tmp_path):
+    s = mutate(exported["muon"], tmp_path,
+               "self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.num_layers)])",
+               "self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.num_layers + 1)])")
+    rep = check(s, steps=1, data_dir=nano_data)
+    msgs = [v.message for v in rep.violations if v.rule == "architecture"]
+    assert any("at nano size" in m and "extra parameters ['blocks.2." in m for m in msgs), msgs
+    assert any("at small size" in m and "blocks.12." in m and "expected 162,354,816" in m for m in msgs), msgs
+
+
+def test_second_backward_per_step_fails_passes(exported, nano_data, tmp_path):
+    s = mutate(exported["muon"], tmp_path, TRAIN_LOOP,
+               TRAIN_LOOP + "        model(inputs[:mbs], targets[:mbs]).backward()  # a second pass\n")
+    rep = check(s, steps=1, data_dir=nano_data)
+    assert "passes" in rep.rules() or "batch-size" in rep.rules()
+    msgs = [str(v) for v in rep.violations]
+    assert any("[batch-size] step 0: 1536 tokens" in m for m in msgs), msgs
+    assert all(v.where == str(s) for v in rep.violations)
+
+
+def test_changed_batch_in_training_code_fails_dynamic(exported, nano_data, tmp_path):
+    s = mutate(exported["muon"], tmp_path, "        for i in range(accum_steps):\n",
+               "        for i in range(accum_steps // 2):\n")
+    rep = check(s, steps=1, data_dir=nano_data)
+    msgs = [str(v) for v in rep.violations]
+    assert any("[batch-size] step 0: 512 tokens" in m and "fixes 1024 per step" in m for m in msgs), msgs
+    assert "fixed-fields" not in rep.rules()  # the constants are untouched: the dynamic check found it
+
+
+# ----------------------------------------------------------------------------- static rules
+
+
+def test_changed_batch_constant_fails_static(exported, tmp_path):
+    s = mutate(exported["muon"], tmp_path, "batch_tokens = 524288  #", "batch_tokens = 262144  #")
+    rep = static_check(s.read_text(), str(s))
+    [v] = [v for v in rep.violations if v.rule == "fixed-fields"]
+    assert "batch_tokens = 262144" in v.message and "524288" in v.message
+    assert v.where == f"{s}:{line_of(s, 'batch_tokens = 262144')}"
+
+
+def test_changed_architecture_constant_fails_static(exported, tmp_path):
+    s = mutate(exported["muon"], tmp_path, "model_config = GPTConfig(vocab_size=50304, num_layers=12,",
+               "model_config = GPTConfig(vocab_size=50304, num_layers=13,")
+    rep = static_check(s.read_text(), str(s))
+    assert any(v.rule == "fixed-fields" and "num_layers=13" in v.message for v in rep.violations)
+
+
+def test_import_heavyball_fails(exported, tmp_path):
+    s = mutate(exported["muon"], tmp_path, "import numpy as np\n", "import numpy as np\nimport heavyball\n")
+    rep = static_check(s.read_text(), str(s))
+    [v] = rep.violations
+    assert v.rule == "third-party-optimizer" and "'heavyball'" in v.message
+    assert v.where == f"{s}:{line_of(s, 'import heavyball')}"
+    assert "heavyball" in THIRD_PARTY_OPTIMIZERS
+
+
+def test_other_third_party_import_fails_allowlist(exported, tmp_path):
+    s = mutate(exported["muon"], tmp_path, "import numpy as np\n", "import numpy as np\nfrom scipy import linalg\n")
+    rep = static_check(s.read_text(), str(s))
+    assert [v.rule for v in rep.violations] == ["import-allowlist"] and "'scipy'" in rep.violations[0].message
+
+
+def test_hyperparameters_from_argparse_fail(exported, tmp_path):
+    s = mutate(exported["muon"], tmp_path, INIT_SECTION,
+               "    import argparse\n"
+               "    parser = argparse.ArgumentParser()\n"
+               "    parser.add_argument('--lr', type=float, default=0.025)\n"
+               "    args = parser.parse_args()\n" + INIT_SECTION)
+    rep = static_check(s.read_text(), str(s))
+    [v] = rep.violations
+    assert v.rule == "cli-hyperparameters" and "'argparse'" in v.message
+    assert v.where == f"{s}:{line_of(s, 'import argparse')}"
+
+
+def test_hyperparameters_from_sys_argv_and_environment_fail(exported, tmp_path):
+    s = mutate(exported["muon"], tmp_path, INIT_SECTION,
+               "    lr = float(sys.argv[1])\n"
+               "    wd = float(os.environ.get('WD', '0.05'))\n"
+               "    steps = int(os.environ['OPTBENCH_TEST_STEPS'])\n" + INIT_SECTION)
+    rep = static_check(s.read_text(), str(s))
+    got = {(v.rule, v.where) for v in rep.violations}
+    assert got == {("cli-hyperparameters", f"{s}:{line_of(s, 'sys.argv[1]')}"),
+                   ("environment", f"{s}:{line_of(s, 'WD')}"),
+                   ("environment", f"{s}:{line_of(s, "os.environ['OPTBENCH_TEST_STEPS']")}")}, got
+    assert any("outside the marked test-only block" in v.message for v in rep.violations)
+
+
+def test_allowed_reads_are_clean():
+    src = ("import os, sys\nwith open(sys.argv[0]) as f:\n    code = f.read()\n"
+           "rank = int(os.environ.get('RANK', '0'))\nws = int(os.environ['WORLD_SIZE'])\n"
+           "os.environ['PYTORCH_CUDA_ALLOC_CONF'] = 'expandable_segments:True'\n"
+           "n = int(sys.argv[-1]) if len(sys.argv) > 1 else 1\n")
+    assert static_check(src, "ok.py").ok
+
+
+def test_dynamic_import_fails():
+    rep = static_check("import importlib\nopt = importlib.import_module('heavy' + 'ball')\n", "d.py")
+    assert [(v.rule, v.where) for v in rep.violations] == [("dynamic-import", "d.py:2")]
+
+
+# ----------------------------------------------------------------------------- logs
+
+
+def _log(code: str, trials: list[list[str]]) -> str:
+    head = code.rstrip("\n") + "\n" + "=" * 100 + "\n" + \
+        "Running PyTorch 2.11.0+cu128 compiled for CUDA 12.8 on NVIDIA H100 80GB HBM3 with world_size 8\n" + \
+        "=" * 100 + "\n"
+    return head + "".join(ln + "\n" for t in trials for ln in t)
+
+
+def _trial(T: int, steps: list[int], final: float) -> list[str]:
+    out = []
+    for s in steps:
+        loss = 10.82584 if s == 0 else final + (T - s) * 1e-4
+        out.append(f"step:{s}/{T} val_loss:{loss:.5f} train_time:{s * 0.15:.3f}s step_avg:150.00ms")
+    return out
+
+
+def test_log_trials_ending_at_different_steps_fail(exported, tmp_path):
+    code = exported["muon"].read_text()
+    log = tmp_path / "early.txt"
+    log.write_text(_log(code, [_trial(3250, [0, 3000, 3250], 3.2770),
+                               _trial(3250, [0, 3000, 3225], 3.2790)]))  # the second trial stopped early
+    rep = check(log)
+    msgs = [str(v) for v in rep.violations]
+    assert any("[fixed-eval-steps] trial 1 ends at step 3225 of 3250" in m for m in msgs), msgs
+    line = log.read_text().splitlines().index(_trial(3250, [3225], 3.2790)[0]) + 1
+    assert any(v.where == f"{log}:{line}" for v in rep.violations)
+    assert any(n.startswith("log: 2 trial(s)") and "verdict:" in n for n in rep.notes)
+
+
+def test_log_trials_of_different_lengths_fail(exported, tmp_path):
+    code = exported["muon"].read_text()
+    log = tmp_path / "lengths.txt"
+    log.write_text(_log(code, [_trial(3250, [0, 3250], 3.2770), _trial(3200, [0, 3200], 3.2775)]))
+    rep = check(log)
+    assert any(v.rule == "fixed-eval-steps" and "different run lengths [3200, 3250]" in v.message
+               for v in rep.violations)
+
+
+def test_clean_log_gives_verdict_and_checks_code(exported, tmp_path):
+    code = exported["muon"].read_text()
+    trials = [_trial(3250, [0, 3000, 3250], 3.2770 + 0.0002 * i) for i in range(4)]
+    log = tmp_path / "clean.txt"
+    log.write_text(_log(code, trials))
+    rep = check(log)
+    assert rep.ok, [str(v) for v in rep.violations]
+    verdict = next(n for n in rep.notes if n.startswith("log:"))
+    assert "PASS [upstream-2026-04-30] step 3250" in verdict and "n=4" in verdict
+    # the log's code section gets the static checks
+    bad = tmp_path / "bad.txt"
+    bad.write_text(_log(code.replace("import numpy as np\n", "import numpy as np\nimport heavyball\n"), trials))
+    rep = check(bad)
+    assert [v.rule for v in rep.violations] == ["third-party-optimizer"]
+    assert rep.violations[0].where.startswith(f"{bad} (code section):")
+
+
+def test_log_code_must_equal_script(exported, tmp_path):
+    trials = [_trial(3250, [0, 3250], 3.2770)]
+    log = tmp_path / "other.txt"
+    log.write_text(_log(exported["soap"].read_text(), trials))
+    from optbench.submission.check import log_check
+
+    rep = log_check(log, script_text=exported["muon"].read_text(), script_name="muon.py")
+    assert [v.rule for v in rep.violations] == ["log-code"] and "differs from muon.py" in rep.violations[0].message
+    same = tmp_path / "same.txt"
+    same.write_text(_log(exported["muon"].read_text(), trials))
+    assert log_check(same, script_text=exported["muon"].read_text()).ok
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "optbench", *args], cwd=cwd, env=sub_env(), capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_cli_exit_codes(exported, tmp_path):
+    p = _cli("check", str(exported["muon"]), "--no-dynamic", cwd=tmp_path)
+    assert p.returncode == 0 and "clean" in p.stdout, p.stdout + p.stderr
+    s = mutate(exported["muon"], tmp_path, "import numpy as np\n", "import numpy as np\nimport heavyball\n")
+    p = _cli("check", str(s), "--no-dynamic", cwd=tmp_path)
+    assert p.returncode == 1 and "VIOLATION" in p.stdout and "[third-party-optimizer]" in p.stdout
+    p = _cli("check", str(tmp_path / "missing.py"), cwd=tmp_path)
+    assert p.returncode == 2 and "no such file" in p.stderr
+    (tmp_path / "notpy.py").write_text("this is not python (\n")
+    p = _cli("check", str(tmp_path / "notpy.py"), cwd=tmp_path)
+    assert p.returncode == 2 and "not a Python script" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_check_missing_file_raises():
+    with pytest.raises(OptbenchError, match="no such file"):
+        check("/nonexistent/train_gpt_simple.py")
