@@ -125,9 +125,10 @@ def test_hyperparameters_from_sys_argv_and_environment_fail(exported, tmp_path):
                "    steps = int(os.environ['OPTBENCH_TEST_STEPS'])\n" + INIT_SECTION)
     rep = static_check(s.read_text(), str(s))
     got = {(v.rule, v.where) for v in rep.violations}
+    STEPS_READ = "os.environ['OPTBENCH_TEST_STEPS']"
     assert got == {("cli-hyperparameters", f"{s}:{line_of(s, 'sys.argv[1]')}"),
                    ("environment", f"{s}:{line_of(s, 'WD')}"),
-                   ("environment", f"{s}:{line_of(s, "os.environ['OPTBENCH_TEST_STEPS']")}")}, got
+                   ("environment", f"{s}:{line_of(s, STEPS_READ)}")}, got
     assert any("outside the marked test-only block" in v.message for v in rep.violations)
 
 
