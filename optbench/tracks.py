@@ -88,11 +88,11 @@ class Track:
             return MediumGPT(self.model_config, embed_dtype=dtype)
         raise OptbenchError(f"track {self.name}: unknown model kind {self.model!r}")
 
-    def init_model(self, model) -> None:
+    def init_model(self, model, scheme: str = "track3") -> None:
         if self.model == "gpt":
-            from optbench.model.gpt import init_weights
+            from optbench.model.gpt import init_weights, init_weights_torch_default
 
-            init_weights(model)
+            init_weights(model) if scheme == "track3" else init_weights_torch_default(model)
         else:
             from optbench.model.medium import init_medium_weights
 

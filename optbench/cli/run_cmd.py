@@ -215,6 +215,8 @@ def recipes_cmd() -> None:
     from optbench.optim.recipe import load_recipe, recipe_names
 
     table = Table("recipe", "optimizer", "track", "published steps", "source")
+    table.columns[0].no_wrap = True
+    table.columns[4].no_wrap, table.columns[4].overflow = True, "ellipsis"
     for n in recipe_names():
         r = load_recipe(n)
         pub = str(r.published.steps) if r.published and r.published.steps else ""

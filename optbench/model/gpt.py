@@ -178,5 +178,18 @@ def init_weights(model: nn.Module) -> None:
                 raise ValueError(f"uninitialized parameter: {name}")
 
 
+def init_weights_torch_default(model: nn.Module) -> None:
+    """Result #2's init: torch's default Linear/Embedding init, then every `proj` weight zeroed."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                module.reset_parameters()
+            elif isinstance(module, RMSNorm):
+                module.gains.fill_(1.0)
+        for name, p in model.named_parameters():
+            if name.endswith("weight") and "proj" in name:
+                p.zero_()
+
+
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())

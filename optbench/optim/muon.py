@@ -9,7 +9,9 @@ Follows the ``Muon`` class of modded-nanogpt's ``records/track_3_optimization/tr
     O <- O * sqrt(max(1, rows / cols))
     W <- W * (1 - lr * wd);  W <- W - lr * O
 
-Tensors with more than two dimensions are flattened to (shape[0], rest) for NS and for the shape scale.
+Tensors with more than two dimensions are flattened to (shape[0], rest) for NS and for the shape scale
+(nd_mode="flatten", KellerJordan/Muon's rule for conv filters), or treated as a batch of matrices over the last
+two dims (nd_mode="batch", the medium record's batched NS on its stacked (4, d, d) attention weights).
 """
 
 from __future__ import annotations
@@ -87,15 +89,16 @@ def resolve_ns_schedule(ns_coefficients: CoeffSpec, ns_steps: int | None) -> lis
 def newton_schulz(
     G: torch.Tensor, schedule: Sequence[Coeffs], dtype: torch.dtype = torch.bfloat16, eps: float = 1e-7
 ) -> torch.Tensor:
-    """Approximate polar factor U V^T of a 2-D G with the quintic X <- aX + (bA + cA^2)X, A = X X^T.
+    """Approximate polar factor U V^T of G (2-D, or a batch of matrices over the last two dims) with the quintic
+    X <- aX + (bA + cA^2)X, A = X X^T.
 
     Computed in ``dtype`` (a new tensor; G is not modified), on the wide orientation (transposed when
     rows > cols), after dividing by (Frobenius norm + eps). Returns a tensor of ``dtype``.
     """
-    if G.ndim != 2:
-        raise ValueError(f"newton_schulz expects a 2-D tensor, got shape {tuple(G.shape)}")
+    if G.ndim < 2:
+        raise ValueError(f"newton_schulz expects a tensor with ndim >= 2, got shape {tuple(G.shape)}")
     X = G.to(dtype) if G.dtype != dtype else G.clone()
-    tall = G.size(0) > G.size(1)
+    tall = G.size(-2) > G.size(-1)
     if tall:
         X = X.mT
     X = X / (X.norm(dim=(-2, -1), keepdim=True) + eps)
@@ -249,12 +252,15 @@ class Muon(ShardedMatrixOptimizer):
         ns_steps: int | None = None,
         ns_dtype: torch.dtype = torch.bfloat16,
         eps: float = 1e-7,
+        nd_mode: str = "flatten",
         *,
         mu: float | None = None,
     ):
         if mu is not None:
             momentum = mu
         _check_common(lr, weight_decay, momentum)
+        if nd_mode not in ("flatten", "batch"):
+            raise ValueError(f"nd_mode: must be 'flatten' or 'batch', got {nd_mode!r}")
         if ns_steps is not None and (not isinstance(ns_steps, int) or ns_steps < 1):
             raise ValueError(f"ns_steps: must be a positive integer or None, got {ns_steps!r}")
         if not isinstance(ns_dtype, torch.dtype) or not ns_dtype.is_floating_point:
@@ -271,6 +277,7 @@ class Muon(ShardedMatrixOptimizer):
             ns_steps=ns_steps,
             ns_dtype=ns_dtype,
             eps=eps,
+            nd_mode=nd_mode,
         )
         super().__init__(params, defaults)
 
@@ -283,7 +290,7 @@ class Muon(ShardedMatrixOptimizer):
         mu = group["momentum"]
         m.lerp_(g, 1 - mu)
         u = torch.lerp(g, m, mu) if group["nesterov"] else m
-        if u.ndim > 2:
+        if u.ndim > 2 and group.get("nd_mode", "flatten") == "flatten":
             u = u.reshape(u.size(0), -1)
         o = newton_schulz(u, schedule, group["ns_dtype"], group["eps"])
         o *= max(1, u.size(-2) / u.size(-1)) ** 0.5

@@ -56,6 +56,9 @@ class Recipe(BaseModel):
     train_steps: int | None = Field(default=None, gt=0)
     cooldown_frac: float = Field(default=0.7, ge=0, le=1)
     warmup_steps: int = Field(default=0, ge=0)
+    # "track3": the #36 init (proj weights zero, embedding N(0,1), others N(0, sqrt(0.33/fan_in)));
+    # "torch-default": torch's default Linear/Embedding init, then proj weights zeroed (result #2's era)
+    init: Literal["track3", "torch-default"] = "track3"
     published: Published | None = None
 
     @model_validator(mode="after")

@@ -194,7 +194,7 @@ def train_one(cfg: RunConfig, env: DistEnv, seed: int, train_files, val_data, lo
     cuda = env.device.type == "cuda"
     torch.manual_seed(seed)
     model = track.build_model(embed_dtype=torch.bfloat16 if cuda else torch.float32).to(env.device)
-    track.init_model(model)
+    track.init_model(model, recipe.init)
     if cfg.compile:
         model.compile(dynamic=False)
     ddp_model = DDP(model, device_ids=[env.device.index] if cuda else None) if env.distributed else model

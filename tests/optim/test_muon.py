@@ -409,3 +409,22 @@ def test_sharded_matches_single_process(tmp_path, name):
     assert res[0]["owned"] == expect[0] and res[1]["owned"] == expect[1]
     assert not set(res[0]["owned"]) & set(res[1]["owned"])
 
+
+
+def test_nd_mode_batch_orthogonalises_each_stacked_matrix():
+    from optbench.optim.muon import Muon
+
+    torch.manual_seed(0)
+    w = torch.nn.Parameter(torch.zeros(4, 16, 16))
+    g = torch.randn(4, 16, 16)
+    w.grad = g.clone()
+    Muon([w], lr=1.0, momentum=0.0, nesterov=False, ns_dtype=torch.float32, nd_mode="batch").step()
+    for i in range(4):
+        s = torch.linalg.svdvals(-w.detach()[i])
+        assert torch.allclose(s, torch.ones(16), atol=1e-2)
+    flat = torch.nn.Parameter(torch.zeros(4, 16, 16))
+    flat.grad = g.clone()
+    Muon([flat], lr=1.0, momentum=0.0, nesterov=False, ns_dtype=torch.float32).step()
+    assert not torch.allclose(flat, w, atol=1e-3)  # (4, 256) flattening is a different update
+    with pytest.raises(ValueError, match="nd_mode"):
+        Muon([w], nd_mode="stack")
