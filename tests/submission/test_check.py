@@ -3,16 +3,12 @@ naming the rule and where; logs: code section, fixed eval steps, verdict; exit c
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from optbench.errors import OptbenchError
 from optbench.submission.check import THIRD_PARTY_OPTIMIZERS, check, static_check
-
-from .conftest import sub_env
 
 INIT_SECTION = "    train_steps = 3250\n"
 TRAIN_LOOP = "            model(inputs[i * mbs:(i + 1) * mbs], targets[i * mbs:(i + 1) * mbs]).backward()\n"
@@ -218,22 +214,40 @@ def test_log_code_must_equal_script(exported, tmp_path):
 # ----------------------------------------------------------------------------- CLI
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "optbench", *args], cwd=cwd, env=sub_env(), capture_output=True,
-                          text=True, timeout=300)
+def _cli(capsys, *args: str) -> tuple[int, str, str]:
+    """Run the CLI in-process (optbench.cli.main): exit code, stdout, stderr."""
+    from optbench.cli import main
+
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    out = capsys.readouterr()
+    return code, out.out, out.err
 
 
-def test_cli_exit_codes(exported, tmp_path):
-    p = _cli("check", str(exported["muon"]), "--no-dynamic", cwd=tmp_path)
-    assert p.returncode == 0 and "clean" in p.stdout, p.stdout + p.stderr
+def test_cli_exit_codes(exported, tmp_path, capsys):
+    code, out, err = _cli(capsys, "check", str(exported["muon"]), "--no-dynamic")
+    assert code == 0 and "clean" in out, out + err
     s = mutate(exported["muon"], tmp_path, "import numpy as np\n", "import numpy as np\nimport heavyball\n")
-    p = _cli("check", str(s), "--no-dynamic", cwd=tmp_path)
-    assert p.returncode == 1 and "VIOLATION" in p.stdout and "[third-party-optimizer]" in p.stdout
-    p = _cli("check", str(tmp_path / "missing.py"), cwd=tmp_path)
-    assert p.returncode == 2 and "no such file" in p.stderr
+    code, out, err = _cli(capsys, "check", str(s), "--no-dynamic")
+    assert code == 1 and "VIOLATION" in out and "[third-party-optimizer]" in out
+    code, out, err = _cli(capsys, "check", str(tmp_path / "missing.py"))
+    assert code == 2 and "no such file" in err
     (tmp_path / "notpy.py").write_text("this is not python (\n")
-    p = _cli("check", str(tmp_path / "notpy.py"), cwd=tmp_path)
-    assert p.returncode == 2 and "not a Python script" in p.stderr and "Traceback" not in p.stderr
+    code, out, err = _cli(capsys, "check", str(tmp_path / "notpy.py"))
+    assert code == 2 and "not a Python script" in err and "Traceback" not in err
+
+
+def test_cli_export(tmp_path, capsys):
+    out_file = tmp_path / "train_gpt_simple.py"
+    code, out, err = _cli(capsys, "export", "--recipe", "nano-adamw", "--out", str(out_file),
+                          "--set", "train_steps=500")
+    assert code == 0 and out_file.is_file(), err
+    assert "    train_steps = 500\n" in out_file.read_text()
+    code, out, err = _cli(capsys, "export", "--recipe", "nano-adamw", "--out", str(out_file))
+    assert code == 2 and "exists" in err
 
 
 def test_check_missing_file_raises():

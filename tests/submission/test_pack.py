@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,7 @@ from optbench.submission.check import static_check
 from optbench.submission.export import export_script
 from optbench.submission.pack import ARTIFACT_FILES, pack
 
-from .conftest import EQ_STEPS, sub_env
+from .conftest import EQ_STEPS
 
 
 def test_pack_writes_the_artifact_folder(nano_run, tmp_path):
@@ -70,10 +68,14 @@ def test_pack_validates_inputs(nano_run, tmp_path):
     assert not (tmp_path / "o2").exists()
 
 
-def test_cli_pack(nano_run, tmp_path):
-    cmd = [sys.executable, "-m", "optbench", "submission", "pack", str(nano_run), "--out", str(tmp_path / "a")]
-    p = subprocess.run(cmd, env=sub_env(), capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stderr
-    assert (tmp_path / "a" / "README.md").is_file()
-    p = subprocess.run(cmd, env=sub_env(), capture_output=True, text=True, timeout=300)
-    assert p.returncode == 2 and "never overwrites" in p.stderr
+def test_cli_pack(nano_run, tmp_path, capsys):
+    from optbench.cli import main
+
+    args = ["submission", "pack", str(nano_run), "--out", str(tmp_path / "a")]
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 0 and (tmp_path / "a" / "README.md").is_file()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2 and "never overwrites" in capsys.readouterr().err
