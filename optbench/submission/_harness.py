@@ -184,6 +184,9 @@ def main(argv: list[str]) -> int:
         exec(code, g, Namespace(g))
     except _Stop:
         pass
+    except SystemExit as e:  # sys.exit() at the end of a script is not a failure
+        if e.code not in (None, 0):
+            rec["error"] = f"SystemExit: {e.code}"
     except BaseException as e:  # the script's own failure: report it
         tb = traceback.extract_tb(e.__traceback__)
         at = next((f"{os.path.basename(f.filename)}:{f.lineno}" for f in reversed(tb) if f.filename == script), "")

@@ -444,26 +444,7 @@ def dynamic_check(script: str | os.PathLike, track=None, *, steps: int = 2, test
         return rep
     stream = TokenStream(list_shards(data_dir, "train"), tt.batch_tokens, tt.seq_len)
     accum = tt.accumulation_steps(1)
-    for i, st in enumerate(per_step):
-        label = f"step {i}"
-        if st["tokens"] != tt.batch_tokens:
-            rep.add("batch-size", f"{label}: {st['tokens']} tokens went through the model in training, the track "
-                                  f"fixes {tt.batch_tokens} per step ({test_track} size)", where)
-        if st["backwards"] > st["forwards"]:
-            rep.add("passes", f"{label}: {st['backwards']} backward passes for {st['forwards']} forward passes "
-                              "(at most one forward-backward pass per step)", where)
-        elif st["backwards"] < st["forwards"] and st["tokens"] > tt.batch_tokens:
-            rep.add("passes", f"{label}: {st['forwards']} forward passes with grad for one step's batch "
-                              "(extra forward passes)", where)
-        if st["backwards"] == 0:
-            rep.add("passes", f"{label}: no backward pass before the optimizer step", where)
-        want_x, want_y = stream.next_batch()
-        got_x = st["inputs"]
-        if got_x is None or got_x.shape != want_x.shape or not torch.equal(got_x, want_x):
-            rep.add("data-order", f"{label}: the training rows differ from the benchmark stream's window "
-                                  "(fixed data order, world-size-invariant windows)", where)
-        elif st["targets"] is not None and not torch.equal(st["targets"], want_y):
-            rep.add("data-order", f"{label}: the training targets are not the inputs shifted by one token", where)
+    judge_steps(per_step, tt.batch_tokens, stream, rep, where, test_track)
     if res.get("val_inputs") is not None:
         vx, _ = load_val(list_shards(data_dir, "val"), tt.val_tokens, tt.seq_len)
         if res["val_inputs"].shape != vx.shape or not torch.equal(res["val_inputs"], vx):
@@ -475,6 +456,36 @@ def dynamic_check(script: str | os.PathLike, track=None, *, steps: int = 2, test
                      + ", ".join(f"{s['forwards']} fwd/{s['backwards']} bwd/{s['tokens']} tok" for s in per_step)
                      + f" (expected {accum} fwd/{accum} bwd/{tt.batch_tokens} tok)")
     return rep
+
+
+def judge_steps(per_step: list[dict], batch_tokens: int, stream, rep: Report, where: str, size: str = "nano") -> None:
+    """Per observed optimizer step: one pass over exactly the step's batch (tokens, forwards vs backwards) and the
+    benchmark's data order (`stream`: a TokenStream of the same track, or None to skip the data comparison)."""
+    import torch
+
+    for i, st in enumerate(per_step):
+        label = f"step {i}"
+        if st["backwards"] > st["forwards"]:
+            rep.add("passes", f"{label}: {st['backwards']} backward passes for {st['forwards']} forward passes "
+                              "(at most one forward-backward pass per step)", where)
+        if st["tokens"] > batch_tokens:
+            rep.add("passes", f"{label}: {st['tokens']} tokens went through the model with grad for a batch of "
+                              f"{batch_tokens} ({st['forwards']} forwards): an extra forward(-backward) pass "
+                              "(at most one forward-backward pass per step)", where)
+        elif st["tokens"] < batch_tokens:
+            rep.add("batch-size", f"{label}: {st['tokens']} tokens went through the model in training, the track "
+                                  f"fixes {batch_tokens} per step ({size} size)", where)
+        if st["backwards"] == 0:
+            rep.add("passes", f"{label}: no backward pass before the optimizer step", where)
+        if stream is None:
+            continue
+        want_x, want_y = stream.next_batch()
+        got_x = st["inputs"]
+        if got_x is None or got_x.shape != want_x.shape or not torch.equal(got_x, want_x):
+            rep.add("data-order", f"{label}: the training rows differ from the benchmark stream's window "
+                                  "(fixed data order, world-size-invariant windows)", where)
+        elif st["targets"] is not None and not torch.equal(st["targets"], want_y):
+            rep.add("data-order", f"{label}: the training targets are not the inputs shifted by one token", where)
 
 
 def dataclass_fields(cfg) -> dict:
