@@ -124,18 +124,18 @@ SMALL = Track(
 
 CPU = Track(
     name="cpu",
-    description="CPU proxy: 4x128 GPT (2 heads of 64), 8,192-id GPT-2 vocabulary, books19c-mini, 4,096 tokens/step",
+    description="CPU proxy: 4x128 GPT (2 heads of 64), 8,192-id GPT-2 vocabulary, books19c-mini, 2,048 tokens/step",
     model="gpt", model_config=GPTConfig(vocab_size=8192, num_layers=4, model_dim=128, head_dim=64),
-    batch_tokens=16 * 256, seq_len=256, micro_batch_rows=8, target=4.60, val_tokens=32768, train_steps=600,
-    eval_every=25, eval_every_late=10, late_frac=0.9, data="books19c-mini", rule="workspace",
+    batch_tokens=8 * 256, seq_len=256, micro_batch_rows=4, target=4.60, val_tokens=32768, train_steps=400,
+    eval_every=50, eval_every_late=10, late_frac=0.9, data="books19c-mini", rule="workspace",
     upstream="optbench proxy; calibration in docs/tracks.md",
 )
 
 NANO = Track(
     name="nano",
-    description="Smoke track: 2x64 GPT (2 heads of 32), 8,192-id GPT-2 vocabulary, books19c-mini, 1,024 tokens/step",
-    model="gpt", model_config=GPTConfig(vocab_size=8192, num_layers=2, model_dim=64, head_dim=32),
-    batch_tokens=8 * 128, seq_len=128, micro_batch_rows=4, target=6.50, val_tokens=8192, train_steps=100,
+    description="Smoke track: 2x64 GPT (2 heads of 32), 2,048-id GPT-2 vocabulary, books19c-mini, 1,024 tokens/step",
+    model="gpt", model_config=GPTConfig(vocab_size=2048, num_layers=2, model_dim=64, head_dim=32),
+    batch_tokens=8 * 128, seq_len=128, micro_batch_rows=4, target=6.00, val_tokens=8192, train_steps=100,
     eval_every=20, eval_every_late=5, late_frac=0.9, data="books19c-mini", rule="workspace",
     upstream="optbench smoke track; calibration in docs/tracks.md",
 )

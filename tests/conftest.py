@@ -38,4 +38,6 @@ def _isolated_cache(tmp_path_factory):
 def nano_data() -> Path:
     from optbench.data.corpus import default_data_dir
 
-    return default_data_dir(8192)
+    from optbench.tracks import get_track
+
+    return default_data_dir(get_track("nano").vocab_size)

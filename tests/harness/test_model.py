@@ -74,3 +74,20 @@ def test_softcap_bounds_logits_and_rope_leaves_half_the_pairs_unrotated():
     freq = rot.angular_freq
     assert freq.shape == (32,) and torch.all(freq[16:] == 0) and freq[0] == 1.0
     assert freq[15].item() == pytest.approx(1 / 1024)
+
+
+def test_softcap_function_matches_upstream_expression():
+    from optbench.model.gpt import softcap
+
+    torch.manual_seed(0)
+    z = (torch.randn(64, 512) * 30).requires_grad_()
+    z2 = z.detach().clone().requires_grad_()
+    y = softcap(z, 15.0)
+    y_ref = 15 * z2 * (z2.square() + 15**2).rsqrt()
+    assert torch.equal(y, y_ref)  # forward bitwise equal to upstream
+    g = torch.randn_like(y)
+    y.backward(g)
+    y_ref.backward(g)
+    assert torch.allclose(z.grad, z2.grad, rtol=1e-5, atol=1e-7)
+    assert torch.autograd.gradcheck(lambda t: softcap(t, 3.0), torch.randn(6, 5, dtype=torch.float64,
+                                                                            requires_grad=True))
