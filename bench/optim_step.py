@@ -95,34 +95,40 @@ def _emit(**kw) -> None:
     print(json.dumps(kw), flush=True)
 
 
-def child(name: str, scale: float, steps: int, matrices_only: bool, kwargs: dict) -> None:
+def child(name: str, scale: float, steps: int, budget: float, matrices_only: bool, kwargs: dict) -> None:
     import torch
 
     import optbench.optim as zoo
     from optbench.optim.protocol import set_train_mode
 
+    t_setup = time.perf_counter()
     torch.manual_seed(0)
     shapes = [s for _, s in small_track_shapes(scale) if not matrices_only or len(s) >= 2]
-    params = [torch.nn.Parameter(torch.empty(s).normal_(0.0, 0.02)) for s in shapes]
-    grads = [[torch.randn(s) * 1e-2 for s in shapes] for _ in range(2)]
+    params = [torch.nn.Parameter(torch.randn(s)) for s in shapes]  # one RNG pass; the values do not matter
+    grads = [p.detach() * 1e-2 for p in params]
     cls = torch.optim.AdamW if name == "__adamw__" else zoo.get(name)
     opt = cls(params, **kwargs)
     set_train_mode([opt])
     freq = opt.defaults.get("precondition_frequency")
     n_steps = max(steps, int(freq) if isinstance(freq, int) else 0)
     _emit(event="built", numel=sum(p.numel() for p in params), n_params=len(params), n_steps=n_steps,
-          precondition_frequency=freq, threads=torch.get_num_threads())
+          precondition_frequency=freq, threads=torch.get_num_threads(), setup=time.perf_counter() - t_setup)
 
-    def one(i: int) -> float:
-        for p, g in zip(params, grads[i % 2]):
+    def one() -> float:
+        for p, g in zip(params, grads):
             p.grad = g
         t0 = time.perf_counter()
         opt.step()
         return time.perf_counter() - t0
 
-    _emit(event="warmup", seconds=one(0), state_bytes=state_bytes(opt.state))
+    _emit(event="warmup", seconds=one(), state_bytes=state_bytes(opt.state))
+    # the timing budget may cut the window short, but never before a preconditioner refresh is included
+    min_steps = int(freq) if isinstance(freq, int) else 1
+    t_timed = time.perf_counter()
     for i in range(1, n_steps + 1):
-        _emit(event="step", seconds=one(i))
+        _emit(event="step", seconds=one())
+        if i >= min_steps and time.perf_counter() - t_timed > budget:
+            break
     _emit(event="done", state_bytes=state_bytes(opt.state))
 
 
@@ -131,7 +137,7 @@ def child(name: str, scale: float, steps: int, matrices_only: bool, kwargs: dict
 # ------------------------------------------------------------------------------------------------------------
 def run_one(name: str, args, matrices_only: bool, kwargs: dict) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", name, "--scale", str(args.scale),
-           "--steps", str(args.steps), "--child-kwargs", json.dumps(kwargs)]
+           "--steps", str(args.steps), "--budget", str(args.budget), "--child-kwargs", json.dumps(kwargs)]
     if matrices_only:
         cmd.append("--matrices-only")
     env = dict(os.environ)
@@ -156,7 +162,7 @@ def run_one(name: str, args, matrices_only: bool, kwargs: dict) -> dict:
     t0 = time.perf_counter()
     timed_out = False
     try:
-        proc.wait(timeout=args.budget)
+        proc.wait(timeout=args.timeout)
     except subprocess.TimeoutExpired:
         timed_out = True
         proc.kill()
@@ -168,6 +174,7 @@ def run_one(name: str, args, matrices_only: bool, kwargs: dict) -> dict:
     for e in events:
         if e["event"] == "built":
             out.update(numel=e["numel"], n_steps=e["n_steps"], freq=e["precondition_frequency"])
+            out["setup"] = e["setup"]
         elif e["event"] == "warmup":
             out.update(first=e["seconds"], state=e["state_bytes"])
         elif e["event"] == "step":
@@ -201,16 +208,23 @@ def table(results: list[dict], baselines: dict[bool, dict], args) -> str:
             st = r["steps"]
             med, mean = statistics.median(st), statistics.fmean(st)
             rel = f"{med / statistics.median(base['steps']):.2f}" if base and base.get("done") else "n/a"
+            if len(st) < r["n_steps"]:
+                notes.append(f"timed {len(st)} of {r['n_steps']} steps (--budget {args.budget:.0f} s)")
             if r.get("freq"):
-                notes.append(f"precondition_frequency {r['freq']}: window includes a refresh")
+                refresh = "includes" if len(st) >= r["freq"] else "does NOT include"
+                notes.append(f"precondition_frequency {r['freq']}: timed window {refresh} a refresh")
             lines.append(f"| {r['name']} | {scope} | {_fmt_s(med)} | {_fmt_s(mean)} | {rel} | {state_mb} | "
                          f"{rel_state} | {first} | {len(st)} | {'; '.join(notes)} |")
         else:
             n = len(r.get("steps", []))
             if r["timed_out"]:
-                what = ("during the warm-up (first) step" if "first" not in r
-                        else f"after {n} of {r.get('n_steps', '?')} timed steps")
-                notes.insert(0, f"**too slow at this scale**: the {args.budget:.0f} s budget ran out {what}")
+                if "setup" not in r:
+                    what = "while building parameters / the optimizer"
+                elif "first" not in r:
+                    what = f"during the warm-up (first) step (setup took {r['setup']:.0f} s)"
+                else:
+                    what = f"after {n} of {r.get('n_steps', '?')} timed steps"
+                notes.insert(0, f"**too slow at this scale**: killed at the {args.timeout:.0f} s limit {what}")
             else:
                 tail = r["stderr"].strip().splitlines()[-1:] or ["no output"]
                 notes.insert(0, f"**failed** (exit {r['returncode']}): {tail[0][:200]}")
@@ -229,8 +243,10 @@ def main(argv=None) -> int:
                     "precondition_frequency where an optimizer has one)")
     ap.add_argument("--scale", type=float, default=1.0, help="shrink vocab / width / MLP width by this factor "
                     "(quick runs; default 1 = the real small-track shapes)")
-    ap.add_argument("--budget", type=float, default=45.0, help="wall-clock seconds per optimizer, setup included "
-                    "(default 45)")
+    ap.add_argument("--budget", type=float, default=15.0, help="stop timing an optimizer after this many seconds "
+                    "of timed steps (at least one step, and at least precondition_frequency steps; default 15)")
+    ap.add_argument("--timeout", type=float, default=75.0, help="hard wall-clock limit per optimizer, setup and "
+                    "warm-up included; beyond it the optimizer is reported as too slow (default 75)")
     ap.add_argument("--opt-kwargs", default="{}", help='JSON {name: {kwarg: value}} passed to constructors, e.g. '
                     '\'{"shampoo": {"precondition_frequency": 10}}\'')
     ap.add_argument("--out", default=None, help="also write the table (with the command and settings) to FILE.md")
@@ -238,11 +254,11 @@ def main(argv=None) -> int:
     ap.add_argument("--child-kwargs", default="{}", help=argparse.SUPPRESS)
     ap.add_argument("--matrices-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if args.steps < 1 or args.scale <= 0 or args.budget <= 0:
-        ap.error("--steps must be >= 1, --scale and --budget > 0")
+    if args.steps < 1 or args.scale <= 0 or args.budget <= 0 or args.timeout <= 0:
+        ap.error("--steps must be >= 1; --scale, --budget and --timeout > 0")
 
     if args.child:
-        child(args.child, args.scale, args.steps, args.matrices_only, json.loads(args.child_kwargs))
+        child(args.child, args.scale, args.steps, args.budget, args.matrices_only, json.loads(args.child_kwargs))
         return 0
 
     import optbench.optim as zoo
@@ -252,8 +268,10 @@ def main(argv=None) -> int:
     opt_kwargs = json.loads(args.opt_kwargs)
     shapes = small_track_shapes(args.scale)
     total = sum(__import__("math").prod(s) for _, s in shapes)
-    print(f"{len(shapes)} parameter tensors, {total:,} parameters (scale {args.scale}); "
-          f"budget {args.budget:.0f} s per optimizer", flush=True)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"{len(shapes)} parameter tensors, {total:,} parameters (scale {args.scale}); timing budget "
+          f"{args.budget:.0f} s, limit {args.timeout:.0f} s per optimizer; load average {load:.1f} on "
+          f"{os.cpu_count()} CPUs", flush=True)
 
     baselines: dict[bool, dict] = {}
     for mo in sorted({i.matrix_only for i in infos.values()}):
@@ -276,8 +294,10 @@ def main(argv=None) -> int:
         header = (
             f"# Optimizer step benchmark\n\nCommand: `python bench/optim_step.py {' '.join(argv or sys.argv[1:])}`\n\n"
             f"{total:,} parameters (scale {args.scale}), torch {torch.__version__}, {torch.get_num_threads()} "
-            f"threads, {platform.processor() or platform.machine()}, budget {args.budget:.0f} s per optimizer, "
-            f"{args.steps} timed steps (more where precondition_frequency requires).\n\n"
+            f"threads, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average "
+            f"{load:.1f} at the start (other processes share the CPUs), {args.steps} timed steps (more where "
+            f"precondition_frequency requires) within a {args.budget:.0f} s timing budget, hard limit "
+            f"{args.timeout:.0f} s per optimizer. Setup is not timed; the warm-up step is reported separately.\n\n"
         )
         Path(args.out).write_text(header + text + "\n")
     return 0
