@@ -255,9 +255,15 @@ def export_script(recipe: Recipe, track: Track | str = "small", *, recipe_origin
         roots.append(aux_mod)
     roots.append(main_mod)
     opt_mods = _module_closure(roots)
-    gpt = _inline_module("optbench.model.gpt", drop=("init_weights", "count_params"))
+    init_fns = {"track3": "init_weights", "torch-default": "init_weights_torch_default"}
+    gpt_mod = importlib.import_module("optbench.model.gpt")
+    init_fn = init_fns.get(getattr(recipe, "init", "track3"))
+    if init_fn is None or not hasattr(gpt_mod, init_fn):
+        raise OptbenchError(f"recipe {recipe.name}: init scheme {recipe.init!r} has no exportable init function")
+    gpt = _inline_module("optbench.model.gpt",
+                         drop=tuple(f for f in init_fns.values() if hasattr(gpt_mod, f)) + ("count_params",))
     reserved = {"model", "optimizers", "step", "device", "train_steps", "code", "print0", "GPT", "GPTConfig",
-                "init_weights", "set_hparams", "lr_multiplier", "mbs", "batch_tokens", "seq_len", "val_tokens"}
+                "init_weights", "init_weights_torch_default", "set_hparams", "lr_multiplier", "mbs", "batch_tokens", "seq_len", "val_tokens"}
     _check_collisions(opt_mods, reserved | gpt.defined)
 
     T = recipe.train_steps or track.train_steps
@@ -477,7 +483,7 @@ for trial in range(num_trials):
     # ---------------- Init & Optim Hyperparams
     ind = "    "
     P.append(_section("Init & Optim Hyperparams", ind))
-    init_src = textwrap.indent(inspect.getsource(importlib.import_module("optbench.model.gpt").init_weights), ind)
+    init_src = textwrap.indent(inspect.getsource(getattr(gpt_mod, init_fn)), ind)
     sched_src = textwrap.indent(inspect.getsource(lr_multiplier), ind)
     P.append(f'''
     # we want to minimize this while still reaching the target val loss
@@ -489,8 +495,9 @@ for trial in range(num_trials):
     torch.manual_seed(seed)
     model = GPT(model_config, embed_dtype=torch.bfloat16 if on_cuda else torch.float32).to(device)
 
+    # initialize the parameters (init scheme {getattr(recipe, "init", "track3")!r})
 {init_src}
-    init_weights(model)
+    {init_fn}(model)
     if on_cuda:
         model.compile(dynamic=False)
     for p in model.parameters():

@@ -38,7 +38,9 @@ def _one_thread_children():
 def nano_data() -> Path:
     from optbench.data.corpus import default_data_dir
 
-    return default_data_dir(8192)
+    from optbench.tracks import get_track
+
+    return default_data_dir(get_track("nano").vocab_size)  # the nano track's vocabulary (2,048 ids)
 
 
 @pytest.fixture(scope="session")

@@ -11,9 +11,11 @@ import pytest
 from optbench.errors import OptbenchError
 from optbench.optim.recipe import Recipe
 from optbench.results.schema import load_results
+from optbench.results.stats import steps_field
 from optbench.submission.check import static_check
 from optbench.submission.export import export_script
 from optbench.submission.pack import ARTIFACT_FILES, pack
+from optbench.tracks import get_track
 
 from .conftest import EQ_STEPS
 
@@ -61,9 +63,10 @@ def test_pack_validates_inputs(nano_run, tmp_path):
     bad = tmp_path / "badrun"
     shutil.copytree(nano_run, bad)
     data = json.loads((bad / "results.json").read_text())
-    data["steps_to_6_5"] = "twenty"
+    field = steps_field(get_track("nano").target)
+    data[field] = "twenty"
     (bad / "results.json").write_text(json.dumps(data))
-    with pytest.raises(OptbenchError, match="steps_to_6_5"):
+    with pytest.raises(OptbenchError, match=field):
         pack(bad, tmp_path / "o2")
     assert not (tmp_path / "o2").exists()
 
