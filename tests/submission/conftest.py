@@ -57,12 +57,16 @@ def exported(tmp_path_factory) -> dict[str, Path]:
     return out
 
 
-@pytest.fixture(scope="session")
-def nano_run(tmp_path_factory, nano_data) -> Path:
-    """`optbench run --track nano --recipe nano-adamw --seed 0 --set train_steps=21` (one seed, CPU)."""
-    out = tmp_path_factory.mktemp("run") / "run"
-    cmd = [sys.executable, "-m", "optbench", "run", "--track", "nano", "--recipe", "nano-adamw", "--seed", "0",
+def optbench_run(recipe: str, out: Path) -> Path:
+    """`optbench run --track nano --recipe RECIPE --seed 0 --set train_steps=EQ_STEPS` (one seed, CPU)."""
+    cmd = [sys.executable, "-m", "optbench", "run", "--track", "nano", "--recipe", recipe, "--seed", "0",
            "--set", f"train_steps={EQ_STEPS}", "--out", str(out), "--quiet"]
     p = subprocess.run(cmd, env=sub_env(), capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-2000:]
     return out
+
+
+@pytest.fixture(scope="session")
+def nano_run(tmp_path_factory, nano_data) -> Path:
+    """The nano-adamw run the export is compared with (and packed)."""
+    return optbench_run("nano-adamw", tmp_path_factory.mktemp("run") / "run")

@@ -16,7 +16,7 @@ from optbench.results.logparse import parse_log
 from optbench.submission.check import static_check
 from optbench.submission.export import TEST_BEGIN, TEST_END, TEST_VAL_PREFIX, export_recipe, export_script
 
-from .conftest import EQ_STEPS, FIXTURES, sub_env
+from .conftest import EQ_STEPS, FIXTURES, optbench_run, sub_env
 
 SECTIONS = ("Dataloader", "Architecture", "Optimizer", "Setup", "Init & Optim Hyperparams", "Training and Validation")
 
@@ -99,20 +99,28 @@ def test_export_refuses_other_models_and_existing_files(tmp_path):
     assert out.read_text() == "keep"
 
 
-def test_exported_script_matches_optbench_run(exported, nano_run, nano_data, tmp_path):
-    """The key property: same val losses as `optbench run --track nano --recipe nano-adamw --seed 0
-    --set train_steps=21`, at every eval, to 1e-6 (in practice bitwise)."""
+def _script_val_losses(script: Path, nano_data: Path, cwd: Path) -> tuple[dict[int, float], str]:
     env = sub_env(OPTBENCH_TEST_TRACK="nano", OPTBENCH_TEST_DATA=str(nano_data), OPTBENCH_TEST_STEPS=str(EQ_STEPS))
-    p = subprocess.run([sys.executable, str(exported["adamw"])], cwd=tmp_path, env=env, capture_output=True,
-                       text=True, timeout=600)
+    p = subprocess.run([sys.executable, str(script)], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     got = {}
     for ln in p.stdout.splitlines():
         if ln.startswith(TEST_VAL_PREFIX):
             s, v = ln[len(TEST_VAL_PREFIX):].split(":")
             got[int(s)] = float(v)
-    res = json.loads((nano_run / "results.json").read_text())
-    want = {pt["step"]: pt["val_loss"] for pt in res["runs"][0]["curve"]}
+    return got, p.stdout
+
+
+def _run_val_losses(run_dir: Path) -> dict[int, float]:
+    res = json.loads((run_dir / "results.json").read_text())
+    return {pt["step"]: pt["val_loss"] for pt in res["runs"][0]["curve"]}
+
+
+def test_exported_script_matches_optbench_run(exported, nano_run, nano_data, tmp_path):
+    """The key property: same val losses as `optbench run --track nano --recipe nano-adamw --seed 0
+    --set train_steps=21`, at every eval, to 1e-6 (in practice bitwise)."""
+    got, stdout = _script_val_losses(exported["adamw"], nano_data, tmp_path)
+    want = _run_val_losses(nano_run)
     assert sorted(got) == sorted(want) == [0, 20, EQ_STEPS]
     diff = max(abs(got[s] - want[s]) for s in want)
     print(f"max |val loss difference| export vs run: {diff:.3g}")
@@ -120,7 +128,7 @@ def test_exported_script_matches_optbench_run(exported, nano_run, nano_data, tmp
 
     # the upstream log: its own source, 100 '=', version line, 100 '=', one line per eval
     logs = list((tmp_path / "logs").glob("*.txt"))
-    assert len(logs) == 1 and p.stdout.splitlines()[0] == f"logs/{logs[0].name}"
+    assert len(logs) == 1 and stdout.splitlines()[0] == f"logs/{logs[0].name}"
     log = parse_log(logs[0])
     assert log.code == exported["adamw"].read_text()
     assert log.version_line.startswith("Running PyTorch ") and log.world_size == 1
@@ -129,3 +137,25 @@ def test_exported_script_matches_optbench_run(exported, nano_run, nano_data, tmp
     text = logs[0].read_text()
     assert "\n" + "=" * 100 + "\nRunning PyTorch" in text
     assert not any(ln.startswith(TEST_VAL_PREFIX) for ln in text.splitlines())  # console only
+
+
+def test_exported_muon_script_matches_optbench_run(exported, nano_data, tmp_path):
+    """The same equality for Muon with an override group (MLP weight decay): inlined zoo code, bf16
+    Newton-Schulz, group construction order."""
+    want = _run_val_losses(optbench_run(str(FIXTURES / "nano-muon.toml"), tmp_path / "run"))
+    got, _ = _script_val_losses(exported["muon"], nano_data, tmp_path)
+    assert sorted(got) == sorted(want) == [0, 20, EQ_STEPS]
+    diff = max(abs(got[s] - want[s]) for s in want)
+    print(f"max |val loss difference| export vs run (muon): {diff:.3g}")
+    assert diff <= 1e-6, (got, want)
+
+
+def test_torch_default_init_is_exported():
+    from optbench.optim.recipe import load_recipe
+
+    text = export_script(load_recipe("track3-2-adamw"), "small")
+    init = text[text.index("Init & Optim Hyperparams"):text.index("Training and Validation")]
+    assert "def init_weights_torch_default(model" in init and "    init_weights_torch_default(model)\n" in init
+    assert "train_steps = 5625" in init and "warmup_steps=250" in init
+    assert "def init_weights(" not in text  # only the recipe's scheme
+    assert static_check(text, "x.py").ok
