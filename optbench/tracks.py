@@ -135,7 +135,7 @@ NANO = Track(
     name="nano",
     description="Smoke track: 2x64 GPT (2 heads of 32), 2,048-id GPT-2 vocabulary, books19c-mini, 1,024 tokens/step",
     model="gpt", model_config=GPTConfig(vocab_size=2048, num_layers=2, model_dim=64, head_dim=32),
-    batch_tokens=8 * 128, seq_len=128, micro_batch_rows=4, target=6.00, val_tokens=8192, train_steps=100,
+    batch_tokens=8 * 128, seq_len=128, micro_batch_rows=4, target=5.00, val_tokens=8192, train_steps=100,
     eval_every=20, eval_every_late=5, late_frac=0.9, data="books19c-mini", rule="workspace",
     upstream="optbench smoke track; calibration in docs/tracks.md",
 )

@@ -32,7 +32,7 @@ def test_nano_run_writes_log_metrics_and_results(tmp_path, nano_data):
     assert curve[-1].val_loss < curve[0].val_loss - 1.0
     assert res.provenance.torch_version == torch.__version__ and res.provenance.world_size == 1
     raw = json.loads((out / "results.json").read_text())
-    assert "steps_to_6_0" in raw and raw["agent_id"] == "local"
+    assert "steps_to_5_0" in raw and raw["agent_id"] == "local"
     log = (out / "train_log.txt").read_text()
     assert "=" * 100 + "\nRunning PyTorch" in log and "class Muon" in log and 'name = "nano-muon"' in log
     assert f"step:30/30 val_loss:{curve[-1].val_loss:.5f} train_time:" in log
