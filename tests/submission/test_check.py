@@ -305,3 +305,10 @@ def test_cli_export(tmp_path, capsys):
 def test_check_missing_file_raises():
     with pytest.raises(OptbenchError, match="no such file"):
         check("/nonexistent/train_gpt_simple.py")
+
+
+def test_optbench_run_log_is_recognised(nano_run):
+    rep = check(nano_run / "train_log.txt")
+    assert rep.ok, [str(v) for v in rep.violations]
+    assert any("is an `optbench run` log" in n for n in rep.notes)
+    assert any(n.startswith("log: 1 trial(s)") for n in rep.notes)
