@@ -4,7 +4,7 @@ Static checks (AST of the script, or of a log's code section; each violation nam
 
 - import-allowlist: every import is torch, numpy or the standard library (one file: no local modules).
 - third-party-optimizer: no known optimizer package (THIRD_PARTY_OPTIMIZERS, the one list) is imported.
-- dynamic-import: no exec/eval/__import__/importlib.import_module/runpy (they would hide imports).
+- dynamic-import: no exec/eval/__import__, importlib loaders or runpy (they would hide code or imports).
 - cli-hyperparameters: no argparse/click/typer/fire/absl/optparse/getopt, no input(); sys.argv only as
   sys.argv[0] (the script reads its own source) and the trailing trials int (int(sys.argv[-1]), len(sys.argv)).
 - environment: os.environ/os.getenv reads only of torchrun's RANK, WORLD_SIZE, LOCAL_RANK; OPTBENCH_TEST_*
@@ -63,6 +63,9 @@ CLI_MODULES = frozenset({"argparse", "click", "typer", "fire", "absl", "optparse
                          "omegaconf", "jsonargparse", "tyro", "simple_parsing"})
 ALLOWED_THIRD_PARTY = frozenset({"torch", "numpy"})
 TEST_ENV_PREFIX = "OPTBENCH_TEST_"
+#: calls that load code from elsewhere at run time (importlib, runpy)
+_LOADERS = frozenset({"import_module", "run_path", "run_module", "spec_from_file_location", "exec_module",
+                      "load_module", "load_source", "SourceFileLoader"})
 OPTBENCH_RUN_LOG = "# optbench run:"  # first line of the code section of optbench's own run logs
 
 
@@ -224,7 +227,7 @@ def static_check(src: str, name: str, track=None) -> Report:
                 rep.add("dynamic-import", f"calls {f.id}(): code and imports must be visible in the file", where(node))
             elif isinstance(f, ast.Name) and f.id == "input":
                 rep.add("cli-hyperparameters", "calls input(): hyperparameters must be hard-coded", where(node))
-            elif isinstance(f, ast.Attribute) and f.attr in ("import_module", "run_path", "run_module"):
+            elif isinstance(f, ast.Attribute) and f.attr in _LOADERS:
                 rep.add("dynamic-import", f"calls {f.attr}(): code and imports must be visible in the file",
                         where(node))
         elif isinstance(node, ast.Attribute) and node.attr == "argv" and _is_name(node.value, "sys"):

@@ -191,6 +191,10 @@ def test_allowed_reads_are_clean():
 def test_dynamic_import_fails():
     rep = static_check("import importlib\nopt = importlib.import_module('heavy' + 'ball')\n", "d.py")
     assert [(v.rule, v.where) for v in rep.violations] == [("dynamic-import", "d.py:2")]
+    src = ("import importlib.util\nspec = importlib.util.spec_from_file_location('o', 'opt.py')\n"
+           "exec(open('opt.py').read())\n")
+    rep = static_check(src, "d.py")
+    assert [(v.rule, v.where) for v in rep.violations] == [("dynamic-import", "d.py:2"), ("dynamic-import", "d.py:3")]
 
 
 # ----------------------------------------------------------------------------- logs

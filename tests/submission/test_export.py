@@ -159,3 +159,20 @@ def test_torch_default_init_is_exported():
     assert "train_steps = 5625" in init and "warmup_steps=250" in init
     assert "def init_weights(" not in text  # only the recipe's scheme
     assert static_check(text, "x.py").ok
+
+
+def test_trials_argument_appends_trials_to_one_log(exported, nano_data, tmp_path):
+    """`train_gpt_simple.py 2`: two trials (seeds 0 and 1) in one upstream log, which the checker accepts."""
+    from optbench.submission.check import log_check
+
+    env = sub_env(OPTBENCH_TEST_TRACK="nano", OPTBENCH_TEST_DATA=str(nano_data), OPTBENCH_TEST_STEPS="2")
+    p = subprocess.run([sys.executable, str(exported["adamw"]), "2"], cwd=tmp_path, env=env, capture_output=True,
+                       text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    [logfile] = (tmp_path / "logs").glob("*.txt")
+    log = parse_log(logfile)
+    assert [[e.step for e in t.evals] for t in log.trials] == [[0, 2], [0, 2]]
+    assert log.trials[0].evals[0].val_loss == log.trials[1].evals[0].val_loss  # ln(V): zero-init head
+    assert log.trials[0].evals[1].val_loss != log.trials[1].evals[1].val_loss  # a new init per trial
+    rep = log_check(logfile, script_text=exported["adamw"].read_text(), track="nano")
+    assert rep.ok, [str(v) for v in rep.violations]
