@@ -57,10 +57,10 @@ def exported(tmp_path_factory) -> dict[str, Path]:
     return out
 
 
-def optbench_run(recipe: str, out: Path) -> Path:
-    """`optbench run --track nano --recipe RECIPE --seed 0 --set train_steps=EQ_STEPS` (one seed, CPU)."""
+def optbench_run(recipe: str, out: Path, steps: int = EQ_STEPS) -> Path:
+    """`optbench run --track nano --recipe RECIPE --seed 0 --set train_steps=STEPS` (one seed, CPU)."""
     cmd = [sys.executable, "-m", "optbench", "run", "--track", "nano", "--recipe", recipe, "--seed", "0",
-           "--set", f"train_steps={EQ_STEPS}", "--out", str(out), "--quiet"]
+           "--set", f"train_steps={steps}", "--out", str(out), "--quiet"]
     p = subprocess.run(cmd, env=sub_env(), capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-2000:]
     return out
