@@ -5,8 +5,9 @@
 Executes SCRIPT's top-level code as __main__ (the caller sets the test-only switch in the environment) with a
 namespace that sees every top-level binding:
 - nn.Module subclasses bound at top level get their __init__ wrapped to record the constructor call;
-- the largest nn.Module instance bound at top level is the model: a forward pre-hook counts forwards (train mode
-  or grad enabled) and their tokens, and keeps the rows; eval-mode forwards before the first step are the first
+- global module forward hooks find root calls (a module call not nested in another): the root-called module with
+  the most parameters is the model (DDP / compile wrappers unwrapped for the fingerprint). Its calls in train mode
+  or with grad enabled are counted with their tokens and rows; eval-mode calls before the first step are the first
   evaluation's rows;
 - torch.autograd.backward / torch.autograd.grad are counted (Tensor.backward goes through the former);
 - a global optimizer step pre-hook closes a step's counts; after MAX_STEPS steps the run is stopped.
@@ -31,6 +32,25 @@ class _Stop(BaseException):
     """Raised from the optimizer step hook once enough steps were observed."""
 
 
+def nparams_of(m) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+def _unwrap(model):
+    """The model inside DDP (`.module`) / torch.compile (`._orig_mod`) wrappers holding the same parameters."""
+    import torch
+
+    for _ in range(4):
+        inner = getattr(model, "module", None)
+        if not isinstance(inner, torch.nn.Module):
+            inner = getattr(model, "_orig_mod", None)
+        if isinstance(inner, torch.nn.Module) and nparams_of(inner) == nparams_of(model):
+            model = inner
+        else:
+            break
+    return model
+
+
 def _fingerprint(model) -> dict:
     import math
 
@@ -45,7 +65,7 @@ def main(argv: list[str]) -> int:
     import torch
 
     rec = {"model": None, "full": None, "full_error": None, "steps": [], "val_inputs": None, "error": None}
-    S = {"model": None, "cur": None, "eval_rows": [], "eval_done": False, "hooked": set()}
+    S = {"model": None, "cur": None, "eval_rows": [], "eval_done": False}
 
     def new_step():
         return {"forwards": 0, "backwards": 0, "tokens": 0, "inputs": [], "targets": []}
@@ -84,12 +104,21 @@ def main(argv: list[str]) -> int:
 
     register_optimizer_step_pre_hook(step_pre_hook)
 
-    # ---- model forwards
-    def forward_pre_hook(mod, args, kwargs):
-        if mod is not S["model"]:
-            return
-        x = args[0] if args else next(iter(kwargs.values()), None)
-        y = args[1] if len(args) > 1 else kwargs.get("targets")
+    # ---- model forwards: global module hooks; a call not nested in another module call is a root call, and the
+    # model is the root-called module with the most parameters (works whether or not it is bound at top level)
+    depth = [0]
+
+    def nparams(m):
+        return sum(p.numel() for p in m.parameters())
+
+    def on_root_call(mod, args):
+        cur_model = S["model"]
+        if cur_model is None or mod is not cur_model:
+            if cur_model is not None and nparams(mod) <= nparams(cur_model) and type(mod) is not type(cur_model):
+                return
+            S["model"] = mod  # the largest so far, or a fresh instance of the model class (next trial)
+        x = args[0] if args else None
+        y = args[1] if len(args) > 1 else None
         if not isinstance(x, torch.Tensor):
             x = None
         if mod.training or torch.is_grad_enabled():
@@ -102,6 +131,19 @@ def main(argv: list[str]) -> int:
             cur["targets"].append(y.detach().cpu().clone() if isinstance(y, torch.Tensor) else None)
         elif not rec["steps"] and not S["eval_done"] and x is not None:
             S["eval_rows"].append(x.detach().cpu().clone())
+
+    def global_pre(mod, args):
+        if depth[0] == 0 and any(True for _ in mod.parameters()):
+            on_root_call(mod, args)
+        depth[0] += 1
+
+    def global_post(mod, args, output):
+        depth[0] -= 1
+
+    from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
+
+    register_module_forward_pre_hook(global_pre)
+    register_module_forward_hook(global_post, always_call=True)
 
     # ---- constructor capture
     def wrap_class(cls):
@@ -118,19 +160,9 @@ def main(argv: list[str]) -> int:
         wrapped._optbench_wrapped = True
         cls.__init__ = wrapped
 
-    def nparams(m):
-        return sum(p.numel() for p in m.parameters())
-
     def consider(value):
         if isinstance(value, type) and issubclass(value, torch.nn.Module) and value.__module__ == "__main__":
             wrap_class(value)
-        elif isinstance(value, torch.nn.Module):
-            cur = S["model"]
-            if cur is None or nparams(value) > nparams(cur) or (type(value) is type(cur) and value is not cur):
-                S["model"] = value
-                if id(value) not in S["hooked"]:
-                    value.register_forward_pre_hook(forward_pre_hook, with_kwargs=True)
-                    S["hooked"].add(id(value))
 
     class Namespace(dict):
         """Top-level locals that write through to the module globals and report every binding."""
@@ -192,7 +224,7 @@ def main(argv: list[str]) -> int:
         at = next((f"{os.path.basename(f.filename)}:{f.lineno}" for f in reversed(tb) if f.filename == script), "")
         rec["error"] = f"{type(e).__name__}: {e}" + (f" (at {at})" if at else "")
     close_step()
-    model = S["model"]
+    model = _unwrap(S["model"]) if S["model"] is not None else None
     if model is not None:
         rec["model"] = _fingerprint(model)
         ctor = model.__dict__.get("_optbench_ctor")
