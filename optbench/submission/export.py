@@ -26,7 +26,6 @@ import dataclasses
 import importlib
 import inspect
 import os
-import sys
 import textwrap
 from pathlib import Path
 
