@@ -286,6 +286,11 @@ def export_script(recipe: Recipe, track: Track | str = "small", *, recipe_origin
             batch_tokens=t.batch_tokens, seq_len=t.seq_len, mbs=t.micro_batch_rows, val_tokens=t.val_tokens,
             eval_every=t.eval_every, eval_every_late=t.eval_every_late, late_frac=t.late_frac)
 
+    if track.data == "fineweb":
+        data_path, data_note = "data/fineweb10B", "  # python data/cached_fineweb10B.py 20 (or optbench data fineweb)"
+    else:
+        data_path = f"data/{track.data}-v{track.vocab_size}"
+        data_note = f"  # the bundled corpus: link the folder `optbench data default --track {track.name}` prints"
     P = []  # script parts
     P.append(f'''"""
 train_gpt_simple.py -- exported by optbench {optbench.__version__} (`optbench export --recipe {recipe.name} --track {track.name}`)
@@ -387,7 +392,7 @@ seq_len = {track.seq_len}
 mbs = {track.micro_batch_rows}  # rows per forward-backward (microbatch) on one rank
 val_tokens = {track.val_tokens}
 eval_every, eval_every_late, late_frac = {track.eval_every}, {track.eval_every_late}, {track.late_frac!r}
-data_dir = Path("data/fineweb10B")
+data_dir = Path({data_path!r}){data_note}
 on_cuda = True
 test_mode = False
 test_train_steps = None
