@@ -126,7 +126,7 @@ CPU = Track(
     name="cpu",
     description="CPU proxy: 4x128 GPT (2 heads of 64), 8,192-id GPT-2 vocabulary, books19c-mini, 2,048 tokens/step",
     model="gpt", model_config=GPTConfig(vocab_size=8192, num_layers=4, model_dim=128, head_dim=64),
-    batch_tokens=8 * 256, seq_len=256, micro_batch_rows=4, target=4.60, val_tokens=32768, train_steps=400,
+    batch_tokens=8 * 256, seq_len=256, micro_batch_rows=4, target=5.00, val_tokens=32768, train_steps=400,
     eval_every=50, eval_every_late=10, late_frac=0.9, data="books19c-mini", rule="workspace",
     upstream="optbench proxy; calibration in docs/tracks.md",
 )

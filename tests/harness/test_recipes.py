@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from optbench.errors import OptbenchError
+from optbench.optim import protocol
 from optbench.optim.groups import build_optimizers
 from optbench.optim.recipe import load_recipe, parse_recipe, recipe_names
 from optbench.tracks import get_track
@@ -41,6 +42,7 @@ def test_recipe_builds_and_steps(name):
     if r.aux is not None:
         lrs = sorted(g["lr"] for g in opts[0].param_groups)
         assert lrs == sorted([r.aux.embed_lr, r.aux.head_lr, r.aux.scalar_lr])
+    protocol.set_train_mode(opts)  # as the loop does (schedule-free needs it)
     x = torch.randint(0, 256, (2, 64))
     m(x, x).backward()
     before = [p.detach().clone() for p in m.parameters()]
