@@ -56,7 +56,7 @@ optimizer must treat each as 4 separate 1024x1024 matrices, as upstream's batche
 16 proj_w) -> Muon lr 0.025, momentum 0.95 (warmed up 0.85 -> 0.95 over 300 steps), wd 0.01 x `wd_multipliers()`
 (2 for MLP); AdamW(betas (0.8, 0.95), eps 1e-10, wd 0): `head` lr 1/320, `embed` lr 0.3, `scalar` lr 0.015.
 
-This module imports only torch so that a submission script can inline it.
+This module imports only torch and the track-3 GPT module (for the shared RoPE).
 """
 
 from __future__ import annotations
@@ -66,6 +66,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from optbench.model.gpt import Rotary as GPTRotary
 
 
 @dataclass(frozen=True)
@@ -263,11 +265,11 @@ def norm(x: Tensor) -> Tensor:
     return F.rms_norm(x, (x.size(-1),))
 
 
-class Rotary(nn.Module):
-    """Half-truncated RoPE: head_dim/4 frequencies plus head_dim/4 zeros; pairs are (first, second half)."""
+class Rotary(GPTRotary):
+    """The track-3 half-truncated RoPE, with frequencies that can be recomputed after `to_empty` (meta init)."""
 
     def __init__(self, head_dim: int, base_inv: float = 1 / 1024):
-        super().__init__()
+        nn.Module.__init__(self)
         self.head_dim, self.base_inv = head_dim, base_inv
         self.register_buffer("angular_freq", torch.empty(head_dim // 2), persistent=False)
         self.reset()
@@ -279,15 +281,6 @@ class Rotary(nn.Module):
             return
         freq = self.base_inv ** torch.linspace(0, 1, steps=self.head_dim // 4, dtype=torch.float32)
         self.angular_freq.copy_(torch.cat([freq, freq.new_zeros(self.head_dim // 4)]))
-
-    def forward(self, x_BTHD: Tensor) -> Tensor:
-        pos = torch.arange(x_BTHD.size(1), dtype=torch.float32, device=x_BTHD.device)
-        theta = torch.outer(pos, self.angular_freq)[None, :, None, :]
-        cos, sin = theta.cos(), theta.sin()
-        x1, x2 = x_BTHD.to(dtype=torch.float32).chunk(2, dim=-1)
-        y1 = x1 * cos + x2 * sin
-        y2 = x1 * (-sin) + x2 * cos
-        return torch.cat((y1, y2), 3).type_as(x_BTHD)
 
 
 class CausalSelfAttention(nn.Module):
