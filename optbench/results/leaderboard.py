@@ -64,7 +64,7 @@ class Entry:
 
 
 # spellings that name the same optimizer (normalized: lower case, letters and digits only)
-_SAME = {"kron": "psgdkron", "psgd": "psgdkron", "sophiag": "sophia"}
+_SAME = {"kron": "psgdkron", "psgd": "psgdkron", "sophiag": "sophia", "distributedshampoo": "shampoo"}
 
 
 def _norm(name: str) -> str:

@@ -127,3 +127,13 @@ def test_pipe_in_text_is_escaped(tmp_path):
     text = build_leaderboard(tmp_path, listed=[])
     row = next(ln for ln in text.splitlines() if "3,000" in ln)
     assert "x\\|y" in row and "a\\|b c" in row and row.count(" | ") == 7
+
+
+def test_zoo_names_and_wanted_spellings_are_one_row_each():
+    from optbench.results.leaderboard import render_leaderboard
+
+    text = render_leaderboard([], [], None, ["shampoo", "kron", "sophia", "lion", "DistributedShampoo", "PSGD Kron",
+                                             "Sophia", "Lion"])
+    section = text.split("## Best known hyperparameters per optimizer")[1].split("##")[0]
+    rows = [line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| ") and "?" in line]
+    assert sorted(rows) == ["DistributedShampoo", "Lion", "PSGD Kron", "Sophia"]
