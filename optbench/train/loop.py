@@ -280,7 +280,10 @@ def train_one(cfg: RunConfig, env: DistEnv, seed: int, train_files, val_data, lo
             for opt in optimizers:
                 for g in opt.param_groups:
                     g["lr"] = g["initial_lr"] * eta
-                opt.step()
+                try:
+                    opt.step()
+                except FloatingPointError as e:  # an optimizer that detects non-finite state itself
+                    raise Diverged(step, f"{type(opt).__name__} state ({e})") from None
             model.zero_grad(set_to_none=True)
             due = protocol.hessian_due(optimizers, step)
             if due:

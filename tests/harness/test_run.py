@@ -81,6 +81,30 @@ class _NaNAfter(torch.optim.Optimizer):
                         p.fill_(float("nan"))
 
 
+class _RaisesFPE(_NaNAfter):
+    """Test optimizer that detects non-finite state itself and raises FloatingPointError (as Shampoo does)."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        self.t += 1
+        if self.t == self.param_groups[0]["at"]:
+            raise FloatingPointError("nan in an inverse root")
+
+
+def test_optimizer_floating_point_error_is_a_divergence(tmp_path, nano_data, capsys):
+    if "test-fpe" not in optim.names():
+        optim.register("test-fpe", _RaisesFPE, family="test", reference="test only")
+    out = tmp_path / "f"
+    with pytest.raises(SystemExit) as e:
+        main(["run", "--track", "nano", "--optimizer", "test-fpe", "--set", "train_steps=30", "--out", str(out),
+              "--quiet"])
+    assert e.value.code == 3
+    res = load_results(out / "results.json")
+    assert res.runs[0].diverged
+    div = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if '"diverged"' in x]
+    assert div[0]["step"] == 2 and "_RaisesFPE state (nan in an inverse root)" in div[0]["message"]
+
+
 def test_divergence_stops_at_once_marks_results_and_exits_nonzero(tmp_path, nano_data, capsys):
     if "test-nan" not in optim.names():
         optim.register("test-nan", _NaNAfter, family="test", reference="test only")
