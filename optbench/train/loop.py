@@ -218,6 +218,7 @@ def train_one(cfg: RunConfig, env: DistEnv, seed: int, train_files, val_data, lo
         extra_passes, last_val_step = int(state["extra_passes"]), int(state["last_val_step"])
         curve = [CurvePoint(**p) for p in state["curve"]]
 
+    resumed_time = training_time  # train time restored from a checkpoint (0 for a fresh run)
     label = f"[{track.name} {recipe.name} seed {seed}]"
     progress = Progress(T, start, cfg.progress and env.is_main, label)
     set_progress = getattr(model, "set_progress", None)
@@ -294,8 +295,7 @@ def train_one(cfg: RunConfig, env: DistEnv, seed: int, train_files, val_data, lo
                 extra_passes += 1
             elapsed = training_time + time.perf_counter() - t0
             done = step + 1
-            tok_s = (done - start) * track.batch_tokens / max(elapsed - (training_time if start else 0), 1e-9) \
-                if start else done * track.batch_tokens / max(elapsed, 1e-9)
+            tok_s = (done - start) * track.batch_tokens / max(elapsed - resumed_time, 1e-9)  # this process's rate
             progress.update(done, train_loss, tok_s, (T - done) * elapsed / max(done, 1))
             if log is not None and (done % 10 == 0 or done == T):
                 log.metric(event="train", seed=seed, step=done, train_loss=train_loss, lr_mult=eta, tokens_per_s=tok_s)
@@ -321,7 +321,6 @@ def run(cfg: RunConfig, env: DistEnv, *, resume: bool = False) -> tuple[object, 
     from optbench import optim
 
     train_files, val_files = check_data(cfg.track, cfg.data_dir)
-    env.device.type == "cpu" or torch.cuda.reset_peak_memory_stats()
     val_data = load_val(val_files, cfg.track.val_tokens, cfg.track.seq_len, env.rank, env.world_size)
     out = Path(cfg.out_dir)
     log = None
@@ -335,27 +334,27 @@ def run(cfg: RunConfig, env: DistEnv, *, resume: bool = False) -> tuple[object, 
         log = RunLog(out, run_code_text(cfg, mods), version_line(env.device, env.world_size))
     records: list[RunRecord] = []
     wall0 = time.perf_counter()
-    diverged = False
-    for i, seed in enumerate(cfg.seeds):
+    diverged, log_started = False, False
+    for seed in cfg.seeds:
         done_file = _trial_file(out, seed)
-        if resume and done_file.is_file():
+        if resume and done_file.is_file():  # finished before the interruption
             records.append(RunRecord.model_validate_json(done_file.read_text()))
             continue
         resume_from = ckpt.latest_checkpoint(out, seed) if resume else None
         if log is not None:
-            lines = [eval_line_from(p, cfg.train_steps) for r in records for p in r.curve]
-            if resume_from is not None:
-                partial = ckpt.load_checkpoint(resume_from, 0)["curve"]
-                lines += [eval_line_from(CurvePoint(**p), cfg.train_steps) for p in partial]
-            if i == 0 or resume:
+            if not log_started:  # (re)write the log: header, finished trials, the resumed trial's evals so far
+                lines = [eval_line_from(p, cfg.train_steps) for r in records for p in r.curve]
+                if resume_from is not None:
+                    partial = ckpt.load_checkpoint(resume_from, 0)["curve"]
+                    lines += [eval_line_from(CurvePoint(**p), cfg.train_steps) for p in partial]
                 log.start(lines)
+                log_started = True
             if resume_from is not None:
                 log.metric(event="resume", seed=seed, step=int(resume_from.name.split("_")[1]))
         rec = train_one(cfg, env, seed, train_files, val_data, log, resume_from)
         records.append(rec)
         if env.is_main:
             atomic_write_text(done_file, rec.model_dump_json() + "\n")
-        resume = resume and False
         if rec.diverged:
             diverged = True
             break
