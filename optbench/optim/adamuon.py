@@ -22,7 +22,7 @@ import math
 
 import torch
 
-from optbench.optim.muon import CoeffSpec, Coeffs, ShardedMatrixOptimizer, newton_schulz
+from optbench.optim.muon import CoeffSpec, Coeffs, ShardedMatrixOptimizer, check_ns_args, newton_schulz
 from optbench.optim.registry import register
 
 
@@ -66,10 +66,7 @@ class AdaMuon(ShardedMatrixOptimizer):
             raise ValueError(f"eps: must be a finite number > 0, got {eps!r}")
         if not (isinstance(rms_target, (int, float)) and rms_target > 0 and math.isfinite(rms_target)):
             raise ValueError(f"rms_target: must be a finite number > 0, got {rms_target!r}")
-        if ns_steps is not None and (not isinstance(ns_steps, int) or ns_steps < 1):
-            raise ValueError(f"ns_steps: must be a positive integer or None, got {ns_steps!r}")
-        if not isinstance(ns_dtype, torch.dtype) or not ns_dtype.is_floating_point:
-            raise ValueError(f"ns_dtype: must be a floating torch.dtype, got {ns_dtype!r}")
+        check_ns_args(ns_coefficients, ns_steps, ns_dtype)
         defaults = dict(
             lr=lr,
             weight_decay=weight_decay,

@@ -111,6 +111,15 @@ def newton_schulz(
     return X
 
 
+def check_ns_args(ns_coefficients: CoeffSpec, ns_steps: int | None, ns_dtype: torch.dtype) -> None:
+    """ValueError naming the argument for a bad Newton-Schulz schedule, step count or dtype (shared by the Muon family)."""
+    if ns_steps is not None and (not isinstance(ns_steps, int) or ns_steps < 1):
+        raise ValueError(f"ns_steps: must be a positive integer or None, got {ns_steps!r}")
+    if not isinstance(ns_dtype, torch.dtype) or not ns_dtype.is_floating_point:
+        raise ValueError(f"ns_dtype: must be a floating torch.dtype, got {ns_dtype!r}")
+    resolve_ns_schedule(ns_coefficients, ns_steps)
+
+
 def _check_common(lr: float, weight_decay: float, momentum: float) -> None:
     """ValueError naming the argument for a negative/non-finite lr or weight_decay, or momentum outside [0, 1)."""
     check_nonneg("lr", lr)
@@ -261,13 +270,9 @@ class Muon(ShardedMatrixOptimizer):
         _check_common(lr, weight_decay, momentum)
         if nd_mode not in ("flatten", "batch"):
             raise ValueError(f"nd_mode: must be 'flatten' or 'batch', got {nd_mode!r}")
-        if ns_steps is not None and (not isinstance(ns_steps, int) or ns_steps < 1):
-            raise ValueError(f"ns_steps: must be a positive integer or None, got {ns_steps!r}")
-        if not isinstance(ns_dtype, torch.dtype) or not ns_dtype.is_floating_point:
-            raise ValueError(f"ns_dtype: must be a floating torch.dtype, got {ns_dtype!r}")
+        check_ns_args(ns_coefficients, ns_steps, ns_dtype)
         if not eps > 0:
             raise ValueError(f"eps: must be > 0, got {eps!r}")
-        resolve_ns_schedule(ns_coefficients, ns_steps)  # validate now
         defaults = dict(
             lr=lr,
             weight_decay=weight_decay,

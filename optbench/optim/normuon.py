@@ -23,7 +23,7 @@ import math
 
 import torch
 
-from optbench.optim.muon import CoeffSpec, Coeffs, ShardedMatrixOptimizer, newton_schulz
+from optbench.optim.muon import CoeffSpec, Coeffs, ShardedMatrixOptimizer, check_ns_args, newton_schulz
 from optbench.optim.registry import register
 
 
@@ -60,10 +60,7 @@ class NorMuon(ShardedMatrixOptimizer):
     ):
         if not (isinstance(beta2, (int, float)) and 0.0 <= beta2 < 1.0):
             raise ValueError(f"beta2: must be in [0, 1), got {beta2!r}")
-        if ns_steps is not None and (not isinstance(ns_steps, int) or ns_steps < 1):
-            raise ValueError(f"ns_steps: must be a positive integer or None, got {ns_steps!r}")
-        if not isinstance(ns_dtype, torch.dtype) or not ns_dtype.is_floating_point:
-            raise ValueError(f"ns_dtype: must be a floating torch.dtype, got {ns_dtype!r}")
+        check_ns_args(ns_coefficients, ns_steps, ns_dtype)
         if not (eps > 0 and norm_eps > 0 and math.isfinite(eps) and math.isfinite(norm_eps)):
             raise ValueError(f"eps/norm_eps: must be finite and > 0, got {eps!r}, {norm_eps!r}")
         defaults = dict(

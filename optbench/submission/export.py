@@ -29,6 +29,8 @@ import os
 import textwrap
 from pathlib import Path
 
+import torch
+
 from optbench.errors import OptbenchError
 from optbench.optim.recipe import Recipe, load_recipe
 from optbench.tracks import Track, get_track, lr_multiplier
@@ -216,6 +218,11 @@ def _kwargs(hparams: dict, fused: bool) -> list[str]:
     for k, v in hparams.items():
         if k == "betas":
             v = tuple(v)
+        if k.endswith("dtype") and isinstance(v, str):  # TOML has no dtypes: "float32" -> torch.float32
+            if not isinstance(getattr(torch, v, None), torch.dtype):
+                raise OptbenchError(f"export: recipe hparam {k} = {v!r} is not a torch dtype")
+            out.append(f"{k}=torch.{v}")
+            continue
         out.append(f"{k}={_py(v)}")
     if fused and "fused" not in hparams:
         out.append("fused=on_cuda")

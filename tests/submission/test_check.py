@@ -316,3 +316,18 @@ def test_optbench_run_log_is_recognised(nano_run):
     assert rep.ok, [str(v) for v in rep.violations]
     assert any("is an `optbench run` log" in n for n in rep.notes)
     assert any(n.startswith("log: 1 trial(s)") for n in rep.notes)
+
+
+def test_bundled_recipe_with_a_dtype_hparam_exports_and_passes(tmp_path):
+    """The package's nano-muon recipe sets ns_dtype = "float32" (TOML has no dtypes): the script must say torch.float32."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "train_gpt_simple.py"
+    r = subprocess.run([sys.executable, "-m", "optbench", "export", "--recipe", "nano-muon", "--track", "nano",
+                        "--out", str(script)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "ns_dtype=torch.float32" in script.read_text()
+    r = subprocess.run([sys.executable, "-m", "optbench", "check", str(script), "--track", "nano"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
