@@ -32,6 +32,16 @@ def _construct(name: str, groups: list[dict], hparams: dict, *, fused_ok: bool) 
         raise OptbenchError(f"recipe hparams for {name}: {e}") from None
 
 
+def with_track_hparams(recipe: Recipe, track) -> Recipe:
+    """Fill hparams an optimizer takes from the track (Sophia's batch_size = tokens per step)."""
+    import inspect
+
+    params = inspect.signature(optim.get(recipe.optimizer).__init__).parameters
+    if "batch_size" in params and "batch_size" not in recipe.hparams:
+        return recipe.model_copy(update={"hparams": {**recipe.hparams, "batch_size": track.batch_tokens}})
+    return recipe
+
+
 def build_optimizers(model: nn.Module, recipe: Recipe, *, fused_ok: bool = False) -> list[torch.optim.Optimizer]:
     """Optimizers for a model with `param_roles()`, as the recipe says. Each group gets `initial_lr`."""
     roles = model.param_roles()

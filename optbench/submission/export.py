@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 
 from optbench.errors import OptbenchError
+from optbench.optim.groups import with_track_hparams
 from optbench.optim.recipe import Recipe, load_recipe
 from optbench.tracks import Track, get_track, lr_multiplier
 
@@ -229,12 +230,6 @@ def _kwargs(hparams: dict, fused: bool) -> list[str]:
     return out
 
 
-def _auto_hparams(track: Track, recipe: Recipe) -> Recipe:
-    from optbench.train.loop import _auto_hparams as auto
-
-    return auto(track, recipe)
-
-
 # ----------------------------------------------------------------------------- the script
 
 
@@ -249,7 +244,7 @@ def export_script(recipe: Recipe, track: Track | str = "small", *, recipe_origin
                             f"{track.name} uses the {track.model} model")
     if track.unofficial:
         raise OptbenchError("--track: an unofficial (overridden) track cannot be exported as a submission")
-    recipe = _auto_hparams(track, recipe)
+    recipe = with_track_hparams(recipe, track)
     main_info = optim.info(recipe.optimizer)
     if main_info.matrix_only and recipe.scope == "all":
         raise OptbenchError(f"recipe {recipe.name}: {main_info.name} only handles >=2-D matrices; use scope 'matrices'")

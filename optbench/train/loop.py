@@ -27,7 +27,7 @@ from optbench.data.shards import list_shards, read_token_count
 from optbench.errors import OptbenchError
 from optbench.fsutil import atomic_write_text
 from optbench.optim import protocol
-from optbench.optim.groups import build_optimizers
+from optbench.optim.groups import build_optimizers, with_track_hparams
 from optbench.optim.recipe import Recipe
 from optbench.results.schema import CurvePoint, RunRecord, collect_provenance, results_from_runs, save_results
 from optbench.tracks import Track, lr_multiplier
@@ -109,17 +109,6 @@ def run_code_text(cfg: RunConfig, optimizer_modules: list) -> str:
     return "\n".join(parts) + "\n"
 
 
-def _auto_hparams(track: Track, recipe: Recipe) -> Recipe:
-    """Fill hparams an optimizer needs from the track (Sophia's batch_size = tokens per step)."""
-    from optbench import optim
-
-    cls = optim.get(recipe.optimizer)
-    params = inspect.signature(cls.__init__).parameters
-    if "batch_size" in params and "batch_size" not in recipe.hparams:
-        return recipe.model_copy(update={"hparams": {**recipe.hparams, "batch_size": track.batch_tokens}})
-    return recipe
-
-
 class Progress:
     """tqdm bar on a terminal; plain lines in logs (loss, tokens/s, ETA)."""
 
@@ -190,7 +179,7 @@ def train_one(cfg: RunConfig, env: DistEnv, seed: int, train_files, val_data, lo
               resume_from: Path | None = None) -> RunRecord:
     """Train one seed; returns its RunRecord. Raises Diverged on a NaN/Inf loss (after logging)."""
     track, T = cfg.track, cfg.train_steps
-    recipe = _auto_hparams(track, cfg.recipe)
+    recipe = with_track_hparams(cfg.recipe, track)
     cuda = env.device.type == "cuda"
     torch.manual_seed(seed)
     model = track.build_model(embed_dtype=torch.bfloat16 if cuda else torch.float32).to(env.device)
