@@ -46,6 +46,6 @@ def test_unknown_track_and_overrides():
 
 def test_tracks_command_prints_param_counts():
     r = subprocess.run([sys.executable, "-m", "optbench", "tracks"], capture_output=True, text=True,
-                       env={"COLUMNS": "250", "PATH": ""} | __import__("os").environ)
+                       env=__import__("os").environ | {"COLUMNS": "250"})
     assert r.returncode == 0, r.stderr
     assert "162,354,816" in r.stdout and "3.28" in r.stdout and "2.92" in r.stdout
