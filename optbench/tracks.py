@@ -10,10 +10,16 @@ artifact of such a run says so.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 from optbench.errors import OptbenchError
 from optbench.model.gpt import GPTConfig
+
+
+def below_target(val_loss: float | None, target: float) -> bool:
+    """The single decision "this val loss reached the target": finite and strictly below it (upstream: `< 3.28`)."""
+    return val_loss is not None and math.isfinite(val_loss) and val_loss < target
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,10 @@ class Track:
     @property
     def vocab_size(self) -> int:
         return self.model_config.vocab_size
+
+    def reached(self, val_loss: float | None) -> bool:
+        """Whether a val loss counts as reaching this track's target (the one rule: see below_target)."""
+        return below_target(val_loss, self.target)
 
     def check_world_size(self, world_size: int) -> None:
         if world_size < 1 or self.max_world_size % world_size:
@@ -184,4 +194,4 @@ def lr_multiplier(step: int, train_steps: int, cooldown_frac: float = 0.7, warmu
     return eta
 
 
-__all__ = ["Track", "get_track", "TRACK_NAMES", "with_overrides", "lr_multiplier"]
+__all__ = ["Track", "below_target", "get_track", "TRACK_NAMES", "with_overrides", "lr_multiplier"]
