@@ -196,7 +196,7 @@ def claims_cmd(
     all: bool = typer.Option(False, "-a", "--all", help="include expired claims"), workspace: Optional[str] = WorkspaceOpt
 ) -> None:
     """Active claims (a claim expires 2 hours after its last update)."""
-    from optbench.workspace.board import utcnow
+    from optbench.clock import utcnow
     from optbench.workspace.claims import list_claims
 
     now = utcnow()

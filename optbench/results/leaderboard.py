@@ -31,7 +31,8 @@ import fsspec
 from optbench.errors import OptbenchError
 from optbench.fsutil import atomic_write_text
 from optbench.results import stats
-from optbench.results.schema import Results, parse_results, parse_timestamp
+from optbench.clock import parse_timestamp
+from optbench.results.schema import Results, parse_results
 
 # optimizers the leaderboard always lists (with '?' until someone posts a result), besides the zoo's names
 WANTED_OPTIMIZERS = ("DistributedShampoo", "PSGD Kron", "Sophia", "Lion")

@@ -21,7 +21,8 @@ from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullLocator  # n
 
 from optbench.errors import OptbenchError  # noqa: E402
 from optbench.results import stats  # noqa: E402
-from optbench.results.schema import Results, parse_timestamp  # noqa: E402
+from optbench.clock import parse_timestamp  # noqa: E402
+from optbench.results.schema import Results  # noqa: E402
 
 _COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 

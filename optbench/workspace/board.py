@@ -30,6 +30,7 @@ from typing import Iterable, Sequence
 
 import yaml
 
+from optbench.clock import as_utc
 from optbench.errors import OptbenchError
 from optbench.workspace.identity import validate_agent_id
 from optbench.workspace.storage import MESSAGE_DIR, Workspace
@@ -46,17 +47,6 @@ MARKER_PREFIX = "**Leaderboard result:**"
 _MARKER_RE = re.compile(
     r"^\*\*Leaderboard result:\*\*\s*(?P<steps>\d{1,3}(?:,\d{3})+|\d+)\s+steps\b"
 )
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _utc(when: datetime | None) -> datetime:
-    when = when or utcnow()
-    if when.tzinfo is None:
-        raise OptbenchError(f"time {when!r} has no timezone; pass an aware UTC datetime")
-    return when.astimezone(timezone.utc)
 
 
 def message_name(stamp: str, agent_id: str, seq: int = 1) -> str:
@@ -155,7 +145,7 @@ def format_message(
     refs = [validate_ref(r) for r in refs]
     if not body.strip():
         raise OptbenchError("message body is empty")
-    lines = ["---", f"agent: {agent_id}", f"type: {type}", f"timestamp: {_utc(when).strftime(FM_TIME_FORMAT)}"]
+    lines = ["---", f"agent: {agent_id}", f"type: {type}", f"timestamp: {as_utc(when).strftime(FM_TIME_FORMAT)}"]
     if refs:
         lines.append(f"refs: {', '.join(refs)}")
     lines.append("---")
@@ -350,7 +340,7 @@ class Board:
         now: datetime | None = None,
     ) -> str:
         """Write a new message and return its file name (create-only; same-second posts get `~NNN`)."""
-        when = _utc(now)
+        when = as_utc(now)
         text = format_message(agent_id, body, type=type, refs=refs, when=when)
         stamp = when.strftime(STAMP_FORMAT)
         prefix = f"{stamp}_{agent_id}"
@@ -408,7 +398,7 @@ def marker_refusal(results, agent_id: str | None = None, rule: str | None = None
     is not unofficial and not marked non-compliant, and is reported by its own agent.
     """
     from optbench.results import stats
-    from optbench.results.schema import verdict_of
+    from optbench.results.judging import verdict_of
 
     f = results.steps_field
     if agent_id is not None and results.agent_id != agent_id:

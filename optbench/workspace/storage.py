@@ -70,7 +70,7 @@ class Workspace:
             if fs is None:
                 fs, root = fsspec.core.url_to_fs(self.url)
             else:
-                root = fs._strip_protocol(self.url)
+                root = fsspec.core.strip_protocol(self.url)
         except (ValueError, ImportError) as e:
             raise OptbenchError(f"workspace URL {self.url!r} cannot be opened: {e}") from e
         self.fs: fsspec.AbstractFileSystem = fs

@@ -9,7 +9,7 @@ import pytest
 from optbench.errors import OptbenchError
 from optbench.results import (
     Provenance,
-    Recipe,
+    RecipeRecord,
     Results,
     RunRecord,
     load_results,
@@ -78,7 +78,7 @@ def test_builder_computes_statistics_and_round_trips(tmp_path):
         optimizer="Muon",
         track="small",
         key_hparams={"lr": 0.025, "wd": 0.05},
-        recipe=Recipe(name="muon_baseline", config={"optimizer": "muon", "lr": 0.025}),
+        recipe=RecipeRecord(name="muon_baseline", config={"optimizer": "muon", "lr": 0.025}),
         provenance=Provenance(git_commit="abc", torch_version="2.13", device="cpu", world_size=1),
         train_steps=3250,
         wallclock_s=12.5,

@@ -22,7 +22,8 @@ from pathlib import Path
 from optbench.errors import OptbenchError
 from optbench.fsutil import atomic_write_text
 from optbench.workspace import artifacts as artifacts_mod
-from optbench.workspace.board import Board, _utc, marked_results
+from optbench.clock import as_utc
+from optbench.workspace.board import Board, marked_results
 from optbench.workspace.claims import list_claims
 from optbench.workspace.storage import LEADERBOARD, Workspace
 
@@ -102,7 +103,7 @@ def _log_curves(ws: Workspace, art, warnings: list[str]) -> list[dict]:
 
 def collect(ws: Workspace, now: datetime | None = None) -> dict:
     """Everything the page shows, as plain JSON-able data."""
-    now = _utc(now)
+    now = as_utc(now)
     warnings: list[str] = []
     board = Board(ws)
     messages = board.messages()
