@@ -10,16 +10,11 @@ artifact of such a run says so.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 
 from optbench.errors import OptbenchError
 from optbench.model.gpt import GPTConfig
-
-
-def below_target(val_loss: float | None, target: float) -> bool:
-    """The single decision "this val loss reached the target": finite and strictly below it (upstream: `< 3.28`)."""
-    return val_loss is not None and math.isfinite(val_loss) and val_loss < target
+from optbench.target import below_target  # the one rule; re-exported here
 
 
 @dataclass(frozen=True)

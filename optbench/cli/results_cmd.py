@@ -47,13 +47,19 @@ def validate_cmd(
         raise typer.Exit(2)
 
 
+TrackOpt = typer.Option("small", "--track", help="track whose target judges upstream-format logs when no "
+                                                "--target is given and no results.json states one")
+
+
 @app.command("stats")
 def stats_cmd(
     sources: List[Path] = typer.Argument(
         ..., help="run dirs (folders with results.json), results.json files or upstream-format .txt logs; together one run set"
     ),
     rule: Optional[str] = typer.Option(None, "--rule", help="stats rule preset (default: the records' rule, else workspace)"),
-    target: Optional[float] = typer.Option(None, "--target", help="target val loss (default: the records' target, else 3.28)"),
+    target: Optional[float] = typer.Option(None, "--target", help="target val loss (default: the records' target, "
+                                                                  "else the --track's)"),
+    track: str = TrackOpt,
     check: bool = typer.Option(False, "--check", help="exit 1 when the run set fails the rule"),
     baseline: Optional[List[Path]] = typer.Option(
         None, "--baseline", help="run set A (run dirs/results.json/logs, repeatable): is this run set significantly better (pairwise rule)?"
@@ -61,100 +67,55 @@ def stats_cmd(
 ) -> None:
     """Per-seed table and the verdict of the rule for a run set (every run given counts: no cherry-picking)."""
     from optbench.results import stats
-    from optbench.results.sources import load_source
+    from optbench.results.runset import judge_run_set, load_run_set
 
-    srcs = [load_source(s, target) for s in sources]
-    targets = {s.target for s in srcs if s.target is not None}
-    if target is None:
-        if len(targets) > 1:
-            raise OptbenchError(f"--target: the inputs have different targets {sorted(targets)}; pass --target")
-        target = targets.pop() if targets else stats.DEFAULT_TARGET
-    if rule is None:
-        rules = {s.results.rule for s in srcs if s.results is not None and s.results.rule}
-        rule = rules.pop() if len(rules) == 1 else stats.DEFAULT_RULE
-    r = stats.get_rule(rule)
+    srcs, target = load_run_set(sources, target, track)
+    rep = judge_run_set(srcs, target, rule, baseline or ())
+    r = rep.rule
     console = Console()
     if not console.is_terminal:  # piped or captured: do not squeeze the table into 80 columns
         console = Console(width=160)
-    plain = [s for s in srcs if not s.runs]
-    curves = [(s, run) for s in srcs for run in s.runs]
-    failed = False
-    if curves:
-        runs = [run for _, run in curves]
-        v = stats.evaluate_runs(runs, r, target)
+
+    def say(text: str) -> None:
+        console.print(text, markup=False, highlight=False)
+
+    v = rep.verdict
+    if v is not None:
         at = v.reported
         table = Table("source", "seed/trial", "last eval", "last val loss", f"loss @ {at.step if at else '-'}",
-                      f"first step < {target:g}", "notes", title=f"{len(runs)} run(s), rule {r.describe()}")
-        for s, run in curves:
-            cm = stats.curve_map(run)
-            last = max(cm) if cm else None
-            seed = run.seed if run.seed is not None else (run.model_extra or {}).get("trial", "")
-            note = []
-            if run.diverged:
-                note.append("diverged")
-            if run.extra_passes:
-                note.append(f"{run.extra_passes} extra passes")
-            planned = (run.model_extra or {}).get("train_steps")
-            if isinstance(planned, int) and last is not None and last < planned and not run.diverged:
-                note.append(f"cut short: last eval {last} of {planned}")
-            table.add_row(
-                s.label,
-                str(seed),
-                str(last) if last is not None else "-",
-                _fmt(cm.get(last)) if last is not None else "-",
-                _fmt(cm.get(at.step)) if at else "-",
-                str(stats.first_step_below(run, target) or "-"),
-                ", ".join(note),
-            )
+                      f"first step < {target:g}", "notes", title=f"{len(rep.rows)} run(s), rule {r.describe()}")
+        for row in rep.rows:
+            table.add_row(row.source, row.seed, str(row.last_step) if row.last_step is not None else "-",
+                          _fmt(row.last_loss) if row.last_step is not None else "-",
+                          _fmt(row.loss_at_reported) if at else "-", str(row.first_below or "-"), ", ".join(row.notes))
         console.print(table)
-        console.print(stats.format_verdict(v), markup=False, highlight=False)
+        say(stats.format_verdict(v))
         if at is not None:
-            need = v.runs_needed()
-            if need is None:
-                console.print(f"runs needed at this mean: none suffices (mean {_fmt(at.mean)} is not below {target:g})",
-                              markup=False, highlight=False)
+            if rep.runs_needed is None:
+                say(f"runs needed at this mean: none suffices (mean {_fmt(at.mean)} is not below {target:g})")
             else:
                 spread = ""
                 if at.n > 1:
-                    need90 = v.runs_needed(confidence=0.9)
+                    need90 = rep.runs_needed_90
                     spread = f"; {need90 if need90 is not None else 'too many'} for a 90 % chance given std {_fmt(at.std)}"
-                console.print(f"runs needed at this mean: {need}{spread}", markup=False, highlight=False)
-        failed = failed or not v.passed
-        if baseline:
-            base_runs = [run for b in baseline for run in load_source(b, target).runs]
-            if not base_runs:
-                raise OptbenchError("--baseline: no per-seed curves in the baseline inputs")
-            vb = stats.evaluate_runs(base_runs, r, target)
-            cmp = stats.compare(vb, v)
-            if cmp is None:
-                console.print("pairwise: not comparable (a run set never reached the target)", markup=False)
-            else:
-                a, b = vb.reported, v.reported
-                console.print(
-                    f"pairwise vs baseline (A: {a.step} steps, mean {_fmt(a.mean)}, n={a.n}; "
-                    f"B: {b.step} steps, mean {_fmt(b.mean)}, n={b.n}): statistic {cmp[0]:.5f} vs margin "
-                    f"{r.margin:g} -> {'B is significantly better' if cmp[1] else 'not significantly better'}",
-                    markup=False,
-                    highlight=False,
-                )
-    for s in plain:
+                say(f"runs needed at this mean: {rep.runs_needed}{spread}")
+        cmp = rep.comparison
+        if cmp is not None and cmp.statistic is None:
+            console.print("pairwise: not comparable (a run set never reached the target)", markup=False)
+        elif cmp is not None:
+            a, b = cmp.baseline.reported, v.reported
+            say(f"pairwise vs baseline (A: {a.step} steps, mean {_fmt(a.mean)}, n={a.n}; "
+                f"B: {b.step} steps, mean {_fmt(b.mean)}, n={b.n}): statistic {cmp.statistic:.5f} vs margin "
+                f"{r.margin:g} -> {'B is significantly better' if cmp.better else 'not significantly better'}")
+    for s, j in rep.records:
         res = s.results
-        mean = res.mean_val_loss if res.mean_val_loss is not None else res.final_val_loss
-        n = res.n
-        if mean is None:
+        if j.mean is None:
             console.print(f"{s.path}: no per-seed curves and no mean val loss: nothing to judge", markup=False)
-            failed = True
             continue
-        ok = stats.passes(mean, n, r, res.target)
-        failed = failed or not ok
-        console.print(
-            f"{'PASS' if ok else 'FAIL'} [{r.name}] {s.path}: {res.steps_field} {res.steps_to_target}, mean {_fmt(mean)} "
-            f"over n={n} (no per-seed curves; judged from the record); need mean < "
-            f"{_fmt(stats.required_mean(n, r, res.target))}",
-            markup=False,
-            highlight=False,
-        )
-    if check and failed:
+        say(f"{'PASS' if j.passed else 'FAIL'} [{r.name}] {s.path}: {res.steps_field} {res.steps_to_target}, mean "
+            f"{_fmt(j.mean)} over n={j.n} (no per-seed curves; judged from the record); need mean < "
+            f"{_fmt(j.required_mean)}")
+    if check and rep.failed:
         raise typer.Exit(1)
 
 
@@ -164,12 +125,14 @@ def leaderboard_cmd(
     out: Optional[Path] = typer.Option(None, "--out", help="write LEADERBOARD.md here (atomically) instead of printing"),
     rule: Optional[str] = typer.Option(None, "--rule", help="stats rule preset (default workspace)"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="also draw best steps over time to this .png"),
+    track: str = typer.Option("small", "--track", help="the board's track: its target's sections come first"),
 ) -> None:
     """Build LEADERBOARD.md from results.json files (deterministic: same files, same bytes)."""
     from optbench.results import leaderboard
+    from optbench.results.runset import track_target
 
     entries, skipped = leaderboard.entries_from(source, rule)
-    text = leaderboard.render_leaderboard(entries, skipped, rule)
+    text = leaderboard.render_leaderboard(entries, skipped, rule, target=track_target(track))
     if out is not None:
         from optbench.fsutil import atomic_write_text
 
@@ -188,33 +151,17 @@ def leaderboard_cmd(
 def plot_cmd(
     runs: List[Path] = typer.Argument(..., help="run dirs, results.json files or upstream logs; one curve each"),
     out: Path = typer.Option(..., "--out", help="output .png"),
-    target: Optional[float] = typer.Option(None, "--target", help="target val loss (default: the inputs', else 3.28)"),
+    target: Optional[float] = typer.Option(None, "--target", help="target val loss (default: the inputs', else the "
+                                                                  "--track's)"),
+    track: str = TrackOpt,
     band: str = typer.Option("minmax", "--band", help="minmax or std"),
     rule: Optional[str] = typer.Option(None, "--rule", help="stats rule preset for the claimed-step marks"),
     title: Optional[str] = typer.Option(None, "--title"),
 ) -> None:
     """Val loss vs step for several runs/optimizers: mean line, band over seeds, target line."""
-    from optbench.results import stats
     from optbench.results.plots import plot_curves
-    from optbench.results.sources import load_source
+    from optbench.results.runset import labelled_runs, load_run_set
 
-    srcs = [load_source(s, target) for s in runs]
-    if target is None:
-        targets = {s.target for s in srcs if s.target is not None}
-        if len(targets) > 1:
-            raise OptbenchError(f"--target: the inputs have different targets {sorted(targets)}; pass --target")
-        target = targets.pop() if targets else stats.DEFAULT_TARGET
-    by_label: dict[str, list] = {}
-    for s in srcs:
-        if not s.runs:
-            raise OptbenchError(f"{s.path}: no per-seed curves to plot (results.json has no runs[].curve)")
-        label = s.label
-        if s.results is not None:
-            label = f"{s.results.optimizer} ({s.label})"
-        base, k = label, 2
-        while label in by_label:
-            label = f"{base} #{k}"
-            k += 1
-        by_label[label] = s.runs
-    p = plot_curves(by_label, target, out, band=band, rule=rule, title=title)
+    srcs, target = load_run_set(runs, target, track)
+    p = plot_curves(labelled_runs(srcs), target, out, band=band, rule=rule, title=title)
     print(f"wrote {p}", file=sys.stderr)

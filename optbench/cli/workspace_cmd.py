@@ -140,7 +140,8 @@ def board_post(
     agent_id: Optional[str] = AgentOpt,
 ) -> None:
     """Post a message (create-only; prints the new file name)."""
-    from optbench.workspace.board import Board, marker_refusal, result_post_body, split_refs
+    from optbench.results.eligibility import marker_refusal
+    from optbench.workspace.board import Board, result_post_body, split_refs
     from optbench.workspace.identity import resolve_agent_id
 
     agent = resolve_agent_id(agent_id)

@@ -1,7 +1,7 @@
 """LEADERBOARD.md from a folder (or any fsspec URL) of results.json files.
 
-    text = build_leaderboard("workspace/")            # the markdown, a pure function of the files
-    write_leaderboard("workspace/", "LEADERBOARD.md") # local atomic write
+    text = build_leaderboard("workspace/", target=3.28)            # the markdown, a pure function of the files
+    write_leaderboard("workspace/", "LEADERBOARD.md", target=3.28) # local atomic write
 
 Every results.json under the source (recursively: artifacts/*/results.json, run dirs) is read. The output is
 deterministic: the same files give byte-identical markdown (rows are sorted on full keys; the only dates are
@@ -31,6 +31,8 @@ import fsspec
 from optbench.errors import OptbenchError
 from optbench.fsutil import atomic_write_text
 from optbench.results import stats
+from optbench.results.eligibility import is_official, may_rank
+from optbench.results.judging import RecordJudgement, judge_record
 from optbench.clock import parse_timestamp
 from optbench.results.schema import Results, parse_results
 
@@ -41,27 +43,43 @@ LOG_NAMES = ("train_log.txt", "log.txt")
 
 @dataclass(frozen=True)
 class Entry:
-    """One results.json as the leaderboard sees it."""
+    """One results.json as the leaderboard sees it: the record, its judgement under the leaderboard's rule."""
 
     path: str  # relative to the source root, posix
     results: Results
-    steps: int | None
-    mean: float | None
-    n: int
-    passes: bool
+    judgement: RecordJudgement
     date: str  # YYYY-MM-DD or "?"
     when: str  # full timestamp for ordering ("" when unknown)
     log: str  # relative link
-    official: bool  # compliant and not unofficial
 
     @property
     def optimizer(self) -> str:
         return self.results.optimizer
 
     @property
+    def steps(self) -> int | None:
+        return self.judgement.steps
+
+    @property
+    def mean(self) -> float | None:
+        return self.judgement.mean
+
+    @property
+    def n(self) -> int:
+        return self.judgement.n
+
+    @property
+    def passes(self) -> bool:
+        return self.judgement.passed
+
+    @property
+    def official(self) -> bool:
+        return is_official(self.results)
+
+    @property
     def counts(self) -> bool:
-        """Eligible for best/record: passes the rule, official, compliant, reached the target."""
-        return self.passes and self.official and self.steps is not None
+        """Eligible for best/record (optbench.results.eligibility.may_rank)."""
+        return may_rank(self.results, self.judgement)
 
 
 # spellings that name the same optimizer (normalized: lower case, letters and digits only)
@@ -74,15 +92,11 @@ def _norm(name: str) -> str:
 
 
 def listed_optimizers() -> list[str]:
-    """The zoo's names (if the zoo imports) plus the wanted external optimizers."""
-    names: list[str] = []
-    try:
-        from optbench import optim
+    """The zoo's names plus the wanted external optimizers. Imports the zoo (and torch): a broken optimizer
+    module fails here loudly rather than silently emptying the zoo's rows."""
+    from optbench import optim
 
-        names = list(optim.names())
-    except Exception:  # noqa: BLE001 - the leaderboard must build without torch/zoo
-        names = []
-    return names + list(WANTED_OPTIMIZERS)
+    return list(optim.names()) + list(WANTED_OPTIMIZERS)
 
 
 def _md(text: object) -> str:
@@ -151,28 +165,8 @@ def _evidence(e: Entry) -> str:
 
 
 def _entry(rel: str, r: Results, log: str, rule: stats.Rule) -> Entry:
-    v = None
-    if r.runs and all(x.curve for x in r.runs):
-        v = stats.evaluate_runs(r.runs, rule, r.target)
-    if v is not None:
-        at = v.reported
-        steps = v.reported_step
-        mean = at.mean if at is not None and math.isfinite(at.mean) else None
-        n = v.n
-        ok = v.passed
-    else:
-        steps = r.steps_to_target
-        mean = r.mean_val_loss if r.mean_val_loss is not None else r.final_val_loss
-        n = r.num_runs or 1
-        ok = mean is not None and steps is not None and stats.passes(mean, n, rule, r.target)
     date, when = _date(r.timestamp)
-    official = (r.compliant is not False) and not r.unofficial
-    return Entry(rel, r, steps, mean, n, ok, date, when, log, official)
-
-
-def judge(r: Results, rule: str | stats.Rule | None = None, path: str = "", log: str = "") -> Entry:
-    """How the leaderboard sees one record under a rule: steps, mean, n, pass mark, eligibility."""
-    return _entry(path, r, log or path, stats.get_rule(rule))
+    return Entry(rel, r, judge_record(r, rule), date, when, log)
 
 
 def _collect(source: str | os.PathLike) -> tuple[list[tuple[str, Results, str]], list[tuple[str, str]], str]:
@@ -376,14 +370,19 @@ def render_leaderboard(
     rule: str | stats.Rule | None = None,
     listed: Iterable[str] | None = None,
     title: str = "Leaderboard",
+    *,
+    target: float,
 ) -> str:
-    """The markdown for already-collected entries (build_leaderboard = entries_from + this)."""
+    """The markdown for already-collected entries (build_leaderboard = entries_from + this).
+
+    `target`: the board's own target (its track's): its sections come first, then those of any other target
+    among the records, ascending; an empty board shows its own target's sections.
+    """
     r = stats.get_rule(rule)
     listed = list(listed_optimizers() if listed is None else listed)
-    # the default target first, then the others ascending
-    targets = sorted({e.results.target for e in entries} | {stats.DEFAULT_TARGET}, key=lambda t: (t != stats.DEFAULT_TARGET, t))
-    if not any(e.results.target == stats.DEFAULT_TARGET for e in entries) and entries:
-        targets.remove(stats.DEFAULT_TARGET)
+    targets = sorted({e.results.target for e in entries} | {target}, key=lambda t: (t != target, t))
+    if not any(e.results.target == target for e in entries) and entries:
+        targets.remove(target)
     L = [f"# {title}", ""]
     tt = ", ".join(_target_text(t) for t in targets)
     L.append(
@@ -414,10 +413,13 @@ def build_leaderboard(
     rule: str | stats.Rule | None = None,
     listed: Iterable[str] | None = None,
     title: str = "Leaderboard",
+    *,
+    target: float,
 ) -> str:
-    """LEADERBOARD.md text for every results.json under `source` (folder, file or fsspec URL). Deterministic."""
+    """LEADERBOARD.md text for every results.json under `source` (folder, file or fsspec URL). Deterministic.
+    `target`: the board's own target (see render_leaderboard)."""
     entries, skipped = entries_from(source, rule)
-    return render_leaderboard(entries, skipped, rule, listed, title)
+    return render_leaderboard(entries, skipped, rule, listed, title, target=target)
 
 
 def write_leaderboard(
@@ -425,6 +427,8 @@ def write_leaderboard(
     dest: str | os.PathLike,
     rule: str | stats.Rule | None = None,
     listed: Iterable[str] | None = None,
+    *,
+    target: float,
 ) -> str:
     """Build and write the leaderboard to a local path atomically; returns the text.
 
@@ -435,6 +439,6 @@ def write_leaderboard(
         raise OptbenchError(
             f"--out: {d} is a URL; write_leaderboard writes local files only (use build_leaderboard for remote stores)"
         )
-    text = build_leaderboard(source, rule, listed)
+    text = build_leaderboard(source, rule, listed, target=target)
     atomic_write_text(d, text)
     return text

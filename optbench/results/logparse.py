@@ -77,7 +77,7 @@ class Trial:
         """True when the trial evaluated at its last step T (not cut short)."""
         return bool(self.evals) and self.evals[-1].step == self.train_steps
 
-    def run_record(self, target: float = stats.DEFAULT_TARGET, log_path: str | None = None) -> RunRecord:
+    def run_record(self, target: float, log_path: str | None = None) -> RunRecord:
         """The trial as a RunRecord (seed None: upstream scripts set no seed; extra fields `trial` = its index
         in the log and `train_steps` = its T, so a cut-short trial can be told apart)."""
         pts = [CurvePoint(step=e.step, val_loss=e.val_loss, train_time_s=e.train_time_s) for e in self.evals]
@@ -97,7 +97,7 @@ class UpstreamLog:
     world_size: int | None
     trials: list[Trial]
 
-    def run_records(self, target: float = stats.DEFAULT_TARGET) -> list[RunRecord]:
+    def run_records(self, target: float) -> list[RunRecord]:
         return [t.run_record(target, self.path) for t in self.trials]
 
     def to_results(
@@ -106,7 +106,7 @@ class UpstreamLog:
         agent_id: str = "upstream",
         experiment: str | None = None,
         optimizer: str = "unknown",
-        target: float = stats.DEFAULT_TARGET,
+        target: float,
         rule: str = stats.DEFAULT_RULE,
         **kw: Any,
     ) -> Results:

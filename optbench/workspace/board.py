@@ -388,49 +388,7 @@ def marked_results(messages: Iterable[Message]) -> list[MarkedResult]:
 
 
 # ---- results messages ------------------------------------------------------------------------------------
-
-
-def marker_refusal(results, agent_id: str | None = None, rule: str | None = None) -> str | None:
-    """Why a results record may not carry the leaderboard marker (None when it may).
-
-    The marker is for leaderboard-worthy runs only: the run set reached the target AND passes the track's
-    significance rule (judged from the per-seed curves when the record has them, else from mean and n),
-    is not unofficial and not marked non-compliant, and is reported by its own agent.
-    """
-    from optbench.results import stats
-    from optbench.results.judging import verdict_of
-
-    f = results.steps_field
-    if agent_id is not None and results.agent_id != agent_id:
-        return f"results.json agent_id is {results.agent_id!r}, but you are {agent_id!r}: report only your own results"
-    if results.unofficial:
-        return "the run is unofficial (fixed benchmark fields were changed): it cannot go on the leaderboard"
-    if results.compliant is False:
-        notes = "; ".join(results.compliance_notes) or "no notes"
-        return f"the run is marked non-compliant ({notes})"
-    rule_name = rule or results.rule or stats.DEFAULT_RULE
-    verdict = verdict_of(results, rule=rule_name)
-    if verdict is not None:
-        if verdict.first_below_target is None:
-            return f"the runs never reached val loss < {results.target} ({f} is null): no leaderboard marker"
-        if not verdict.passed:
-            return f"the run set fails the significance rule: {stats.format_verdict(verdict)}"
-        return None
-    if results.steps_to_target is None or results.reached_target is False:
-        return f"the run did not reach the target val loss {results.target} ({f} is null): no leaderboard marker"
-    if results.passes_rule is False:
-        return f"results.json says passes_rule: false (rule {results.rule or rule_name}): no leaderboard marker"
-    mean = results.mean_val_loss if results.mean_val_loss is not None else results.final_val_loss
-    if mean is None:
-        return "results.json has no mean_val_loss or final_val_loss to judge against the significance rule"
-    n = results.n
-    if not stats.passes(mean, n, rule_name, results.target):
-        need = stats.required_mean(n, rule_name, results.target)
-        return (
-            f"mean val loss {mean:.5f} over n={n} run(s) fails the significance rule {stats.get_rule(rule_name).describe()}: "
-            f"needs mean < {need:.5f} (or more runs)"
-        )
-    return None
+# (whether a record may carry the marker is results policy: optbench.results.eligibility.marker_refusal)
 
 
 def result_post_body(results, note: str = "", artifact: str | None = None, rule: str | None = None) -> str:

@@ -40,6 +40,8 @@ ARTIFACT_DIR = "artifacts"
 CLAIM_DIR = "claims"
 LEADERBOARD = "LEADERBOARD.md"
 README = "README.md"
+# The benchmark the workspace spec describes (track 3): its LEADERBOARD.md ranks against this track's target.
+WORKSPACE_TRACK = "small"
 
 
 def resolve_url(url: str | None) -> str:
@@ -344,9 +346,9 @@ def init_workspace(url: str | None = None) -> tuple[Workspace, list[str], list[s
             except FileExistsError:
                 pass
         created.append(d + "/")
-    from optbench.results.leaderboard import build_leaderboard
+    from optbench.workspace.artifacts import render_leaderboard  # the one builder of the workspace's board
 
-    files = {README: WORKSPACE_README, LEADERBOARD: build_leaderboard(ws.url)}
+    files = {README: WORKSPACE_README, LEADERBOARD: render_leaderboard(ws)}
     for rel, text in files.items():
         try:
             ws.create(rel, text)

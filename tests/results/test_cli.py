@@ -65,8 +65,8 @@ def test_stats_run_dirs_combine_into_one_set(tmp_path):
 
     # two run dirs, one seed each; each alone fails n=1 (needs < 3.275), together they pass n=2 (< 3.27646)
     for seed, end in ((0, 3.2760), (1, 3.2762)):
-        run = RunRecord.from_curve([(0, 10.8), (3000, 3.29), (3250, end)], seed=seed)
-        save_results(results_from_runs([run], agent_id="a", experiment="e", optimizer="Muon"), tmp_path / f"s{seed}")
+        run = RunRecord.from_curve([(0, 10.8), (3000, 3.29), (3250, end)], seed=seed, target=3.28)
+        save_results(results_from_runs([run], agent_id="a", experiment="e", optimizer="Muon", target=3.28), tmp_path / f"s{seed}")
     r = CliRunner().invoke(app, ["stats", str(tmp_path / "s0"), str(tmp_path / "s1"), "--check"])
     assert r.exit_code == 0, r.output
     assert "PASS [workspace] step 3250: mean 3.27610 over n=2" in r.output

@@ -26,7 +26,7 @@ LISTED = ["adamw", "muon", "kron", "DistributedShampoo", "PSGD Kron", "Sophia", 
 
 
 def test_golden_file():
-    text = build_leaderboard(WS, listed=LISTED)
+    text = build_leaderboard(WS, listed=LISTED, target=3.28)
     if os.environ.get("OPTBENCH_REGEN_GOLDEN"):
         GOLDEN.parent.mkdir(exist_ok=True)
         GOLDEN.write_text(text, encoding="utf-8")
@@ -34,8 +34,8 @@ def test_golden_file():
 
 
 def test_deterministic_across_runs_and_copies(tmp_path):
-    a = build_leaderboard(WS, listed=LISTED)
-    b = build_leaderboard(WS, listed=LISTED)
+    a = build_leaderboard(WS, listed=LISTED, target=3.28)
+    b = build_leaderboard(WS, listed=LISTED, target=3.28)
     assert a == b
     # a copy made in reverse file order (different directory listing order / inode order) gives the same bytes
     files = sorted(p for p in WS.rglob("*") if p.is_file())
@@ -43,14 +43,14 @@ def test_deterministic_across_runs_and_copies(tmp_path):
         dest = tmp_path / "ws" / p.relative_to(WS)
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(p, dest)
-    assert build_leaderboard(tmp_path / "ws", listed=LISTED) == a
+    assert build_leaderboard(tmp_path / "ws", listed=LISTED, target=3.28) == a
     out = tmp_path / "LEADERBOARD.md"
-    write_leaderboard(tmp_path / "ws", out, listed=LISTED)
+    write_leaderboard(tmp_path / "ws", out, listed=LISTED, target=3.28)
     assert out.read_bytes() == a.encode("utf-8")
 
 
 def test_ranking_and_sections():
-    text = build_leaderboard(WS, listed=LISTED)
+    text = build_leaderboard(WS, listed=LISTED, target=3.28)
     overall = text.split("## Overall (target 3.28)")[1].split("## Best")[0]
     rows = [ln for ln in overall.splitlines() if ln.startswith("| ") and "---" not in ln][1:]
     steps = [r.split("|")[2].strip() for r in rows]
@@ -92,21 +92,21 @@ def test_fsspec_memory_url_source():
         if p.is_file():
             fs.pipe(f"{root}/{p.relative_to(WS).as_posix()}", p.read_bytes())
     try:
-        assert build_leaderboard(f"memory://{root}", listed=LISTED) == build_leaderboard(WS, listed=LISTED)
+        assert build_leaderboard(f"memory://{root}", listed=LISTED, target=3.28) == build_leaderboard(WS, listed=LISTED, target=3.28)
     finally:
         fs.rm(root, recursive=True)
 
 
 def test_single_file_and_empty_and_missing(tmp_path):
-    text = build_leaderboard(WS / "artifacts" / "muon_wd_agent-02" / "results.json", listed=["Muon"])
+    text = build_leaderboard(WS / "artifacts" / "muon_wd_agent-02" / "results.json", listed=["Muon"], target=3.28)
     assert "| 1 | 3,400 | 3.27100 n=1 ✓ | Muon |" in text
     (tmp_path / "empty").mkdir()
-    empty = build_leaderboard(tmp_path / "empty", listed=["Muon"])
+    empty = build_leaderboard(tmp_path / "empty", listed=["Muon"], target=3.28)
     assert "from 0 results.json file(s)" in empty and "| Muon | ? |" in empty
     with pytest.raises(OptbenchError, match="no such folder"):
-        build_leaderboard(tmp_path / "nope")
+        build_leaderboard(tmp_path / "nope", target=3.28)
     with pytest.raises(OptbenchError, match="URL"):
-        write_leaderboard(WS, "s3://bucket/LEADERBOARD.md")
+        write_leaderboard(WS, "s3://bucket/LEADERBOARD.md", target=3.28)
 
 
 def test_pipe_in_text_is_escaped(tmp_path):
@@ -124,7 +124,7 @@ def test_pipe_in_text_is_escaped(tmp_path):
             }
         )
     )
-    text = build_leaderboard(tmp_path, listed=[])
+    text = build_leaderboard(tmp_path, listed=[], target=3.28)
     row = next(ln for ln in text.splitlines() if "3,000" in ln)
     assert "x\\|y" in row and "a\\|b c" in row and row.count(" | ") == 7
 
@@ -133,7 +133,7 @@ def test_zoo_names_and_wanted_spellings_are_one_row_each():
     from optbench.results.leaderboard import render_leaderboard
 
     text = render_leaderboard([], [], None, ["shampoo", "kron", "sophia", "lion", "DistributedShampoo", "PSGD Kron",
-                                             "Sophia", "Lion"])
+                                             "Sophia", "Lion"], target=3.28)
     section = text.split("## Best known hyperparameters per optimizer")[1].split("##")[0]
     rows = [line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| ") and "?" in line]
     assert sorted(rows) == ["DistributedShampoo", "Lion", "PSGD Kron", "Sophia"]

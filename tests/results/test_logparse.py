@@ -35,14 +35,14 @@ def test_multi_trial_log():
 
 def test_log_runs_feed_stats_like_optbench_runs():
     log = parse_log(FIXTURE)
-    runs = log.run_records()
+    runs = log.run_records(3.28)
     assert [r.trial for r in runs] == [0, 1] and all(r.log_path == str(FIXTURE) for r in runs)
     assert runs[0].steps_to_target == 3225 and runs[1].steps_to_target == 3225  # 3.28013 at 3200 is not < 3.28
-    v = stats.evaluate_runs(runs, "upstream-2026-04-30")
+    v = stats.evaluate_runs(runs, "upstream-2026-04-30", target=3.28)
     # mean at 3250 = (3.27841 + 3.27903)/2 = 3.27872; n=2 needs < 3.28 - 0.004/sqrt(2) = 3.277172 -> fail
     assert v.final.mean == pytest.approx(3.27872)
     assert not v.passed and v.first_below_target == 3225
-    r = log.to_results(optimizer="Muon")
+    r = log.to_results(optimizer="Muon", target=3.28)
     assert r.num_runs == 2 and r.steps_to_target == 3225 and r.passes_rule is False
     assert r.train_steps == 3250 and r.provenance.world_size == 8
     assert r.wallclock_s == pytest.approx(484.866)
@@ -109,7 +109,7 @@ def test_nan_loss_is_a_diverged_run():
         "step:100/200 val_loss:nan train_time:0.500s step_avg:5.00ms",
     ]
     log = parse_log_text("\n".join(["x=1", SEPARATOR] + body), "z.txt")
-    run = log.run_records()[0]
+    run = log.run_records(3.28)[0]
     assert run.diverged and run.final_val_loss is None
 
 

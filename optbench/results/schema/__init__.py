@@ -4,7 +4,8 @@ One job per module: `models` (the pydantic models: the file's shape), `build` (a
 statistics), `files` (read, validate with every problem named by its field, write atomically), `provenance`
 (where a run ran: git commit, torch, python, host). Import the names from here.
 
-A file without `target` is a 3.28 file (legacy workspace files load unchanged): see `files`.
+A file without `target` is a 3.28 file (legacy workspace files load unchanged): files.LEGACY_TARGET, the one
+place optbench assumes a target.
 """
 
 from optbench.clock import parse_timestamp

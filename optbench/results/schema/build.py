@@ -30,7 +30,7 @@ def results_from_runs(
     agent_id: str,
     experiment: str,
     optimizer: str,
-    target: float = stats.DEFAULT_TARGET,
+    target: float,
     rule: str = stats.DEFAULT_RULE,
     track: str | None = None,
     key_hparams: dict[str, Any] | None = None,
@@ -55,7 +55,7 @@ def results_from_runs(
     if not runs:
         raise OptbenchError("runs: results need at least one run")
     runs = [r if isinstance(r, RunRecord) else RunRecord.model_validate(r) for r in runs]
-    v = stats.evaluate_runs(runs, rule, target)
+    v = stats.evaluate_runs(runs, rule, target=target)
     at = v.reported
     if at is None:
         raise OptbenchError("runs: the runs share no eval step; cannot compute a result")

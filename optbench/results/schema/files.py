@@ -16,6 +16,11 @@ from optbench.fsutil import atomic_write_text
 from optbench.results import stats
 from optbench.results.schema.models import Results
 
+#: The target of a results.json that has no `target` field: the workspace format (spec/workspace.md) predates the
+#: field and its files are track-3 results (`steps_to_3_28`). The ONLY place optbench assumes a target; everything
+#: else is given the track's or the record's.
+LEGACY_TARGET = 3.28
+
 
 def _loc_name(loc: tuple, target_field: str) -> str:
     parts = []
@@ -71,7 +76,7 @@ def consistency_problems(r: Results) -> list[str]:
             if steps != sorted(set(steps)):
                 out.append(f"runs[{i}].curve: eval steps must be strictly increasing")
         if all(run.curve for run in r.runs):
-            v = stats.evaluate_runs(r.runs, r.rule or stats.DEFAULT_RULE, r.target)
+            v = stats.evaluate_runs(r.runs, r.rule or stats.DEFAULT_RULE, target=r.target)
             if r.steps_to_target != v.reported_step:
                 out.append(
                     f"{f}: {r.steps_to_target} does not match the runs (rule {v.rule.name}: "
@@ -92,11 +97,12 @@ def parse_results(data: Any, source: str = "results") -> Results:
     """Validate a decoded JSON object; OptbenchError listing every problem, each with its field."""
     if not isinstance(data, dict):
         raise OptbenchError(f"{source}: expected a JSON object, got {type(data).__name__}")
-    target = data.get("target", stats.DEFAULT_TARGET)
+    if "target" not in data:
+        data = {**data, "target": LEGACY_TARGET}  # an old workspace file: see LEGACY_TARGET
     try:
-        target_field = stats.steps_field(target)
+        target_field = stats.steps_field(data["target"])
     except (OptbenchError, TypeError):
-        target_field = "steps_to_3_28"
+        target_field = stats.steps_field(LEGACY_TARGET)  # the target itself is invalid (reported): name the usual field
     try:
         r = Results.model_validate(data)
     except ValidationError as e:

@@ -103,7 +103,7 @@ class RunRecord(BaseModel):
         cls,
         curve: Sequence[Any],
         *,
-        target: float = stats.DEFAULT_TARGET,
+        target: float,
         seed: int | None = None,
         extra_passes: int = 0,
         log_path: str | None = None,
@@ -164,7 +164,8 @@ class Provenance(BaseModel):
 
 class Results(BaseModel):
     """A results.json record. The step field is stored as `steps_to_target` and read/written as
-    steps_field(target) (`steps_to_3_28` for the default target)."""
+    steps_field(target) (`steps_to_3_28` for target 3.28). `target` is required; a file without it is read as
+    a legacy 3.28 file by schema.files.parse_results, the one place that assumes a target."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -183,7 +184,7 @@ class Results(BaseModel):
     notes: Optional[str] = None
     # optbench
     track: Optional[str] = None
-    target: float = Field(default=stats.DEFAULT_TARGET, gt=0, strict=True)
+    target: float = Field(gt=0, strict=True)
     rule: Optional[str] = None
     reached_target: Optional[bool] = None
     passes_rule: Optional[bool] = None
@@ -205,11 +206,10 @@ class Results(BaseModel):
         if not isinstance(data, dict):
             return data
         data = dict(data)
-        target = data.get("target", stats.DEFAULT_TARGET)
         try:
-            name = stats.steps_field(target)
+            name = stats.steps_field(data.get("target"))
         except (OptbenchError, TypeError):
-            return data  # the target's own validation reports it
+            return data  # the target's own validation reports it (missing or invalid)
         if name in data and "steps_to_target" not in data:
             data["steps_to_target"] = data.pop(name)
         for k in ("final_val_loss", "mean_val_loss", "std_val_loss"):

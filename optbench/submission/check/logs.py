@@ -63,7 +63,7 @@ def log_check(log_path: str | os.PathLike, script_text: str | None = None, scrip
                                         f"({len(steps)} vs {len(ref)} evals): the claimed step must be a fixed eval "
                                         "step shared by all trials", f"{name}:{t.evals[0].line_no}")
     rule_name = rule or track.rule
-    v = stats.evaluate_runs(log.run_records(track.target), rule_name, track.target)
+    v = stats.evaluate_runs(log.run_records(track.target), rule_name, target=track.target)
     rep.notes.append(f"log: {len(trials)} trial(s), run length(s) {sorted(lengths)}; verdict: "
                      + stats.format_verdict(v))
     return rep
