@@ -179,6 +179,39 @@ def with_overrides(track: Track, overrides: dict) -> Track:
     return replace(track, unofficial=True, overrides=dict(overrides), **overrides)
 
 
+def track_for_run(name: str, overrides: dict | None = None, *, unofficial: bool = False,
+                  custom_data: str | None = None) -> Track:
+    """The track a run uses: `name`, its fixed fields changed (`--override`, other shards via `--data`) only when
+    the run is unofficial."""
+    track = get_track(name)
+    if overrides:
+        if not unofficial:
+            raise OptbenchError("--override changes a fixed track field; it needs --unofficial")
+        return with_overrides(track, overrides)
+    if unofficial and custom_data is not None:
+        return with_overrides(track, {"data": f"custom:{custom_data}"})
+    return track
+
+
+def run_data_dir(track: Track, data, unofficial: bool):
+    """The shard folder a run trains on: `--data` for FineWeb tracks (required), the bundled corpus for the CPU
+    tracks (other shards only for an unofficial run)."""
+    if track.data == "fineweb":
+        if data is None:
+            raise OptbenchError(
+                f"--data: track {track.name} trains on FineWeb; download it with "
+                f"`optbench data fineweb --train-shards 20 --dir data/fineweb10B` and pass --data data/fineweb10B")
+        return data
+    if data is not None:
+        if not unofficial:
+            raise OptbenchError(f"--data: track {track.name}'s data is fixed ({track.data}); "
+                                f"pass --unofficial to train on other shards")
+        return data
+    from optbench.data.corpus import default_data_dir
+
+    return default_data_dir(track.vocab_size)
+
+
 def lr_multiplier(step: int, train_steps: int, cooldown_frac: float = 0.7, warmup_steps: int = 0) -> float:
     """Upstream schedule: flat, then linear to 0 over the last cooldown_frac of the run; optional linear warmup
     min(1, (s+1)/warmup) as in result #2."""
@@ -189,4 +222,5 @@ def lr_multiplier(step: int, train_steps: int, cooldown_frac: float = 0.7, warmu
     return eta
 
 
-__all__ = ["Track", "below_target", "get_track", "TRACK_NAMES", "with_overrides", "lr_multiplier"]
+__all__ = ["Track", "below_target", "get_track", "TRACK_NAMES", "with_overrides", "track_for_run", "run_data_dir",
+           "lr_multiplier"]
