@@ -104,6 +104,7 @@ class _RaisesFPE(_NaNAfter):
             raise FloatingPointError("nan in an inverse root")
 
 
+@pytest.mark.slow
 def test_optimizer_floating_point_error_is_a_divergence(tmp_path, nano_data, capsys):
     if "test-fpe" not in optim.names():
         optim.register("test-fpe", _RaisesFPE, family="test", reference="test only")
@@ -118,6 +119,7 @@ def test_optimizer_floating_point_error_is_a_divergence(tmp_path, nano_data, cap
     assert div[0]["step"] == 2 and "_RaisesFPE state (nan in an inverse root)" in div[0]["message"]
 
 
+@pytest.mark.slow
 def test_divergence_stops_at_once_marks_results_and_exits_nonzero(tmp_path, nano_data, capsys):
     if "test-nan" not in optim.names():
         optim.register("test-nan", _NaNAfter, family="test", reference="test only")
