@@ -141,7 +141,8 @@ def board_post(
 ) -> None:
     """Post a message (create-only; prints the new file name)."""
     from optbench.results.eligibility import marker_refusal
-    from optbench.workspace.board import Board, result_post_body, split_refs
+    from optbench.workspace.board import Board, result_post_body
+    from optbench.workspace.messages import split_refs
     from optbench.workspace.identity import resolve_agent_id
 
     agent = resolve_agent_id(agent_id)

@@ -26,19 +26,18 @@ import posixpath
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-import fsspec
 
+from optbench.clock import parse_timestamp
 from optbench.errors import OptbenchError
 from optbench.fsutil import atomic_write_text
 from optbench.results import stats
+from optbench.results.collection import collect_records
 from optbench.results.eligibility import is_official, may_rank
 from optbench.results.judging import RecordJudgement, judge_record
-from optbench.clock import parse_timestamp
-from optbench.results.schema import Results, parse_results
+from optbench.results.schema import Results
 
 # optimizers the leaderboard always lists (with '?' until someone posts a result), besides the zoo's names
 WANTED_OPTIMIZERS = ("DistributedShampoo", "PSGD Kron", "Sophia", "Lion")
-LOG_NAMES = ("train_log.txt", "log.txt")
 
 
 @dataclass(frozen=True)
@@ -167,49 +166,6 @@ def _evidence(e: Entry) -> str:
 def _entry(rel: str, r: Results, log: str, rule: stats.Rule) -> Entry:
     date, when = _date(r.timestamp)
     return Entry(rel, r, judge_record(r, rule), date, when, log)
-
-
-def _collect(source: str | os.PathLike) -> tuple[list[tuple[str, Results, str]], list[tuple[str, str]], str]:
-    """(records as (relpath, Results, log link), skipped as (relpath, reason), root)."""
-    src = os.fspath(source)
-    try:
-        fs, root = fsspec.core.url_to_fs(src)
-    except (ValueError, ImportError) as e:
-        raise OptbenchError(f"{src}: cannot open as a folder or fsspec URL ({e})") from None
-    root = root.rstrip("/") or "/"
-    if fs.isfile(root):
-        files = [root]
-        root = posixpath.dirname(root)
-        all_files = set(files)
-    else:
-        if not fs.isdir(root):
-            raise OptbenchError(f"{src}: no such folder")
-        all_files = set(fs.find(root))
-        files = sorted(p for p in all_files if posixpath.basename(p) == "results.json")
-    records, skipped = [], []
-    for p in files:
-        rel = posixpath.relpath(p, root)
-        try:
-            import json
-
-            with fs.open(p, "r", encoding="utf-8") as f:
-                data = json.load(f)
-            r = parse_results(data, rel)
-        except OptbenchError as e:
-            skipped.append((rel, str(e).split("\n", 1)[-1].strip().replace("\n  ", "; ")))
-            continue
-        except (ValueError, OSError) as e:
-            skipped.append((rel, f"not readable JSON ({e.__class__.__name__})"))
-            continue
-        folder = posixpath.dirname(p)
-        log = rel
-        for name in LOG_NAMES:
-            cand = posixpath.join(folder, name)
-            if cand in all_files:
-                log = posixpath.relpath(cand, root)
-                break
-        records.append((rel, r, log))
-    return records, skipped, root
 
 
 def _target_text(t: float) -> str:
@@ -360,7 +316,7 @@ def _section(entries: list[Entry], rule: stats.Rule, target: float, suffix: str,
 def entries_from(source: str | os.PathLike, rule: str | stats.Rule | None = None) -> tuple[list[Entry], list[tuple[str, str]]]:
     """The leaderboard's view of every results.json under source, and the files it skipped (path, reason)."""
     r = stats.get_rule(rule)
-    records, skipped, _ = _collect(source)
+    records, skipped = collect_records(source)
     return [_entry(rel, res, log, r) for rel, res, log in records], skipped
 
 

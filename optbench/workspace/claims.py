@@ -24,7 +24,7 @@ import yaml
 
 from optbench.clock import as_utc
 from optbench.errors import OptbenchError
-from optbench.workspace.board import MAX_SEQ, STAMP_FORMAT, message_name, parse_name
+from optbench.workspace.messages import MAX_SEQ, STAMP_FORMAT, message_name, parse_name
 from optbench.workspace.identity import validate_agent_id
 from optbench.workspace.storage import CLAIM_DIR, Workspace
 
