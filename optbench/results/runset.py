@@ -1,7 +1,7 @@
 """A run set from what a user points at (run dirs, results.json files, upstream-format logs), judged as ONE set:
 everything `optbench stats` and `optbench plot` show, computed here so the CLI only prints it.
 
-    srcs, target = load_run_set(paths, target=None, track="small")
+    srcs, target = load_run_set(paths, target=None, track="small")   # --target, --track
     report = judge_run_set(srcs, target, rule=None, baseline=[...])
 
 The target: `--target` when given, else the one target the results.json inputs state, else the track's
@@ -34,8 +34,7 @@ def track_target(track: str) -> float:
     return get_track(track).target
 
 
-def load_run_set(paths: Sequence[str | os.PathLike], target: float | None = None,
-                 track: str = "small") -> tuple[list[RunSource], float]:
+def load_run_set(paths: Sequence[str | os.PathLike], target: float | None, track: str) -> tuple[list[RunSource], float]:
     """The inputs and the target they are judged against (see the module docstring). Inputs that state
     different targets need an explicit target: OptbenchError."""
     paths = [Path(p) for p in paths]

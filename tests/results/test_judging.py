@@ -112,15 +112,15 @@ def test_eligibility_policy():
 
 def test_run_set_target_comes_from_the_records_else_the_track(tmp_path):
     save_results(_record([2.9140], target=2.92), tmp_path / "med")
-    srcs, target = load_run_set([tmp_path / "med", LOG])
+    srcs, target = load_run_set([tmp_path / "med", LOG], None, "small")
     assert target == 2.92  # the log states none: it is judged against the record's target
     assert judge_run_set(srcs, target).verdict.target == 2.92
-    _, only_logs = load_run_set([LOG])
+    _, only_logs = load_run_set([LOG], None, "small")
     assert only_logs == 3.28  # the small track's target (upstream logs are track-3 logs)
-    _, cpu = load_run_set([LOG], track="cpu")
+    _, cpu = load_run_set([LOG], None, "cpu")
     assert cpu == 5.0
-    _, given = load_run_set([tmp_path / "med"], target=3.0)
+    _, given = load_run_set([tmp_path / "med"], 3.0, "small")
     assert given == 3.0
     save_results(_record([3.2740]), tmp_path / "small")
     with pytest.raises(OptbenchError, match=r"different targets \[2.92, 3.28\]; pass --target"):
-        load_run_set([tmp_path / "med", tmp_path / "small"])
+        load_run_set([tmp_path / "med", tmp_path / "small"], None, "small")
