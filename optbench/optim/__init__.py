@@ -4,9 +4,10 @@
     opt = get("muon")(matrices, lr=0.025, weight_decay=0.05)
 
 Every module of this package is an optimizer module that registers its optimizers on import (registry.register),
-except the machinery (INFRASTRUCTURE) and private helpers (a name starting with `_`); subpackages are not
-scanned. Importing the package imports every optimizer module, so adding an optimizer is adding its module:
-no list to edit. Each registered class is also an attribute of this package (`optbench.optim.SOAP`).
+except the machinery (INFRASTRUCTURE) and private helpers (a name starting with `_`); a subpackage is imported
+as a whole (its __init__ imports what registers). Importing the package imports them all, so adding an
+optimizer is adding its module: no list to edit. Each registered class is also an attribute of this package
+(`optbench.optim.SOAP`).
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ from optbench.optim.registry import OptimizerInfo, get, info, names, register, r
 INFRASTRUCTURE = frozenset({"registry", "recipe", "groups", "protocol"})
 
 
-def optimizer_modules() -> list[str]:
-    """The optimizer modules of the zoo (file names without .py), sorted."""
+def optimizer_modules(packages: bool = False) -> list[str]:
+    """The optimizer modules of the zoo (file names without .py), sorted; with `packages`, its subpackages too."""
     return sorted(m.name for m in pkgutil.iter_modules(__path__)
-                  if not m.ispkg and not m.name.startswith("_") and m.name not in INFRASTRUCTURE)
+                  if (packages or not m.ispkg) and not m.name.startswith("_") and m.name not in INFRASTRUCTURE)
 
 
-for _module in optimizer_modules():
+for _module in optimizer_modules(packages=True):
     importlib.import_module(f"{__name__}.{_module}")
 
 
