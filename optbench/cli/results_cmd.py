@@ -75,9 +75,9 @@ def stats_cmd(
     srcs = load(sources)
     choice = rule_policy.common([s.choice for s in srcs])
     r, target = choice.rule, choice.target
-    console = Console()
-    if not console.is_terminal:  # piped or captured: do not squeeze the table into 80 columns
-        console = Console(width=160)
+    console = Console(soft_wrap=True)  # a long path or verdict stays on one line
+    if not console.is_terminal:  # piped or captured: rows whole, at the table's own width
+        console = Console(width=10_000, soft_wrap=True)
     console.print(f"rule {choice.describe()}" + (f"; claims on {metric}" if metric != "val_loss" else ""),
                   markup=False, highlight=False)
     plain = [s for s in srcs if not s.runs]
@@ -89,7 +89,7 @@ def stats_cmd(
         at = v.reported
         table = Table("source", "seed/trial", "last eval", f"last {metric}", f"loss @ {at.step if at else '-'}",
                       f"first step < {target:g}", "notes", title=f"{len(runs)} run(s), rule {r.describe()}")
-        table.columns[0].overflow = "fold"
+        table.columns[0].no_wrap = True  # the file a run came from, whole
         for label, run in curves:
             cm = stats.curve_map(run)
             last = max(cm) if cm else None
