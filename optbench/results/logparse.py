@@ -13,7 +13,8 @@ A log is, in order:
 
 What varies between eras, and is read:
   * the version line: long (`... on <device> with world_size N`), short (`Running PyTorch X compiled for CUDA Y`,
-    most logs since June 2026) or absent (the code section is followed directly by the console output);
+    most logs since June 2026), after a `Running Python ...` line (2024-25 speedrun logs, with an nvidia-smi
+    table and a second '=' line before the eval lines) or absent (the code is followed by the console output);
     `Running on device_name=<device> with world_size=<N>` fills device and world size when the version line has
     none;
   * eval lines: `step:S/T` then `key:value` fields. `val_loss` is required; `train_time` is read in `s` or `ms`
@@ -46,7 +47,8 @@ DEFAULT_METRIC = "val_loss"
 
 _VERSION = re.compile(
     r"^Running PyTorch (?P<torch>\S+)(?: compiled for CUDA (?P<cuda>\S+))?"
-    r"(?: on (?P<device>.+?)\s+with world_size (?P<ws>\d+))?\s*$"
+    r"(?: on (?P<device>.+?)\s+with world_size (?P<ws>\d+))?\s*$",
+    re.IGNORECASE,  # 2024 logs print `Running pytorch`
 )
 _DEVICE_LINE = re.compile(r"^Running on device_name=(?P<device>.+?)\s+with world_size=(?P<ws>\d+)\s*$")
 _STEP = re.compile(r"^step:(?P<step>\d+)/(?P<total>\d+)(?:\s|$)")
@@ -229,9 +231,10 @@ def _header(lines: list[str], source: str, transcript: bool = False) -> int:
         raise OptbenchError(
             f"{source}: not an upstream-format log: no line of 100 '=' separating the source code from the log"
         )
-    # the separator followed by the version line (the code itself may contain a '=' line) ...
+    # the separator followed by the environment lines (`Running PyTorch ...`, older logs `Running Python ...` first;
+    # the code itself may contain a '=' line) ...
     for i in seps:
-        if i + 1 < len(lines) and lines[i + 1].startswith("Running PyTorch"):
+        if any(ln.lower().startswith(("running pytorch", "running python")) for ln in lines[i + 1:i + 3]):
             return i
     # ... else (no version line) the last separator before the first eval line
     first_eval = next((i for i, ln in enumerate(lines) if _STEP.match(ln.strip()) and "val_loss:" in ln), len(lines))
@@ -246,25 +249,26 @@ def parse_log_text(text: str, source: str = "<log>", transcript: bool = False) -
     e.g. per-seed stdout files next to a record): its `code` is empty."""
     lines = text.splitlines()
     head = _header(lines, source, transcript)
-    code = "\n".join(lines[:head]) + "\n" if head > 0 else ""
+    first = 1 if head > 0 and lines[0].rstrip() == SEPARATOR else 0  # some 2024 logs open with a '=' line
+    code = "\n".join(lines[first:head]) + "\n" if head > first else ""
     version_line = torch = cuda = device = None
     ws = None
     body_start = head + 1
-    if body_start < len(lines) and lines[body_start].startswith("Running PyTorch"):
-        version_line = lines[body_start].rstrip()
+    at = next((i for i in range(body_start, min(body_start + 2, len(lines)))
+               if lines[i].lower().startswith("running pytorch")), None)
+    if at is not None:
+        version_line = lines[at].rstrip()
         m = _VERSION.match(version_line)
         if not m:
             raise OptbenchError(
-                f"{source}:{body_start + 1}: version line does not parse: {version_line!r} "
+                f"{source}:{at + 1}: version line does not parse: {version_line!r} "
                 "(expected 'Running PyTorch <ver> [compiled for CUDA <ver>] [on <device> with world_size <N>]')"
             )
         torch, cuda, device = m["torch"], m["cuda"], m["device"]
         ws = int(m["ws"]) if m["ws"] else None
         if cuda == "None":  # a CPU build of torch (optbench's CPU tracks)
             cuda = None
-        body_start += 1
-        if body_start < len(lines) and lines[body_start].rstrip() == SEPARATOR:
-            body_start += 1
+        body_start = at + 1
 
     track = None
     header_seeds: list[int] = []

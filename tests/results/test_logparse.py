@@ -263,3 +263,27 @@ def test_malformed_eval_lines_name_the_line(line, what):
 
 def test_the_short_and_long_version_constants_are_what_logs_print():
     assert LONG.startswith(SHORT + " on ")
+
+
+def test_speedrun_era_logs_python_line_nvidia_smi_and_second_separator():
+    # 2025 speedrun logs (the medium record's era): Running Python, Running PyTorch, nvidia-smi, then '=' again
+    text = "\n".join(["import torch", SEPARATOR, "Running Python 3.12.9 (main, Feb  5 2025) [Clang 19.1.6 ]",
+                      "Running PyTorch 2.7.0.dev20250208+cu126 compiled for CUDA 12.6", "Thu Apr 24 21:53:41 2025",
+                      "+------------------------------------------+", "| NVIDIA-SMI 550.54.15   Driver Version |",
+                      "|==========================================|", "", SEPARATOR,
+                      "step:0/5960 val_loss:10.825846 train_time:0ms step_avg:0.03ms",
+                      "step:1/5960 train_time:1000ms step_avg:1000.00ms",
+                      "step:5960/5960 val_loss:2.919750 train_time:1470000ms step_avg:246.64ms"])
+    log = parse_log_text(text, "record8.txt")
+    assert log.code == "import torch\n" and log.torch_version == "2.7.0.dev20250208+cu126" and log.cuda_version == "12.6"
+    assert log.trials[0].curve == [(0, 10.825846), (5960, 2.91975)] and log.trials[0].evals[1].train_time_s == 1470.0
+
+
+def test_2024_logs_open_with_a_separator_and_say_pytorch_in_lower_case():
+    text = "\n".join([SEPARATOR, "import torch", SEPARATOR, "Running pytorch 2.4.1+cu121 compiled for CUDA 12.1",
+                      "nvidia-smi:", SEPARATOR, "step:0/6000 val_loss:11.0149 train_time:305ms step_avg:nanms",
+                      "step:1/6000 train_loss:11.0091 train_time:24179ms step_avg:nanms",
+                      "step:6000/6000 val_loss:3.2800 train_time:1800000ms step_avg:300.00ms"])
+    log = parse_log_text(text, "soap.txt")
+    assert log.code == "import torch\n" and log.torch_version == "2.4.1+cu121"
+    assert [e.step for e in log.trials[0].evals] == [0, 6000]
