@@ -194,22 +194,20 @@ def leaderboard_cmd(
 def plot_cmd(
     runs: List[Path] = typer.Argument(..., help="run dirs, results.json files or upstream logs; one curve each"),
     out: Path = typer.Option(..., "--out", help="output .png"),
-    target: Optional[float] = typer.Option(None, "--target", help="target val loss (default: the inputs', else 3.28)"),
+    target: Optional[float] = typer.Option(None, "--target", help="target val loss (default: the inputs', else their tracks')"),
     band: str = typer.Option("minmax", "--band", help="minmax or std"),
     rule: Optional[str] = typer.Option(None, "--rule", help="stats rule preset for the claimed-step marks"),
     title: Optional[str] = typer.Option(None, "--title"),
 ) -> None:
     """Val loss vs step for several runs/optimizers: mean line, band over seeds, target line."""
-    from optbench.results import stats
     from optbench.results.plots import plot_curves
     from optbench.results.sources import load_source
 
-    srcs = [load_source(s, target) for s in runs]
-    if target is None:
-        targets = {s.target for s in srcs if s.target is not None}
-        if len(targets) > 1:
-            raise OptbenchError(f"--target: the inputs have different targets {sorted(targets)}; pass --target")
-        target = targets.pop() if targets else stats.DEFAULT_TARGET
+    srcs = [load_source(s, target, rule=rule) for s in runs]
+    targets = sorted({s.target for s in srcs})
+    if len(targets) > 1:
+        raise OptbenchError(f"--target: the inputs have different targets {targets}; pass --target")
+    target = targets[0]  # the records' own, else their tracks' (rule_policy)
     by_label: dict[str, list] = {}
     for s in srcs:
         if not s.runs:
