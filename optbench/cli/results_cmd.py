@@ -47,19 +47,19 @@ def validate_cmd(
         raise typer.Exit(2)
 
 
-TrackOpt = typer.Option("small", "--track", help="track whose target judges upstream-format logs when no "
-                                                "--target is given and no results.json states one")
-
-
 @app.command("stats")
 def stats_cmd(
     sources: List[Path] = typer.Argument(
-        ..., help="run dirs (folders with results.json), results.json files or upstream-format .txt logs; together one run set"
+        ..., help="run dirs (folders with results.json), results.json files, upstream-format .txt logs or folders "
+                  "of logs (searched recursively); together one run set"
     ),
-    rule: Optional[str] = typer.Option(None, "--rule", help="stats rule preset (default: the records' rule, else workspace)"),
-    target: Optional[float] = typer.Option(None, "--target", help="target val loss (default: the records' target, "
-                                                                  "else the --track's)"),
-    track: str = TrackOpt,
+    rule: Optional[str] = typer.Option(None, "--rule", help="stats rule preset (default: the record's own, else the "
+                                                            "rule in force at its date, else its track's)"),
+    target: Optional[float] = typer.Option(None, "--target", help="target val loss (default: the record's, else its "
+                                                                  "track's)"),
+    metric: str = typer.Option("val_loss", "--metric", help="the eval-line field a claim is made on (e.g. "
+                                                           "val_ema_loss)"),
+    track: Optional[str] = typer.Option(None, "--track", help="the track of logs that name none (default small)"),
     check: bool = typer.Option(False, "--check", help="exit 1 when the run set fails the rule"),
     baseline: Optional[List[Path]] = typer.Option(
         None, "--baseline", help="run set A (run dirs/results.json/logs, repeatable): is this run set significantly better (pairwise rule)?"
@@ -67,23 +67,26 @@ def stats_cmd(
 ) -> None:
     """Per-seed table and the verdict of the rule for a run set (every run given counts: no cherry-picking)."""
     from optbench.results import stats
-    from optbench.results.runset import judge_run_set, load_run_set
+    from optbench.results.runset import judge_run_set, load_run_set, load_sources
 
-    srcs, target = load_run_set(sources, target, track)
-    rep = judge_run_set(srcs, target, rule, baseline or ())
-    r = rep.rule
-    console = Console()
-    if not console.is_terminal:  # piped or captured: do not squeeze the table into 80 columns
-        console = Console(width=160)
+    srcs, choice = load_run_set(sources, target, rule, metric, track)
+    base = load_sources(baseline, target, rule, metric, track) if baseline else []
+    rep = judge_run_set(srcs, choice, base)
+    r, target = rep.rule, rep.target
+    console = Console(soft_wrap=True)  # a long path or verdict stays on one line
+    if not console.is_terminal:  # piped or captured: rows whole, at the table's own width
+        console = Console(width=10_000, soft_wrap=True)
 
     def say(text: str) -> None:
         console.print(text, markup=False, highlight=False)
 
+    say(f"rule {choice.describe()}" + (f"; claims on {metric}" if metric != "val_loss" else ""))
     v = rep.verdict
     if v is not None:
         at = v.reported
-        table = Table("source", "seed/trial", "last eval", "last val loss", f"loss @ {at.step if at else '-'}",
+        table = Table("source", "seed/trial", "last eval", f"last {metric}", f"loss @ {at.step if at else '-'}",
                       f"first step < {target:g}", "notes", title=f"{len(rep.rows)} run(s), rule {r.describe()}")
+        table.columns[0].no_wrap = True  # the file a run came from, whole
         for row in rep.rows:
             table.add_row(row.source, row.seed, str(row.last_step) if row.last_step is not None else "-",
                           _fmt(row.last_loss) if row.last_step is not None else "-",
@@ -123,16 +126,17 @@ def stats_cmd(
 def leaderboard_cmd(
     source: str = typer.Argument(..., help="folder or fsspec URL holding results.json files (searched recursively)"),
     out: Optional[Path] = typer.Option(None, "--out", help="write LEADERBOARD.md here (atomically) instead of printing"),
-    rule: Optional[str] = typer.Option(None, "--rule", help="stats rule preset (default workspace)"),
+    rule: Optional[str] = typer.Option(None, "--rule", help="judge every record by this preset (default: each "
+                                                            "record's own rule)"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="also draw best steps over time to this .png"),
     track: str = typer.Option("small", "--track", help="the board's track: its target's sections come first"),
 ) -> None:
     """Build LEADERBOARD.md from results.json files (deterministic: same files, same bytes)."""
     from optbench.results import leaderboard
-    from optbench.results.runset import track_target
+    from optbench.tracks import get_track
 
     entries, skipped = leaderboard.entries_from(source, rule)
-    text = leaderboard.render_leaderboard(entries, skipped, rule, target=track_target(track))
+    text = leaderboard.render_leaderboard(entries, skipped, rule, target=get_track(track).target)
     if out is not None:
         from optbench.fsutil import atomic_write_text
 
@@ -151,17 +155,15 @@ def leaderboard_cmd(
 def plot_cmd(
     runs: List[Path] = typer.Argument(..., help="run dirs, results.json files or upstream logs; one curve each"),
     out: Path = typer.Option(..., "--out", help="output .png"),
-    target: Optional[float] = typer.Option(None, "--target", help="target val loss (default: the inputs', else the "
-                                                                  "--track's)"),
-    track: str = TrackOpt,
+    target: Optional[float] = typer.Option(None, "--target", help="target val loss (default: the inputs', else their tracks')"),
     band: str = typer.Option("minmax", "--band", help="minmax or std"),
     rule: Optional[str] = typer.Option(None, "--rule", help="stats rule preset for the claimed-step marks"),
     title: Optional[str] = typer.Option(None, "--title"),
 ) -> None:
     """Val loss vs step for several runs/optimizers: mean line, band over seeds, target line."""
     from optbench.results.plots import plot_curves
-    from optbench.results.runset import labelled_runs, load_run_set
+    from optbench.results.runset import labelled_runs, load_sources, plot_target
 
-    srcs, target = load_run_set(runs, target, track)
-    p = plot_curves(labelled_runs(srcs), target, out, band=band, rule=rule, title=title)
+    srcs = load_sources(runs, target, rule, "val_loss", None)
+    p = plot_curves(labelled_runs(srcs), plot_target(srcs), out, band=band, rule=rule, title=title)
     print(f"wrote {p}", file=sys.stderr)

@@ -7,7 +7,7 @@ A result ranks (LEADERBOARD.md's #, best per optimizer, record history; the boar
 
 from __future__ import annotations
 
-from optbench.results import stats
+from optbench.results import rule_policy, stats
 from optbench.results.judging import RecordJudgement, judge_record
 from optbench.results.schema import Results
 
@@ -37,7 +37,7 @@ def marker_refusal(results: Results, agent_id: str | None = None, rule: str | No
     if results.compliant is False:
         notes = "; ".join(results.compliance_notes) or "no notes"
         return f"the run is marked non-compliant ({notes})"
-    rule_name = rule or results.rule or stats.DEFAULT_RULE
+    rule_name = rule_policy.for_results(results, override=rule).rule.name  # the one rule policy
     j = judge_record(results, rule_name)
     if j.verdict is not None:
         if not j.reached:

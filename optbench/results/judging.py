@@ -49,21 +49,24 @@ class RecordJudgement:
         return stats.required_mean(self.n, self.rule, target=self.target)
 
 
-def judge_record(results: Results, rule: str | stats.Rule | None = None) -> RecordJudgement:
-    """Judge a record under `rule` (None: the default preset; pass `results.rule` to use the record's own)."""
+def judge_record(results: Results, rule: str | stats.Rule | None = None, *,
+                 target: float | None = None) -> RecordJudgement:
+    """Judge a record under `rule` (None: the default preset; rule_policy.for_results picks a record's own) at
+    `target` (None: the record's own target)."""
     r = stats.get_rule(rule)
-    v = stats.evaluate_runs(results.runs, r, target=results.target) if _has_curves(results) else None
+    tgt = results.target if target is None else target
+    v = stats.evaluate_runs(results.runs, r, target=tgt) if _has_curves(results) else None
     if v is not None:
         at = v.reported
         mean = at.mean if at is not None and math.isfinite(at.mean) else None
         reached = v.first_below_target is not None
-        return RecordJudgement(r, results.target, v.reported_step, mean, v.n, reached, v.passed, v)
+        return RecordJudgement(r, tgt, v.reported_step, mean, v.n, reached, v.passed, v)
     steps = results.steps_to_target
     mean = results.mean_val_loss if results.mean_val_loss is not None else results.final_val_loss
     n = results.n
     reached = steps is not None and results.reached_target is not False
-    passed = reached and mean is not None and stats.passes(mean, n, r, target=results.target)
-    return RecordJudgement(r, results.target, steps, mean, n, reached, passed)
+    passed = reached and mean is not None and stats.passes(mean, n, r, target=tgt)
+    return RecordJudgement(r, tgt, steps, mean, n, reached, passed)
 
 
 def _has_curves(results: Results) -> bool:

@@ -138,12 +138,12 @@ def marked_results(messages: Iterable[Message]) -> list[MarkedResult]:
 
 def result_post_body(results, note: str = "", artifact: str | None = None, rule: str | None = None) -> str:
     """A results message: the free-text note, a summary of the record, and the marker line last."""
-    from optbench.results import stats
+    from optbench.results import rule_policy
 
     steps = results.steps_to_target
     mean = results.mean_val_loss if results.mean_val_loss is not None else results.final_val_loss
     n = results.n
-    rule_name = rule or results.rule or stats.DEFAULT_RULE
+    rule_name = rule_policy.for_results(results, override=rule).rule.name
     lines = []
     if note.strip():
         lines += [note.strip(), ""]

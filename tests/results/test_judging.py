@@ -110,17 +110,17 @@ def test_eligibility_policy():
     assert "never reached val loss < 3.28" in marker_refusal(never)
 
 
-def test_run_set_target_comes_from_the_records_else_the_track(tmp_path):
+def test_a_run_set_is_judged_by_one_rule_and_target(tmp_path):
     save_results(_record([2.9140], target=2.92), tmp_path / "med")
-    srcs, target = load_run_set([tmp_path / "med", LOG], None, "small")
-    assert target == 2.92  # the log states none: it is judged against the record's target
-    assert judge_run_set(srcs, target).verdict.target == 2.92
-    _, only_logs = load_run_set([LOG], None, "small")
-    assert only_logs == 3.28  # the small track's target (upstream logs are track-3 logs)
-    _, cpu = load_run_set([LOG], None, "cpu")
-    assert cpu == 5.0
-    _, given = load_run_set([tmp_path / "med"], 3.0, "small")
-    assert given == 3.0
-    save_results(_record([3.2740]), tmp_path / "small")
-    with pytest.raises(OptbenchError, match=r"different targets \[2.92, 3.28\]; pass --target"):
-        load_run_set([tmp_path / "med", tmp_path / "small"], None, "small")
+    srcs, choice = load_run_set([tmp_path / "med"], None, None, "val_loss", None)
+    assert choice.target == 2.92  # the record's own
+    rep = judge_run_set(srcs, choice)
+    assert rep.verdict.target == 2.92 and rep.verdict.passed and not rep.failed
+    _, logs = load_run_set([LOG], None, None, "val_loss", None)
+    assert logs.target == 3.28  # an upstream log names no track: small's target (rule_policy)
+    _, cpu = load_run_set([LOG], None, None, "val_loss", "cpu")
+    assert cpu.target == 5.0
+    _, given = load_run_set([tmp_path / "med"], 3.0, None, "val_loss", None)
+    assert given.target == 3.0
+    with pytest.raises(OptbenchError, match="different"):  # 2.92 under `workspace` and a log at 3.28
+        load_run_set([tmp_path / "med", LOG], None, None, "val_loss", None)

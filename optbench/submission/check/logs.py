@@ -10,7 +10,7 @@ import os
 
 from optbench.errors import OptbenchError
 from optbench.submission.check.report import Report
-from optbench.submission.check.static import resolve_track, static_check
+from optbench.submission.check.static import declared_track, resolve_track, static_check
 
 OPTBENCH_RUN_LOG = "# optbench run:"  # first line of the code section of optbench's own run logs
 
@@ -18,7 +18,7 @@ OPTBENCH_RUN_LOG = "# optbench run:"  # first line of the code section of optben
 def log_check(log_path: str | os.PathLike, script_text: str | None = None, script_name: str | None = None,
               track=None, rule: str | None = None) -> Report:
     """Upstream-format log: code section vs script, fixed eval steps for every trial, the verdict."""
-    from optbench.results import logparse, stats
+    from optbench.results import logparse, rule_policy, stats
 
     log = logparse.parse_log(log_path)
     name = str(log_path)
@@ -28,6 +28,8 @@ def log_check(log_path: str | os.PathLike, script_text: str | None = None, scrip
         tree = ast.parse(code)
     except SyntaxError:
         tree = None
+    if track is None:  # the script's TRACK, else the track an optbench log's header names, else small
+        track = (declared_track(tree) if tree is not None else None) or log.track
     track = resolve_track(track, tree)
     if script_text is not None:
         if code.rstrip("\n") != script_text.rstrip("\n"):
@@ -62,8 +64,8 @@ def log_check(log_path: str | os.PathLike, script_text: str | None = None, scrip
             rep.add("fixed-eval-steps", f"trial {t.index} evaluated at different steps than trial 0 "
                                         f"({len(steps)} vs {len(ref)} evals): the claimed step must be a fixed eval "
                                         "step shared by all trials", f"{name}:{t.evals[0].line_no}")
-    rule_name = rule or track.rule
-    v = stats.evaluate_runs(log.run_records(track.target), rule_name, target=track.target)
+    c = rule_policy.for_log(log, override=rule, track=track.name)
+    v = stats.evaluate_runs(log.run_records(c.target), c.rule, target=c.target)
     rep.notes.append(f"log: {len(trials)} trial(s), run length(s) {sorted(lengths)}; verdict: "
-                     + stats.format_verdict(v))
+                     + stats.format_verdict(v) + f" (rule {c.describe()})")
     return rep
