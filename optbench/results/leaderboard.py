@@ -34,10 +34,9 @@ from optbench.results import rule_policy, stats
 from optbench.results.collection import collect_records
 from optbench.results.eligibility import is_official, may_rank
 from optbench.results.judging import RecordJudgement, judge_record
+from optbench.results.optimizer_names import display_names, listed_optimizers, norm_name
 from optbench.results.schema import Results
 
-# optimizers the leaderboard always lists (with '?' until someone posts a result), besides the zoo's names
-WANTED_OPTIMIZERS = ("DistributedShampoo", "PSGD Kron", "Sophia", "Lion")
 
 
 @dataclass(frozen=True)
@@ -84,23 +83,6 @@ class Entry:
     def counts(self) -> bool:
         """Eligible for best/record (optbench.results.eligibility.may_rank)."""
         return may_rank(self.results, self.judgement)
-
-
-# spellings that name the same optimizer (normalized: lower case, letters and digits only)
-_SAME = {"kron": "psgdkron", "psgd": "psgdkron", "sophiag": "sophia", "distributedshampoo": "shampoo"}
-
-
-def _norm(name: str) -> str:
-    key = "".join(ch for ch in name.lower() if ch.isalnum())
-    return _SAME.get(key, key)
-
-
-def listed_optimizers() -> list[str]:
-    """The zoo's names plus the wanted external optimizers. Imports the zoo (and torch): a broken optimizer
-    module fails here loudly rather than silently emptying the zoo's rows."""
-    from optbench import optim
-
-    return list(optim.names()) + list(WANTED_OPTIMIZERS)
 
 
 def _md(text: object) -> str:
@@ -186,7 +168,7 @@ def _overall_key(e: Entry):
         e.mean if e.mean is not None else math.inf,
         -e.n,
         e.when,
-        _norm(e.optimizer),
+        norm_name(e.optimizer),
         e.results.agent_id,
         e.path,
     )
@@ -196,19 +178,9 @@ def _best_key(e: Entry):
     return (e.steps, e.mean if e.mean is not None else math.inf, -e.n, e.when, e.path)
 
 
-def _display_names(entries: Sequence[Entry], listed: Sequence[str]) -> dict[str, str]:
-    """Normalized optimizer key -> display name (the first spelling seen in sorted results, else the list's)."""
-    out: dict[str, str] = {}
-    for e in sorted(entries, key=lambda x: (x.when, x.path)):
-        out.setdefault(_norm(e.optimizer), e.optimizer)
-    for name in sorted(listed, key=lambda x: x in WANTED_OPTIMIZERS, reverse=True):
-        out.setdefault(_norm(name), name)  # the wanted list's spelling ("PSGD Kron") over the zoo's ("kron")
-    return out
-
-
 def _section(entries: list[Entry], target: float, suffix: str, listed: Sequence[str]) -> list[str]:
     L: list[str] = []
-    names = _display_names(entries, listed)
+    names = display_names([e.optimizer for e in sorted(entries, key=lambda x: (x.when, x.path))], listed)
     # overall
     L.append(f"## Overall{suffix}")
     L.append("")
@@ -223,7 +195,7 @@ def _section(entries: list[Entry], target: float, suffix: str, listed: Sequence[
             tags.append("unofficial")
         elif e.results.compliant is False:
             tags.append("non-compliant")
-        opt = names[_norm(e.optimizer)] + (f" ({', '.join(tags)})" if tags else "")
+        opt = names[norm_name(e.optimizer)] + (f" ({', '.join(tags)})" if tags else "")
         L.append(
             "| "
             + " | ".join(
@@ -245,9 +217,9 @@ def _section(entries: list[Entry], target: float, suffix: str, listed: Sequence[
     # best per optimizer
     by_opt: dict[str, list[Entry]] = {}
     for e in entries:
-        by_opt.setdefault(_norm(e.optimizer), []).append(e)
+        by_opt.setdefault(norm_name(e.optimizer), []).append(e)
     for name in listed:
-        by_opt.setdefault(_norm(name), [])
+        by_opt.setdefault(norm_name(name), [])
     L.append(f"## Best known hyperparameters per optimizer{suffix}")
     L.append("")
     L.append(
