@@ -15,11 +15,16 @@ from dataclasses import dataclass, field, replace
 
 from optbench.errors import OptbenchError
 from optbench.model.gpt import GPTConfig
+from optbench.standalone.schedule import is_eval_step, lr_multiplier
 
 
 def below_target(val_loss: float | None, target: float) -> bool:
     """The single decision "this val loss reached the target": finite and strictly below it (upstream: `< 3.28`)."""
     return val_loss is not None and math.isfinite(val_loss) and val_loss < target
+
+
+#: recipe init scheme -> the function of optbench.model.gpt that initializes a GPT (the exporter inlines it)
+GPT_INIT_FUNCTIONS = {"track3": "init_weights", "torch-default": "init_weights_torch_default"}
 
 
 @dataclass(frozen=True)
@@ -75,14 +80,7 @@ class Track:
     def eval_steps(self, train_steps: int | None = None) -> list[int]:
         """Every eval_every steps while s/T < late_frac, every eval_every_late after, and always at T."""
         T = train_steps or self.train_steps
-        steps = {T}
-        for s in range(T):
-            if s / T < self.late_frac:
-                if s % self.eval_every == 0:
-                    steps.add(s)
-            elif s % self.eval_every_late == 0:
-                steps.add(s)
-        return sorted(steps)
+        return [s for s in range(T + 1) if is_eval_step(s, T, self.eval_every, self.eval_every_late, self.late_frac)]
 
     def build_model(self, embed_dtype=None):
         import torch
@@ -100,9 +98,9 @@ class Track:
 
     def init_model(self, model, scheme: str = "track3") -> None:
         if self.model == "gpt":
-            from optbench.model.gpt import init_weights, init_weights_torch_default
+            from optbench.model import gpt
 
-            init_weights(model) if scheme == "track3" else init_weights_torch_default(model)
+            getattr(gpt, GPT_INIT_FUNCTIONS[scheme])(model)
         else:
             from optbench.model.medium import init_medium_weights
 
@@ -182,16 +180,6 @@ def with_overrides(track: Track, overrides: dict) -> Track:
     if not overrides:
         return track
     return replace(track, unofficial=True, overrides=dict(overrides), **overrides)
-
-
-def lr_multiplier(step: int, train_steps: int, cooldown_frac: float = 0.7, warmup_steps: int = 0) -> float:
-    """Upstream schedule: flat, then linear to 0 over the last cooldown_frac of the run; optional linear warmup
-    min(1, (s+1)/warmup) as in result #2."""
-    x = step / train_steps
-    eta = 1.0 if x < 1 - cooldown_frac else (1 - x) / cooldown_frac
-    if warmup_steps > 0:
-        eta *= min(1.0, (step + 1) / warmup_steps)
-    return eta
 
 
 __all__ = ["Track", "below_target", "get_track", "TRACK_NAMES", "with_overrides", "lr_multiplier"]
