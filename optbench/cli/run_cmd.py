@@ -111,7 +111,7 @@ def run_cmd(
     quiet: bool = typer.Option(False, "--quiet", help="no progress output"),
 ) -> None:
     """Train: one track + optimizer/recipe + seed(s). Writes train_log.txt, metrics.jsonl, results.json."""
-    from optbench.optim.recipe import Recipe, default_recipe, load_recipe, recipe_source_text
+    from optbench.optim.recipe import default_recipe, load_recipe, recipe_source_text
     from optbench.tracks import get_track, with_overrides
     from optbench.train import distributed
     from optbench.train.loop import RunConfig, run
@@ -119,15 +119,7 @@ def run_cmd(
     env = distributed.setup(device)
     try:
         if resume is not None:
-            cfg_file = resume / "run.json"
-            if not cfg_file.is_file():
-                raise OptbenchError(f"--resume: {resume} has no run.json (not an optbench run folder)")
-            saved = json.loads(cfg_file.read_text())
-            t = with_overrides(get_track(saved["track"]), saved.get("track_overrides") or {})
-            cfg = RunConfig(track=t, recipe=Recipe.model_validate(saved["recipe"]), recipe_text=saved["recipe_text"],
-                            seeds=saved["seeds"], out_dir=resume, data_dir=Path(saved["data_dir"]),
-                            device=device, compile=saved["compile"], checkpoint_every=saved["checkpoint_every"],
-                            agent_id=saved["agent_id"], experiment=saved["experiment"], progress=not quiet)
+            cfg = RunConfig.load(resume, device=device, progress=not quiet)
         else:
             t = get_track(track)
             if override:
