@@ -98,8 +98,8 @@ def optimizer_binding(info) -> tuple[str | None, str]:
 
 def export_script(recipe: Recipe, track: Track | str = "small", *, recipe_origin: str | None = None) -> str:
     """The text of a self-contained train_gpt_simple.py for `recipe` on `track`."""
-    from optbench import optim
     import optbench
+    from optbench import optim
 
     track = get_track(track) if isinstance(track, str) else track
     if track.model != "gpt":

@@ -57,12 +57,12 @@ class RunConfig:
 
     @classmethod
     def load(cls, run_dir: str | Path, **changes) -> RunConfig:
-        """The config of the run folder `run_dir` (its run.json) to resume it there, with `changes` applied."""
+        """The config of the run folder `run_dir` (its run.json; out_dir is `run_dir`), with `changes` applied."""
         f = Path(run_dir) / RUN_JSON
         if not f.is_file():
-            raise OptbenchError(f"--resume: {run_dir} has no {RUN_JSON} (not an optbench run folder)")
+            raise OptbenchError(f"{run_dir} has no {RUN_JSON} (not an optbench run folder)")
         try:
             data = json.loads(f.read_text())
         except json.JSONDecodeError as e:
-            raise OptbenchError(f"--resume: {f} is not valid JSON ({e})") from None
+            raise OptbenchError(f"{f} is not valid JSON ({e.msg})") from None
         return cls.from_json(data, **{"out_dir": Path(run_dir), **changes})

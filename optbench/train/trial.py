@@ -60,7 +60,12 @@ class Trial:
         self.label = f"[{self.track.name} {recipe.name} seed {seed}]"
         self.progress: Progress | None = None
 
-    # ---------------------------------------------------------------- checkpoints
+    # ---------------------------------------------------------------- start, resume, checkpoints
+
+    def begin(self) -> None:
+        """Show progress and start the clock (after a resume, from where it stopped)."""
+        self.progress = Progress(self.T, self.start, self.cfg.progress and self.env.is_main, self.label)
+        self.clock.start()
 
     def resume(self, path: Path) -> None:
         """Continue from a checkpoint: model, optimizers, data position, RNG, clock and curve."""
@@ -74,11 +79,6 @@ class Trial:
         self.clock = TrainClock(self.resumed_time)
         self.extra_passes, self.last_val_step = int(state["extra_passes"]), int(state["last_val_step"])
         self.curve = [CurvePoint(**p) for p in state["curve"]]
-
-    def begin(self) -> None:
-        """Show progress and start the clock (after a resume, from where it stopped)."""
-        self.progress = Progress(self.T, self.start, self.cfg.progress and self.env.is_main, self.label)
-        self.clock.start()
 
     def checkpoint_due(self, step: int) -> bool:
         every = self.cfg.checkpoint_every

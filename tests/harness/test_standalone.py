@@ -32,7 +32,11 @@ def _imported_tops(path: Path) -> set[str]:
     return tops
 
 
-def test_the_package_holds_the_five_section_modules():
+def test_every_module_has_a_section_in_the_exported_script():
+    from optbench.submission.export import SECTION_MODULES
+
+    placed = [m for mods in SECTION_MODULES.values() for m in mods]
+    assert sorted(placed) == [f"optbench.standalone.{m}" for m in MODULES]
     assert MODULES == ["data", "groups", "logformat", "schedule", "training"]
 
 
