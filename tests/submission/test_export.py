@@ -174,6 +174,24 @@ def test_exported_script_matches_optbench_run_on_two_ranks(exported, nano_data, 
     assert "with world_size 2" in log.read_text()
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe,extra", [("nano-sophia-gnb", 2), ("nano-schedulefree", 0)])
+def test_exported_protocol_matches_optbench_run(recipe, extra, nano_data, tmp_path):
+    """The optimizer protocol in the script is the loop's: Sophia's extra Hessian passes (steps 4 and 9) and the
+    schedule-free eval swap give the same val losses as `optbench run` (exported for nano: Sophia's batch_size
+    is the track's tokens per step)."""
+    script = tmp_path / "train_gpt_simple.py"
+    export_recipe(str(FIXTURES / f"{recipe}.toml"), "nano", script)
+    run = optbench_run(str(FIXTURES / f"{recipe}.toml"), tmp_path / "run", steps=12)
+    want = _run_val_losses(run)
+    assert json.loads((run / "results.json").read_text())["runs"][0]["extra_passes"] == extra
+    got, _ = _script_val_losses(script, nano_data, tmp_path, steps=12)
+    assert sorted(got) == sorted(want) == [0, 12]
+    diff = max(abs(got[s] - want[s]) for s in want)
+    print(f"max |val loss difference| export vs run ({recipe}): {diff:.3g}")
+    assert diff <= 1e-6, (got, want)
+
+
 def test_torch_default_init_is_exported():
     from optbench.optim.recipe import load_recipe
 
