@@ -1,8 +1,8 @@
 """One training step and one evaluation, for one process or many (torchrun + DDP).
 
-Per step: one forward-backward per microbatch on its summed loss (gradients accumulate; the gradient is the SUM
-over every token of the step, on every rank); the optimizers step and the gradients are cleared; then any extra
-pass an optimizer asks for. Evaluation and checkpoints are not counted as training time.
+Per step: one forward-backward per microbatch on its summed loss, scaled so that the gradient is the SUM over every
+token of the step (track 3) or its mean (the medium record), on every rank; the optimizers step and the gradients
+are cleared; then any extra pass an optimizer asks for. Evaluation and checkpoints are not counted as training time.
 
 The optimizer protocol (no-ops unless an optimizer defines the method):
 
@@ -48,9 +48,15 @@ def data_parallel(model: torch.nn.Module, device: torch.device) -> torch.nn.Modu
     return DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
-def _rank_sum_scale(model: torch.nn.Module) -> int:
-    """DDP averages gradients over ranks; scaling the loss by the world size makes the average the SUM."""
-    return dist.get_world_size() if isinstance(model, DDP) else 1
+def backward_scale(loss_reduction: str, world_size: int, batch_tokens: int) -> float:
+    """Factor on a microbatch's summed loss before backward, so that after DDP's average over ranks the gradient is
+    the step's summed loss ("sum", track 3: x world_size) or its mean over the step's tokens ("mean", the medium
+    record: x world_size / batch_tokens; powers of two, so exact)."""
+    if loss_reduction == "sum":
+        return float(world_size)
+    if loss_reduction == "mean":
+        return world_size / batch_tokens
+    raise ValueError(f"loss_reduction must be 'sum' or 'mean', got {loss_reduction!r}")
 
 
 def set_train_mode(optimizers) -> None:
@@ -73,11 +79,12 @@ def hessian_due(optimizers, step: int) -> list:
             if callable(getattr(opt, "hessian_update_due", None)) and opt.hessian_update_due(step)]
 
 
-def forward_backward(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor, mbs: int) -> torch.Tensor:
-    """One forward-backward per microbatch of `mbs` rows; gradients accumulate (under DDP only the last microbatch
-    syncs them). Returns this rank's summed loss, detached."""
+def forward_backward(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor, mbs: int,
+                     scale: float) -> torch.Tensor:
+    """One forward-backward per microbatch of `mbs` rows on its summed loss times `scale` (backward_scale);
+    gradients accumulate (under DDP only the last microbatch syncs them). Returns this rank's summed loss,
+    detached."""
     assert len(inputs) % mbs == 0, f"{len(inputs)} rows do not split into microbatches of {mbs}"
-    scale = _rank_sum_scale(model)
     loss_sum = torch.zeros((), device=inputs.device)
     accum_steps = len(inputs) // mbs
     for i in range(accum_steps):
@@ -101,16 +108,17 @@ def optimizer_step(optimizers) -> None:
         opt.zero_grad(set_to_none=True)
 
 
-def extra_pass(model: torch.nn.Module, optimizers, step: int, inputs: torch.Tensor) -> bool:
+def extra_pass(model: torch.nn.Module, optimizers, step: int, inputs: torch.Tensor, scale: float) -> bool:
     """Sophia's Hessian estimate after the optimizer step, when due: ONE forward+backward of `inputs` on labels
-    sampled from the model's own softmax (Gauss-Newton-Bartlett), then update_hessian(). True if it ran."""
+    sampled from the model's own softmax (Gauss-Newton-Bartlett; summed loss times `scale`, as forward_backward),
+    then update_hessian(). True if it ran."""
     due = hessian_due(optimizers, step)
     if not due:
         return False
     logits = model(inputs)
     sampled = torch.distributions.Categorical(logits=logits).sample()
     loss = F.cross_entropy(logits.view(-1, logits.size(-1)), sampled.view(-1), reduction="sum")
-    (loss * _rank_sum_scale(model)).backward()
+    (loss * scale).backward()
     for opt in due:
         opt.update_hessian()
     model.zero_grad(set_to_none=True)

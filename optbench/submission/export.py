@@ -154,7 +154,7 @@ def export_script(recipe: Recipe, track: Track | str = "small", *, recipe_origin
                                           (aux_info.name, aux_cls) if aux_info else None, IN_TRIAL).rstrip("\n"),
         schedule_note=render.schedule_note(recipe), cooldown_frac=repr(recipe.cooldown_frac),
         warmup_steps=recipe.warmup_steps, training_modules=blocks(sections["training_modules"], IN_TRIAL),
-        test_val_prefix=TEST_VAL_PREFIX,
+        test_val_prefix=TEST_VAL_PREFIX, loss_reduction=repr(track.loss_reduction),
     )
     script = Template(text).substitute(values)
     try:

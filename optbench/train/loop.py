@@ -101,7 +101,7 @@ def run(cfg: RunConfig, env: DistEnv, *, resume: bool = False) -> tuple[object, 
 
     train_files, val_files = check_data(cfg.track, cfg.data_dir)
     val_data = tuple(t.to(env.device) for t in
-                     load_val(val_files, cfg.track.val_tokens, cfg.track.seq_len, env.rank, env.world_size))
+                     load_val(val_files, cfg.track.val_tokens, cfg.track.val_row_tokens, env.rank, env.world_size))
     out = Path(cfg.out_dir)
     log = None
     if env.is_main:

@@ -53,6 +53,8 @@ class Trial:
         set_train_mode(self.optimizers)
         self.loader = TokenStream(train_files, self.track.batch_tokens, self.track.seq_len, env.rank, env.world_size)
         self.val_inputs, self.val_targets = val_data
+        self.loss_scale = self.track.backward_scale(env.world_size)  # the gradient is the step's sum (or mean)
+        self.set_progress = getattr(self.model, "set_progress", None)  # models whose step depends on s/T (medium)
         self.clock = TrainClock()
         self.start, self.resumed_time = 0, 0.0  # first step and train time of this process (resume: from the checkpoint)
         self.curve: list[CurvePoint] = []
@@ -105,6 +107,8 @@ class Trial:
         since = self.clock.stop()
         step_avg = since / (step - self.last_val_step) if step > self.last_val_step else float("nan")
         self.last_val_step = step
+        if self.set_progress is not None:  # the medium record evaluates with step s's attention window
+            self.set_progress(step / self.T)
         val_loss = evaluate(self.train_model, self.val_inputs, self.val_targets, self.track.micro_batch_rows,
                             self.track.val_tokens, self.optimizers)
         if not math.isfinite(val_loss):
@@ -122,11 +126,10 @@ class Trial:
         """One optimizer step: forward-backward over the batch, the divergence check, the schedule, the optimizer
         step and any extra pass. Returns (train loss per token, lr multiplier)."""
         inputs, targets = (t.to(self.env.device) for t in self.loader.next_batch())
-        set_progress = getattr(self.model, "set_progress", None)
-        if set_progress is not None:
-            set_progress(step / self.T)
+        if self.set_progress is not None:
+            self.set_progress(step / self.T)
         mbs = self.track.micro_batch_rows
-        loss_sum = all_reduce_sum(forward_backward(self.train_model, inputs, targets, mbs))
+        loss_sum = all_reduce_sum(forward_backward(self.train_model, inputs, targets, mbs, self.loss_scale))
         train_loss = float(loss_sum.item()) / self.track.batch_tokens
         if any_rank(not math.isfinite(train_loss), self.env):
             raise Diverged(step, f"train loss ({train_loss})")
@@ -136,7 +139,7 @@ class Trial:
             optimizer_step(self.optimizers)
         except FloatingPointError as e:  # an optimizer that detects non-finite state itself
             raise Diverged(step, str(e)) from None
-        if extra_pass(self.train_model, self.optimizers, step, inputs[:mbs]):
+        if extra_pass(self.train_model, self.optimizers, step, inputs[:mbs], self.loss_scale):
             self.extra_passes += 1
         return train_loss, eta
 

@@ -141,7 +141,7 @@ def test_forward_backward_gradient_is_the_sum_over_the_batch():
         p.data.add_(0.01 * torch.randn_like(p))
     x = torch.randint(0, 2048, (8, 16))
     y = torch.randint(0, 2048, (8, 16))
-    loss_sum = training.forward_backward(m, x, y, mbs=2)
+    loss_sum = training.forward_backward(m, x, y, mbs=2, scale=1.0)
     micro = [p.grad.clone() for p in m.parameters()]
     m.zero_grad(set_to_none=True)
     full = m(x, y)
@@ -150,7 +150,15 @@ def test_forward_backward_gradient_is_the_sum_over_the_batch():
     for a, p in zip(micro, m.parameters()):
         torch.testing.assert_close(a, p.grad, rtol=1e-4, atol=1e-6)
     with pytest.raises(AssertionError, match="do not split into microbatches of 3"):
-        training.forward_backward(m, x, y, mbs=3)
+        training.forward_backward(m, x, y, mbs=3, scale=1.0)
+
+
+def test_backward_scale_makes_the_sum_or_the_mean():
+    assert training.backward_scale("sum", 8, 524288) == 8.0
+    assert training.backward_scale("mean", 8, 524288) == 2.0**-16
+    assert get_track("small").backward_scale(4) == training.backward_scale("sum", 4, 524288)
+    with pytest.raises(ValueError, match="loss_reduction must be 'sum' or 'mean', got 'median'"):
+        training.backward_scale("median", 1, 1)
 
 
 class _Raises(torch.optim.SGD):
@@ -185,9 +193,9 @@ def test_extra_pass_runs_only_when_due_with_grads_then_clears_them():
     m = _nano_model()
     opt = _WantsHessian(m.parameters(), every=2)
     x = torch.randint(0, 2048, (4, 16))
-    assert training.extra_pass(m, [opt, torch.optim.SGD(m.parameters(), lr=0.1)], 1, x) is False
+    assert training.extra_pass(m, [opt, torch.optim.SGD(m.parameters(), lr=0.1)], 1, x, 1.0) is False
     assert opt.seen == []
-    assert training.extra_pass(m, [opt], 2, x) is True
+    assert training.extra_pass(m, [opt], 2, x, 1.0) is True
     assert len(opt.seen) == 1 and all(opt.seen[0])  # update_hessian saw a gradient on every parameter
     assert all(p.grad is None for p in m.parameters())
 
