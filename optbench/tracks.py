@@ -22,6 +22,9 @@ def below_target(val_loss: float | None, target: float) -> bool:
     return val_loss is not None and math.isfinite(val_loss) and val_loss < target
 
 
+BENCHMARK_EXCHANGE_RATE = 0.0045 / 100  # track 3's rule of thumb: 100 more steps buy 0.0045 val loss
+
+
 @dataclass(frozen=True)
 class Track:
     name: str
@@ -40,6 +43,9 @@ class Track:
     data: str  # "fineweb" or "books19c-mini"
     rule: str  # default significance-rule preset (optbench.results.stats)
     upstream: str = ""  # where the definition comes from
+    # val loss per training step near the target: turns a loss gap into steps (sweep objective `steps`);
+    # small/medium: the benchmark's 0.0045 per 100 steps; cpu/nano: measured, docs/tracks.md
+    exchange_rate: float = BENCHMARK_EXCHANGE_RATE
     unofficial: bool = False
     overrides: dict = field(default_factory=dict)  # fields changed under --unofficial
 
