@@ -1,7 +1,6 @@
 """Experiment trackers (`--tracker wandb|tensorboard|trackio`): metric sinks of a run's RunLog.
 
-    with make_tracker("tensorboard", run_name="cpu-muon", config=cfg.to_json(), out_dir=cfg.out_dir) as t, \\
-            metric_sinks(t):
+    with tracked(["tensorboard"], cfg):     # make_tracker per name, as RunLog metric sinks, closed at the end
         run(cfg, env)
 
 Each seed of a run is one tracker run (`{run_name}-seed{N}`, grouped by run_name) with, per logged step:
@@ -13,6 +12,7 @@ RUN_DIR/tensorboard/seedN; trackio writes its local database (TRACKIO_DIR).
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from optbench.errors import OptbenchError
@@ -148,3 +148,18 @@ def make_tracker(name: str, *, run_name: str, config: dict, out_dir: Path, base_
         raise OptbenchError(f"--tracker {name}: the {cls.package} package is not installed "
                             f"(pip install 'optbench[{name}]')")
     return cls(run_name, config, out_dir, base_lr)
+
+
+@contextlib.contextmanager
+def tracked(names, cfg, run_name: str | None = None, extra_sinks=()):
+    """Trackers for a RunConfig's run (and any other sinks) attached to RunLog while the block runs."""
+    from optbench.train.runlog import metric_sinks
+
+    trackers = [make_tracker(n, run_name=run_name or Path(cfg.out_dir).name, config=cfg.to_json(),
+                             out_dir=Path(cfg.out_dir), base_lr=cfg.recipe.hparams.get("lr")) for n in names]
+    try:
+        with metric_sinks(*extra_sinks, *trackers):
+            yield trackers
+    finally:
+        for t in trackers:
+            t.close()

@@ -18,9 +18,8 @@ from optbench.sweep.status import SweepStatus
 from optbench.workspace.board import STAMP_FORMAT, Board, message_name
 from optbench.workspace.claims import list_claims, make_claim, update_claim
 from optbench.workspace.identity import resolve_agent_id
-from optbench.workspace.storage import Workspace
+from optbench.workspace.storage import SWEEP_DIR, Workspace
 
-SWEEP_DIR = "sweeps"
 FINISHED = "finished.json"
 
 

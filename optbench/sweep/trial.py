@@ -19,7 +19,7 @@ from optbench.errors import OptbenchError
 from optbench.fsutil import atomic_write_text
 from optbench.sweep.objective import score
 from optbench.sweep.settings import trial_recipe
-from optbench.train.runlog import metric_sinks
+from optbench.trackers import tracked
 
 TRIAL_FILE = "trial.json"
 
@@ -79,16 +79,13 @@ def run_trial(sweep, trial: optuna.Trial, env, *, device: str = "cpu", data_dir:
                         experiment=f"sweep {sweep.name} trial {trial.number}",
                         extra_notes=[f"sweep {sweep.name} trial {trial.number}"])
         pruner = PruneOnEval(trial, sweep.seeds[0])
-        sinks = [pruner] + [_tracker(name, cfg, f"{sweep.name}-t{trial.number:04d}") for name in trackers]
         t_run = time.perf_counter()
         timings["setup_s"] = t_run - t_entry
         try:
-            with metric_sinks(*sinks):
+            with tracked(trackers, cfg, f"{sweep.name}-t{trial.number:04d}", extra_sinks=[pruner]):
                 results, diverged = run(cfg, env)
         finally:
             timings["run_s"] = time.perf_counter() - t_run
-            for s in sinks[1:]:
-                s.close()
     except optuna.TrialPruned as e:
         secs = _device_seconds(t0, env)
         trial.set_user_attr("device_seconds", secs)
@@ -117,13 +114,6 @@ def run_trial(sweep, trial: optuna.Trial, env, *, device: str = "cpu", data_dir:
     _write(out, {**record, "state": "complete", "value": s.value, "mean_final_val_loss": s.mean_final,
                  "claimed_step": s.claimed_step, "passes_rule": s.passes, "device_seconds": secs})
     return s.value
-
-
-def _tracker(name: str, cfg, run_name: str):
-    from optbench.trackers import make_tracker
-
-    return make_tracker(name, run_name=run_name, config=cfg.to_json(), out_dir=Path(cfg.out_dir),
-                        base_lr=cfg.recipe.hparams.get("lr"))
 
 
 def _device_seconds(t0: float, env) -> float:
