@@ -98,6 +98,7 @@ def run_worker(name: str, storage: str | None = None, *, n_trials: int | None = 
     log(f"worker {worker_id()} on sweep {sweep.name} ({storage_mod.redact(sweep.storage_url)}); "
         f"trial folders in {sweep.runs_dir}")
     while n_trials is None or len(report.trials) < n_trials:
+        _fail_stale(sweep)  # before counting: a dead worker's trial must not hold the last slot of the budget
         status = sweep_status(sweep)
         why = status.spent()
         if why:
@@ -155,6 +156,15 @@ def run_worker(name: str, storage: str | None = None, *, n_trials: int | None = 
     if presence is not None and report.status.done():
         presence.finish(report.status)
     return report
+
+
+def _fail_stale(sweep) -> None:
+    """Optuna's heartbeat check (also run before each ask): stale running trials become failed, then retried."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(sweep.study)
 
 
 def _surplus(sweep, trial: optuna.Trial) -> bool:
