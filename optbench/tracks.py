@@ -145,6 +145,7 @@ CPU = Track(
     batch_tokens=8 * 256, seq_len=256, micro_batch_rows=4, target=5.00, val_tokens=32768, train_steps=400,
     eval_every=50, eval_every_late=10, late_frac=0.9, data="books19c-mini", rule="workspace",
     upstream="optbench proxy; calibration in docs/tracks.md",
+    exchange_rate=0.0024,  # measured: bench/exchange_rate.py, docs/tracks.md
 )
 
 NANO = Track(
@@ -154,6 +155,7 @@ NANO = Track(
     batch_tokens=8 * 128, seq_len=128, micro_batch_rows=4, target=5.00, val_tokens=8192, train_steps=100,
     eval_every=20, eval_every_late=5, late_frac=0.9, data="books19c-mini", rule="workspace",
     upstream="optbench smoke track; calibration in docs/tracks.md",
+    exchange_rate=0.0049,  # measured: bench/exchange_rate.py, docs/tracks.md
 )
 
 _STATIC = {t.name: t for t in (SMALL, CPU, NANO)}

@@ -81,6 +81,7 @@ def run_worker(name: str, storage: str | None = None, *, n_trials: int | None = 
         torch.set_num_threads(threads)
     sweep = open_sweep(name, storage, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
                        max_retry=max_retry, sampler_seed=seed, runs_dir=runs_dir)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # the worker prints each trial's outcome (and reason) itself
     env = distributed.setup(device)
     if env.world_size != 1:
         raise OptbenchError("sweep worker: run one process per worker (no torchrun); start more workers instead")

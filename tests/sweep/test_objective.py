@@ -19,7 +19,7 @@ def _results(finals_by_seed, target=5.0, rule="workspace", T=100):
 def test_exchange_rates():
     assert get_track("small").exchange_rate == pytest.approx(0.0045 / 100)
     assert get_track("medium").exchange_rate == pytest.approx(0.0045 / 100)
-    assert 0 < get_track("nano").exchange_rate and 0 < get_track("cpu").exchange_rate
+    assert get_track("nano").exchange_rate == 0.0049 and get_track("cpu").exchange_rate == 0.0024  # docs/tracks.md
 
 
 def test_steps_equivalent_math():

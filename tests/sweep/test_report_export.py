@@ -96,12 +96,16 @@ def test_status_and_bad_inputs_on_the_command_line(done_sweep, tmp_path):
 
 def test_shortcut_runs_both_stages_and_reports_them(tmp_path):
     url = f"sqlite:///{tmp_path / 'sc.db'}"
+    from optbench.optim.recipe import RECIPE_DIR
+
+    recipe = tmp_path / "nano-short.toml"  # nano-adamw at 40 steps: stage 1 runs 20
+    recipe.write_text((RECIPE_DIR / "nano-adamw.toml").read_text().replace('name = "nano-adamw"', 'name = "nano-short"\ntrain_steps = 40'))
     space = tmp_path / "space.toml"
     space.write_text("lr = { log = [1e-3, 3e-2] }\nweight_decay = { log = [1e-3, 0.3] }\nwarmup_steps = { categorical = [0, 5] }\n")
-    s1, s2 = run_shortcut("sc", track="nano", recipe="nano-adamw", space=space, fraction=0.5, storage=url,
+    s1, s2 = run_shortcut("sc", track="nano", recipe=str(recipe), space=space, fraction=0.5, storage=url,
                           stage1_trials=3, stage2_trials=2, runs_dir=tmp_path / "sc", threads=1,
                           log=lambda line: None)
-    assert s1.recipe.train_steps == 50 and s2.recipe.train_steps is None  # half length, then the recipe's 100
+    assert s1.recipe.train_steps == 20 and s2.recipe.train_steps == 40  # half length, then the recipe's own
     assert list(s2.spec.space) == ["lr", "weight_decay"] and len(s1.study.trials) == 3 and len(s2.study.trials) == 2
     b1 = min(s1.study.trials, key=lambda t: t.value).params
     assert s2.spec.space["lr"] == {"log": [pytest.approx(b1["lr"] / 3), pytest.approx(b1["lr"] * 3)]}
