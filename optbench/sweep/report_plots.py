@@ -143,7 +143,7 @@ def plot_importances(importances: dict, path: Path) -> Path | None:
         names = list(imp)[::-1]
         ax.barh(names, [imp[n] for n in names], color="tab:green")
         ax.set_xlim(0, 1)
-        ax.set_xlabel("importance (fANOVA, sums to 1)")
+        ax.set_xlabel("importance (PED-ANOVA, sums to 1)")
         ax.set_title(stage)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

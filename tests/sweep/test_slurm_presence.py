@@ -68,6 +68,15 @@ def test_worker_presence_in_a_workspace(sqlite_url, tmp_path):
     body_html = d["messages"][0]["body_html"]
     assert "<code>ws-sweep</code>" in body_html and "<li>" in body_html
     json.dumps(d, allow_nan=False)
+    # the page: the sweeps table and the rendered (sanitised) message body, in a real browser
+    from optbench.workspace.dashboard import build_dashboard
+    from tests.workspace.test_dashboard import run_chromium
+
+    index = build_dashboard(ws, tmp_path / "dash")
+    r = run_chromium(["--dump-dom", index.as_uri()], tmp_path)
+    assert 'data-dashboard="ready"' in r.stdout, r.stdout[:2000]
+    assert r.stdout.count('<tr class="sweep-row" data-state="finished">') == 1 and "<td>ws-sweep</td>" in r.stdout
+    assert '<div class="body md"><p>Sweep <code>ws-sweep</code> finished' in r.stdout
 
 
 def test_message_bodies_are_sanitised_markdown(tmp_path):

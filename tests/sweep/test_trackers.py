@@ -74,7 +74,8 @@ def _wandb_history(path) -> tuple[str, list[dict]]:
             rec.ParseFromString(buf + chunk if kind == 4 else chunk)
             buf = b""
             if rec.WhichOneof("record_type") == "history":
-                out.append({i.key: json.loads(i.value_json) for i in rec.history.item})
+                items = {(i.key or "/".join(i.nested_key)): json.loads(i.value_json) for i in rec.history.item}
+                out.append({**items, "_step": rec.history.step.num})
             elif rec.WhichOneof("record_type") == "run":
                 name = rec.run.display_name
         elif kind in (2, 3):

@@ -108,10 +108,10 @@ def test_interrupted_sweep_resumes_and_loses_no_finished_trial(sqlite_url, tmp_p
 
 
 def test_pruned_trials_are_marked_and_never_reach_a_leaderboard(sqlite_url, tmp_path):
-    s = tiny_sweep("prune", sqlite_url, tmp_path, space={"lr": {"log": [1e-7, 1e-1]}}, max_trials=6, steps=60,
-                   pruner="median")
-    for lr in (3e-3, 5e-3, 1e-2, 2e-3, 1e-7, 2e-7):  # four good startup trials, then two that learn nothing
-        s.study.enqueue_trial({"lr": lr})
+    s = tiny_sweep("prune", sqlite_url, tmp_path, space={"aux.head_lr": {"log": [1e-7, 1e-1]}}, max_trials=6,
+                   steps=60, pruner="median")
+    for lr in (1e-2, 8e-3, 1.2e-2, 9e-3, 1e-7, 2e-7):  # four good startup trials, then two whose head stays ~0
+        s.study.enqueue_trial({"aux.head_lr": lr})
     rep = run_worker("prune", sqlite_url, threads=1, log=_quiet)
     assert [t.state for t in rep.trials] == ["complete"] * 4 + ["pruned"] * 2
     trials = open_sweep("prune", sqlite_url).study.trials
@@ -127,8 +127,8 @@ def test_a_trial_asked_after_the_budget_is_taken_is_surplus(sqlite_url, tmp_path
     s = tiny_sweep("race", sqlite_url, tmp_path, max_trials=1)
     first, second = s.study.ask(), s.study.ask()  # two workers asked at the same moment
     assert not _surplus(s, first) and _surplus(s, second)
-    rep = run_worker("race", sqlite_url, threads=1, log=_quiet)  # the running trial holds the only slot
-    assert rep.trials == [] and rep.stopped == "trial budget spent (1/1 trials)"
+    rep = run_worker("race", sqlite_url, threads=1, log=_quiet)  # the running trials hold the only slot
+    assert rep.trials == [] and rep.stopped == "trial budget spent (2/1 trials)"
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
