@@ -60,14 +60,16 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--out-dir", default="runs/sweep-bench")
     ap.add_argument("--report", default=None)
+    ap.add_argument("--configs", default="1:2,2:1", help="WORKERS:THREADS_EACH,... (default 1:2,2:1)")
+    ap.add_argument("--tag", default="", help="suffix of the sweep names (a rerun next to an earlier one)")
     a = ap.parse_args()
     root = Path(a.out_dir).resolve()
     root.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{root / 'sweeps.db'}"
     (root / "space.toml").write_text(SPACE)
     rows = []
-    for n, threads in ((1, 2), (2, 1)):
-        name = f"nano-adamw-lrwd-{n}w"
+    for n, threads in (tuple(int(x) for x in c.split(":")) for c in a.configs.split(",")):
+        name = f"nano-adamw-lrwd-{n}w{a.tag}"
         create_sweep(name, track="nano", recipe="nano-adamw", space=root / "space.toml", storage=url,
                      max_trials=a.trials, runs_dir=root / name, resume=True)
         wall = _workers(name, url, n, threads)
