@@ -108,6 +108,7 @@ def run_cmd(
     compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile (default: on cuda)"),
     agent_id: str = typer.Option("local", "--agent-id", envvar=["OPTBENCH_AGENT_ID", "AGENT_ID"]),
     quiet: bool = typer.Option(False, "--quiet", help="no progress output"),
+    tracker: List[str] = typer.Option([], "--tracker", help="also log to wandb | tensorboard | trackio (repeatable)"),
 ) -> None:
     """Train: one track + optimizer/recipe + seed(s). Writes train_log.txt, metrics.jsonl, results.json."""
     from optbench.optim.recipe import default_recipe, load_recipe, recipe_source_text
@@ -157,7 +158,10 @@ def run_cmd(
                             compile=(device == "cuda") if compile is None else compile,
                             checkpoint_every=checkpoint_every, agent_id=agent_id, progress=not quiet)
         cfg.track.check_world_size(env.world_size)
-        results, diverged = run(cfg, env, resume=resume is not None)
+        from optbench.trackers import tracked
+
+        with tracked(tracker if env.is_main else [], cfg):
+            results, diverged = run(cfg, env, resume=resume is not None)
         if env.is_main:
             _summary(cfg, results)
         if diverged:
