@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from optbench.assignments import parse_assignment
 from optbench.errors import OptbenchError
+from optbench.tuning import TuningBudget
 
 RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
 
@@ -61,6 +62,7 @@ class Recipe(BaseModel):
     # "torch-default": torch's default Linear/Embedding init, then proj weights zeroed (result #2's era)
     init: Literal["track3", "torch-default"] = "track3"
     published: Published | None = None
+    tuning_budget: TuningBudget | None = None  # set by `optbench sweep export`: the sweep behind these numbers
 
     @model_validator(mode="after")
     def _check(self) -> "Recipe":

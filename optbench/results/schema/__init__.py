@@ -13,7 +13,8 @@ from optbench.results.schema.models import CurvePoint, Provenance, RecipeRecord,
 from optbench.results.schema.files import consistency_problems, load_results, parse_results, save_results
 from optbench.results.schema.build import results_from_runs
 from optbench.results.schema.provenance import collect_provenance
+from optbench.tuning import TuningBudget
 
 __all__ = ["CurvePoint", "Provenance", "RecipeRecord", "Results", "RunRecord", "collect_provenance",
            "consistency_problems", "load_results", "parse_results", "parse_timestamp", "results_from_runs",
-           "save_results"]
+           "save_results", "TuningBudget"]

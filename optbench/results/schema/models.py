@@ -6,7 +6,7 @@ The record is the workspace format (spec/workspace.md) plus optbench's fields:
     workspace (optional)   timestamp, num_runs, mean_val_loss, std_val_loss, key_hparams, notes
     optbench               track, target, rule, reached_target, passes_rule, seeds, runs (per seed),
                            claimed_step, compliant, compliance_notes, unofficial, recipe, provenance,
-                           train_steps, wallclock_s
+                           train_steps, wallclock_s, tuning_budget (from a recipe exported by a sweep)
     anything else          kept as is (other tools' fields survive a load/save round trip)
 
 The step field follows the target: `steps_to_3_28` for 3.28, `steps_to_2_92` for 2.92 (stats.steps_field()).
@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_valid
 
 from optbench.errors import OptbenchError
 from optbench.results import stats
+from optbench.tuning import TuningBudget
 
 # workspace fields first, in the workspace example's order, then optbench's
 _FIELD_ORDER = [
@@ -52,6 +53,7 @@ _FIELD_ORDER = [
     "provenance",
     "train_steps",
     "wallclock_s",
+    "tuning_budget",
 ]
 # a curve point as json.dumps(indent=2) writes it: {"step": N, "val_loss": x, "train_time_s": t} over 5 lines
 _CURVE_POINT = re.compile(r'\{\n\s*("step": [-\d]+(?:,\n\s*"[a-z_]+": (?:[-+\d.eE]+|null|true|false))*)\n\s*\}')
@@ -198,6 +200,15 @@ class Results(BaseModel):
     provenance: Optional[Provenance] = None
     train_steps: Optional[int] = Field(default=None, strict=True, ge=0)
     wallclock_s: Optional[float] = Field(default=None, ge=0)
+    tuning_budget: Optional[TuningBudget] = None
+
+    @model_validator(mode="after")
+    def _budget_from_recipe(self) -> "Results":
+        """A run of a recipe exported from a sweep carries the recipe's tuning_budget."""
+        tb = self.recipe.config.get("tuning_budget") if self.recipe is not None else None
+        if self.tuning_budget is None and isinstance(tb, dict):
+            self.tuning_budget = TuningBudget.model_validate(tb)
+        return self
 
     @model_validator(mode="before")
     @classmethod
