@@ -41,7 +41,8 @@ def validate_cmd(
             print(f"INVALID {e}", file=sys.stderr)
             continue
         steps = r.steps_to_target
-        print(f"ok {f}: {r.steps_field} {steps if steps is not None else 'null'}, n={r.n}, optimizer {r.optimizer}")
+        print(f"ok {f}: {r.steps_field} {steps if steps is not None else 'null'}, n={r.n}, optimizer {r.optimizer}; "
+              f"{r.loss_summary()}")
     if bad:
         print(f"optbench: error: {bad} of {len(files)} file(s) invalid", file=sys.stderr)
         raise typer.Exit(2)

@@ -95,8 +95,7 @@ def _summary(cfg, results) -> None:
     c.print(f"[bold]{cfg.recipe.name}[/bold] on {cfg.track.name}: target {cfg.track.target} "
             + (f"reached at step {steps}" if results.reached_target else "not reached")
             + f" over {results.num_runs} run(s)"
-            + "; final val loss " + ", ".join(f"{r.final_val_loss:.5f}" if r.final_val_loss is not None else "diverged"
-                                               for r in results.runs)
+            + "; " + results.loss_summary()
             + f"; wall {results.wallclock_s:.1f}s")
     c.print(f"results: {Path(cfg.out_dir) / 'results.json'}   log: {Path(cfg.out_dir) / 'train_log.txt'}",
             markup=False, highlight=False, soft_wrap=True)  # a long path stays on one line

@@ -56,13 +56,20 @@ def workspace_init(url: Optional[str] = typer.Argument(None, help=WS_HELP, show_
 
 
 @workspace_app.command("info")
-def workspace_info(workspace: Optional[str] = WorkspaceOpt) -> None:
+def workspace_info(
+    url: Optional[str] = typer.Argument(None, help=WS_HELP + " (as for init; or give it with -w)", show_default=False),
+    workspace: Optional[str] = WorkspaceOpt,
+) -> None:
     """Counts: messages, artifacts, active claims."""
     from optbench.workspace.artifacts import list_artifacts
     from optbench.workspace.board import Board
     from optbench.workspace.claims import list_claims
 
-    ws = _ws(workspace)
+    if url is not None and workspace is not None and url != workspace:
+        raise OptbenchError(f"workspace info: two workspaces given ({url!r} and -w {workspace!r}); give one")
+    ws = _ws(url if url is not None else workspace)
+    if not ws.isdir(""):
+        raise OptbenchError(f"no workspace at {ws.url} (create one with: optbench workspace init {ws.url})")
     bi = Board(ws).info()
     claims, _ = list_claims(ws)
     typer.echo(f"workspace: {ws.url}")

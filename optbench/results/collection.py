@@ -3,14 +3,13 @@ what the leaderboard is built from. Files that do not validate are returned with
 
 from __future__ import annotations
 
-import json
 import os
 import posixpath
 
 import fsspec
 
 from optbench.errors import OptbenchError
-from optbench.results.schema import Results, parse_results
+from optbench.results.schema import Results, decode_json, parse_results
 
 LOG_NAMES = ("train_log.txt", "log.txt")  # the run log a record links to, first found in its folder
 
@@ -36,14 +35,17 @@ def collect_records(source: str | os.PathLike) -> tuple[list[tuple[str, Results,
     for p in files:
         rel = posixpath.relpath(p, root)
         try:
-            with fs.open(p, "r", encoding="utf-8") as f:
-                data = json.load(f)
-            r = parse_results(data, rel)
+            with fs.open(p, "rb") as f:
+                text = f.read().decode("utf-8")
+            r = parse_results(decode_json(text, rel), rel)
         except OptbenchError as e:
             skipped.append((rel, str(e).split("\n", 1)[-1].strip().replace("\n  ", "; ")))
             continue
-        except (ValueError, OSError) as e:
-            skipped.append((rel, f"not readable JSON ({e.__class__.__name__})"))
+        except UnicodeDecodeError:
+            skipped.append((rel, "not UTF-8 text (a binary file?)"))
+            continue
+        except OSError as e:
+            skipped.append((rel, f"not readable ({e.__class__.__name__})"))
             continue
         folder = posixpath.dirname(p)
         log = rel

@@ -111,7 +111,7 @@ class Trial:
         without the field are left out). Extra fields: `trial` = its index in the log, `train_steps` = its T
         (so a cut-short trial can be told apart) and, for another metric than val_loss, `metric`."""
         pts = [
-            CurvePoint(step=e.step, val_loss=e.value(metric), train_time_s=e.train_time_s)
+            CurvePoint.measured(e.step, e.value(metric), e.train_time_s)
             for e in self.evals
             if e.value(metric) is not None
         ]

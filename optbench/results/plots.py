@@ -56,6 +56,14 @@ def _series(runs: Sequence[Any]) -> tuple[list[int], list[float], list[float], l
     return common, mean, std, lo, hi, len(curves)
 
 
+def _divergence_note(runs: Sequence[Any]) -> str:
+    """'; diverged at step S' (the earliest among the runs) for the legend, '; diverged' without a NaN eval."""
+    steps = [d for d in map(stats.diverged_at, runs) if d is not None]
+    if steps:
+        return f"; diverged at step {min(steps):,}"
+    return "; diverged" if any(getattr(r, "diverged", False) for r in runs) else ""
+
+
 def _nice_ticks(lo: float, hi: float) -> list[float]:
     span = hi - lo
     for step in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0):
@@ -96,6 +104,7 @@ def plot_curves(
     fig, (ax, az) = plt.subplots(1, 2, figsize=(13, 5.5), gridspec_kw={"width_ratios": [3, 2]})
     lowest = band_low = target
     max_step = 0
+    label_lows = []  # each label's lowest finite mean: the frame is raised to show a label that never got near
     zoom_from = math.inf  # first step where some mean comes within `near` of the target
     near = 0.03
     for i, (label, runs) in enumerate(runs_by_label.items()):
@@ -107,6 +116,7 @@ def plot_curves(
         finite_means = [m for m in mean if math.isfinite(m)]
         if finite_means:
             lowest = min(lowest, min(finite_means))
+            label_lows.append(min(finite_means))
         zoom_from = min([zoom_from] + [s for s, m in zip(steps, mean) if math.isfinite(m) and m < target + near])
         v = stats.evaluate_runs(runs, r, target=target)
         if v.passed:
@@ -115,6 +125,7 @@ def plot_curves(
             mark = f"{v.first_below_target:,} steps ✗"
         else:
             mark = "target not reached"
+        mark += _divergence_note(runs)
         if band == "minmax":
             b_lo, b_hi = lo, hi
         else:
@@ -132,21 +143,26 @@ def plot_curves(
                 max_step = max(max_step, tail[-1][0])
                 lowest = min(lowest, min(v for _, v in tail))
         extra = f"; {n - len(tails)} of {n} runs end at step {steps[-1]:,}" if tails else ""
+        dots = "o" if len(finite_means) < 3 else None  # a run cut short after an eval or two: visible points
         for a in (ax, az):
-            a.plot(steps, mean, color=color, lw=1.8, label=f"{label} (n={n}): {mark}{extra}", zorder=3)
+            a.plot(steps, mean, color=color, lw=1.8, marker=dots, label=f"{label} (n={n}): {mark}{extra}", zorder=3)
             for tail in tails:
                 a.plot([t[0] for t in tail], [t[1] for t in tail], color=color, lw=0.9, ls=":", zorder=3)
             if n > 1:
                 a.fill_between(steps, b_lo, b_hi, color=color, alpha=0.22, lw=0, zorder=2)
             if at is not None:
                 a.plot([at], [at_mean], "o", color=color, ms=6, mec="white", mew=1.0, zorder=4)
+    if not label_lows:
+        plt.close(fig)
+        raise OptbenchError("plot: nothing to draw: every run diverged before its first finite val loss")
+    max_step = max(max_step, 1)  # a run with only its step-0 eval still gets an x axis
     for a in (ax, az):
         a.axhline(target, color="black", ls="--", lw=1.0, zorder=1)
         a.grid(True, which="major", alpha=0.3)
         a.set_xlabel("step")
     # left: the whole run, log y, zoomed from just below the lowest mean to ~22 % above the target
     ax.set_yscale("log")
-    top = ymax if ymax is not None else target * 1.22
+    top = ymax if ymax is not None else max([target * 1.22] + [low * 1.05 for low in label_lows])
     bottom = min(lowest, target) - 0.01
     ax.set_ylim(bottom, top)
     ticks = _nice_ticks(bottom, top)

@@ -90,12 +90,15 @@ def _row(label: str, run, verdict: stats.Verdict, target: float) -> RunRow:
     trial = (run.model_extra or {}).get("trial")
     seed = run.seed if run.seed is not None else (f"trial {trial}" if trial is not None else "")
     notes = []
-    if run.diverged:
+    div = stats.diverged_at(run)
+    if div is not None:
+        notes.append(f"diverged at step {div}")
+    elif run.diverged:
         notes.append("diverged")
     if run.extra_passes:
         notes.append(f"{run.extra_passes} extra passes")
     planned = (run.model_extra or {}).get("train_steps")
-    if isinstance(planned, int) and last is not None and last < planned and not run.diverged:
+    if isinstance(planned, int) and last is not None and last < planned and not run.diverged and div is None:
         notes.append(f"cut short: last eval {last} of {planned}")
     return RunRow(label, str(seed), last, cm.get(last) if last is not None else None,
                   cm.get(at.step) if at is not None else None, stats.first_step_below(run, target), tuple(notes))

@@ -213,15 +213,25 @@ def _point(p: Any) -> tuple[int, float]:
 
 
 def curve_map(run: Any) -> dict[int, float]:
-    """{eval step: val loss} from a run: a RunRecord (.curve), a {step: loss} mapping, or (step, loss) pairs.
+    """{eval step: val loss} from a run: a RunRecord (.curve), a {step: loss} mapping, or (step, loss) pairs,
+    in step order.
 
-    A None loss (diverged, stored as JSON null) becomes NaN.
+    A None loss (diverged, stored as JSON null) becomes NaN. A diverged run does not recover: every eval after
+    its first non-finite loss is NaN too, so no step after a divergence is ever below the target, claimed or
+    averaged (the one rule for divergence; every function here reads curves through this one).
     """
     if hasattr(run, "curve"):
         run = run.curve
     if isinstance(run, Mapping):
-        return {int(k): (math.nan if v is None else float(v)) for k, v in run.items()}
-    return dict(_point(p) for p in run)
+        pairs = [(int(k), (math.nan if v is None else float(v))) for k, v in run.items()]
+    else:
+        pairs = [_point(p) for p in run]
+    out: dict[int, float] = {}
+    diverged = False
+    for step, loss in sorted(pairs, key=lambda q: q[0]):
+        diverged = diverged or not math.isfinite(loss)
+        out[step] = math.nan if diverged else loss
+    return out
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -347,11 +357,17 @@ def claimed_step(runs: Sequence[Any], rule: str | Rule | None = None, *, target:
 
 
 def first_step_below(run: Any, target: float) -> int | None:
-    """First eval step of ONE run with val loss < target (descriptive only; never a claim)."""
+    """First eval step of ONE run with val loss < target (descriptive only; never a claim). None for a run that
+    got below only after it diverged (curve_map: a diverged run does not recover)."""
     for s, v in sorted(curve_map(run).items()):
         if below_target(v, target):
             return s
     return None
+
+
+def diverged_at(run: Any) -> int | None:
+    """The first eval step of ONE run whose loss is not finite (None: no non-finite eval in its curve)."""
+    return next((s for s, v in curve_map(run).items() if not math.isfinite(v)), None)
 
 
 def steps_field(target: float) -> str:

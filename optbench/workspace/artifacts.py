@@ -52,13 +52,13 @@ def split_folder(name: str) -> tuple[str, str] | None:
 
 
 def _parse_results(data: bytes, source: str):
-    from optbench.results.schema import parse_results
+    from optbench.results.schema import decode_json, parse_results
 
     try:
-        obj = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise OptbenchError(f"{source}: not valid JSON: {e}") from None
-    return parse_results(obj, source)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise OptbenchError(f"{source}: not UTF-8 text (a binary file?)") from None
+    return parse_results(decode_json(text, source), source)
 
 
 @dataclass

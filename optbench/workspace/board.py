@@ -137,20 +137,26 @@ def marked_results(messages: Iterable[Message]) -> list[MarkedResult]:
 
 
 def result_post_body(results, note: str = "", artifact: str | None = None, rule: str | None = None) -> str:
-    """A results message: the free-text note, a summary of the record, and the marker line last."""
-    from optbench.results import rule_policy
+    """A results message: the free-text note, a summary of the record, and the marker line last.
 
-    steps = results.steps_to_target
-    mean = results.mean_val_loss if results.mean_val_loss is not None else results.final_val_loss
-    n = results.n
+    Steps and val loss are the record's judgement (results.judging.judge_record, as the marker policy and the
+    leaderboard see it), so a record whose top-level losses are null but whose curves pass still reads right."""
+    from optbench.results import rule_policy
+    from optbench.results.judging import judge_record
+
     rule_name = rule_policy.for_results(results, override=rule).rule.name
+    j = judge_record(results, rule_name)
+    steps, mean, n = j.steps, j.mean, j.n
+    if steps is None or mean is None:
+        raise OptbenchError(f"{results.experiment}: no step count and val loss to report (the run set never reached "
+                            f"the target, or its val loss is null)")
     lines = []
     if note.strip():
         lines += [note.strip(), ""]
     lines.append(f"Results: {results.experiment}")
     lines.append("")
     lines.append(f"- optimizer: {results.optimizer}")
-    lines.append(f"- steps to {results.target:g}: {steps:,} (rule {rule_name}: pass)")
+    lines.append(f"- steps to {results.target:g}: {steps:,} (rule {rule_name}: {'pass' if j.passed else 'fail'})")
     std = f", std {results.std_val_loss:.4f}" if results.std_val_loss is not None else ""
     lines.append(f"- val loss: {mean:.4f} (mean of {n} run{'s' if n != 1 else ''}{std})")
     if results.key_hparams:

@@ -31,7 +31,9 @@ def test_below_target_is_one_function_everywhere():
     assert not below(float("nan"), 3.28) and not below(float("-inf"), 3.28) and not below(None, 3.28)
     assert optbench.tracks.get_track("medium").reached(2.9199) and not optbench.tracks.get_track("medium").reached(2.92)
     # the statistics use it: a NaN mean is never "below", a loss equal to the target is not below
-    assert stats.first_step_below({0: 3.28, 100: float("nan"), 200: 3.2799}, 3.28) == 200
+    assert stats.first_step_below({0: 3.28, 100: 3.2799, 200: float("nan")}, 3.28) == 100
+    # a diverged run does not recover: nothing after the first NaN counts (stats.curve_map)
+    assert stats.first_step_below({0: 3.28, 100: float("nan"), 200: 3.2799}, 3.28) is None
     assert stats.evaluate_runs([{0: 3.28, 100: 3.27}], target=3.28).first_below_target == 100
 
 

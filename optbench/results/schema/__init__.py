@@ -10,11 +10,11 @@ place optbench assumes a target.
 
 from optbench.clock import parse_timestamp
 from optbench.results.schema.models import CurvePoint, Provenance, RecipeRecord, Results, RunRecord
-from optbench.results.schema.files import consistency_problems, load_results, parse_results, save_results
+from optbench.results.schema.files import consistency_problems, decode_json, load_results, parse_results, save_results
 from optbench.results.schema.build import results_from_runs
 from optbench.results.schema.provenance import collect_provenance
 from optbench.tuning import TuningBudget
 
 __all__ = ["CurvePoint", "Provenance", "RecipeRecord", "Results", "RunRecord", "collect_provenance",
-           "consistency_problems", "load_results", "parse_results", "parse_timestamp", "results_from_runs",
+           "consistency_problems", "decode_json", "load_results", "parse_results", "parse_timestamp", "results_from_runs",
            "save_results", "TuningBudget"]

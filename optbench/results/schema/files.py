@@ -14,7 +14,7 @@ from optbench.clock import parse_timestamp
 from optbench.errors import OptbenchError
 from optbench.fsutil import atomic_write_text
 from optbench.results import stats
-from optbench.results.schema.models import Results
+from optbench.results.schema.models import NON_FINITE_HINT, Results
 
 #: The target of a results.json that has no `target` field: the workspace format (spec/workspace.md) predates the
 #: field and its files are track-3 results (`steps_to_3_28`). The ONLY place optbench assumes a target; everything
@@ -39,6 +39,8 @@ def _describe(err: dict) -> str:
     typ = err["type"]
     if typ == "missing":
         return "required field is missing"
+    if typ == "finite_number":
+        return f"{json.dumps(err.get('input'), default=str)[:60]} is not allowed ({NON_FINITE_HINT})"
     if typ.startswith("int") or typ == "int_type":
         msg = "value is not an integer"
     elif typ.startswith("float"):
@@ -52,6 +54,14 @@ def _describe(err: dict) -> str:
     if typ != "missing" and "input" in err:
         msg += f" (got {json.dumps(err['input'], default=str)[:60]})"
     return msg
+
+
+def _problem(err: dict, target_field: str) -> str:
+    """One validation error as `field: what is wrong`."""
+    if err["type"] == "non_finite":  # raised for the whole record; its message names the field path itself
+        where = _loc_name(err["loc"], target_field) + "." if err["loc"] else ""
+        return where + err["msg"]
+    return f"{_loc_name(err['loc'], target_field)}: {_describe(err)}"
 
 
 def consistency_problems(r: Results) -> list[str]:
@@ -105,8 +115,10 @@ def parse_results(data: Any, source: str = "results") -> Results:
         target_field = stats.steps_field(LEGACY_TARGET)  # the target itself is invalid (reported): name the usual field
     try:
         r = Results.model_validate(data)
+    except RecursionError:
+        raise OptbenchError(f"{source}: not a results.json: nested too deeply") from None
     except ValidationError as e:
-        problems = [f"{_loc_name(err['loc'], target_field)}: {_describe(err)}" for err in e.errors()]
+        problems = [_problem(err, target_field) for err in e.errors()]
         raise OptbenchError(f"{source}: {len(problems)} problem(s):\n  " + "\n  ".join(problems)) from None
     problems = consistency_problems(r)
     if problems:
@@ -130,16 +142,24 @@ def load_results(path_or_str: str | os.PathLike) -> Results:
             p = p / "results.json"
         source = str(p)
         try:
-            text = p.read_text(encoding="utf-8")
+            text = p.read_bytes().decode("utf-8")
         except FileNotFoundError:
             raise OptbenchError(f"{source}: no such file") from None
+        except UnicodeDecodeError as e:
+            raise OptbenchError(f"{source}: not a results.json: byte {e.start} is not UTF-8 text (a binary file?)") from None
         except OSError as e:
-            raise OptbenchError(f"{source}: cannot read ({e.strerror})") from None
+            raise OptbenchError(f"{source}: cannot read ({e.strerror or e})") from None
+    return parse_results(decode_json(text, source), source)
+
+
+def decode_json(text: str, source: str) -> Any:
+    """JSON text -> data; OptbenchError on anything that is not JSON (where it fails), or nests too deep."""
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as e:
         raise OptbenchError(f"{source}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
-    return parse_results(data, source)
+    except RecursionError:
+        raise OptbenchError(f"{source}: not a results.json: JSON nested too deeply") from None
 
 
 def save_results(results: Results, path: str | os.PathLike) -> Path:

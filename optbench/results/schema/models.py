@@ -20,6 +20,7 @@ import re
 from typing import Any, Optional, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
+from pydantic_core import PydanticCustomError
 
 from optbench.errors import OptbenchError
 from optbench.results import stats
@@ -60,11 +61,49 @@ _CURVE_POINT = re.compile(r'\{\n\s*("step": [-\d]+(?:,\n\s*"[a-z_]+": (?:[-+\d.e
 
 _ALWAYS_WRITTEN = {"agent_id", "experiment", "optimizer", "steps_to_target", "final_val_loss", "target", "unofficial"}
 
+#: Every number in a record is finite: a diverged loss is null, never NaN/Infinity (which JSON does not have).
+#: The rule for every model below (declared float fields refuse NaN/inf, also as strings) plus _refuse_non_finite
+#: for the free-form parts (key_hparams, recipe config, fields of other tools).
+_FINITE = ConfigDict(extra="allow", allow_inf_nan=False)
+NON_FINITE_HINT = "numbers must be finite; a diverged loss is written as null"
+
+
+def finite_or_none(x: float | None) -> float | None:
+    """A measured loss as a record stores it: a non-finite value (a diverged eval) becomes None."""
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def _non_finite(data: Any, path: str = "") -> Optional[tuple[str, float]]:
+    """The first non-finite float inside decoded JSON data, as (field path, value); None when all are finite."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return path or "(value)", data
+    if isinstance(data, dict):
+        items = ((f"{path}.{k}" if path else str(k), v) for k, v in data.items())
+    elif isinstance(data, (list, tuple)):
+        items = ((f"{path}[{i}]", v) for i, v in enumerate(data))
+    else:
+        return None
+    for p, v in items:
+        bad = _non_finite(v, p)
+        if bad is not None:
+            return bad
+    return None
+
+
+def _refuse_non_finite(data: Any) -> Any:
+    bad = _non_finite(data)
+    if bad is not None:
+        raise PydanticCustomError(
+            "non_finite", "{where}: {value} is not allowed ({hint})",
+            {"where": bad[0], "value": json.dumps(bad[1]), "hint": NON_FINITE_HINT},
+        )
+    return data
+
 
 class CurvePoint(BaseModel):
-    """One evaluation: step, val loss (None when it was NaN/inf: diverged), training time so far."""
+    """One evaluation: step, val loss (None: it was NaN/inf, the run diverged), training time so far."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = _FINITE
 
     step: int = Field(strict=True, ge=0)
     val_loss: Optional[float] = None
@@ -72,16 +111,19 @@ class CurvePoint(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _nan_to_none(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("val_loss"), float) and not math.isfinite(data["val_loss"]):
-            data = {**data, "val_loss": None}
-        return data
+    def _finite(cls, data: Any) -> Any:
+        return _refuse_non_finite(data)
+
+    @classmethod
+    def measured(cls, step: int, val_loss: float | None, train_time_s: float | None = None, **extra: Any) -> "CurvePoint":
+        """A point from a measurement (a log line, a live eval): a non-finite loss is stored as None (diverged)."""
+        return cls(step=step, val_loss=finite_or_none(val_loss), train_time_s=finite_or_none(train_time_s), **extra)
 
 
 class RunRecord(BaseModel):
     """One seed's run."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = _FINITE
 
     seed: Optional[int] = Field(default=None, strict=True)
     final_val_loss: Optional[float] = None  # the run's last eval; None if it diverged
@@ -93,12 +135,8 @@ class RunRecord(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _nan_to_none(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("final_val_loss"), float) and not math.isfinite(
-            data["final_val_loss"]
-        ):
-            data = {**data, "final_val_loss": None, "diverged": True}
-        return data
+    def _finite(cls, data: Any) -> Any:
+        return _refuse_non_finite(data)
 
     @classmethod
     def from_curve(
@@ -113,23 +151,23 @@ class RunRecord(BaseModel):
     ) -> "RunRecord":
         """A RunRecord from eval points: dicts {step, val_loss, train_time_s?}, CurvePoints or (step, loss[, time]).
 
-        final_val_loss = the last eval's loss; steps_to_target = the first eval step with loss < target;
-        diverged = any non-finite loss.
+        final_val_loss = the last eval's loss (None once the run diverged, even if a later loss is finite);
+        steps_to_target = the first eval step with loss < target before any divergence;
+        diverged = any non-finite loss (stored as None; see stats.curve_map for what a divergence means).
         """
         points: list[CurvePoint] = []
         for p in curve:
             if isinstance(p, CurvePoint):
                 points.append(p)
             elif isinstance(p, dict):
-                points.append(CurvePoint(**p))
+                points.append(CurvePoint.measured(**p))
             else:
                 t = tuple(p)
-                points.append(
-                    CurvePoint(step=int(t[0]), val_loss=float(t[1]), train_time_s=(None if len(t) < 3 else t[2]))
-                )
+                points.append(CurvePoint.measured(int(t[0]), float(t[1]), None if len(t) < 3 else t[2]))
         points.sort(key=lambda q: q.step)
         diverged = any(q.val_loss is None for q in points)
-        last = points[-1].val_loss if points else None
+        losses = stats.curve_map(points)  # after a divergence every loss counts as NaN (stats.curve_map)
+        last = finite_or_none(losses[points[-1].step]) if points else None
         return cls(
             seed=seed,
             final_val_loss=last,
@@ -167,9 +205,10 @@ class Provenance(BaseModel):
 class Results(BaseModel):
     """A results.json record. The step field is stored as `steps_to_target` and read/written as
     steps_field(target) (`steps_to_3_28` for target 3.28). `target` is required; a file without it is read as
-    a legacy 3.28 file by schema.files.parse_results, the one place that assumes a target."""
+    a legacy 3.28 file by schema.files.parse_results, the one place that assumes a target.
+    Every number is finite (NaN/Infinity are refused; a diverged loss is null)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = _FINITE
 
     # workspace: required
     agent_id: str = Field(min_length=1)
@@ -213,20 +252,17 @@ class Results(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _steps_field_in(cls, data: Any) -> Any:
-        """Map the file's steps_to_<target> onto steps_to_target (missing -> 'field required' on it)."""
+        """Refuse non-finite numbers anywhere; map the file's steps_to_<target> onto steps_to_target (missing ->
+        'field required' on it)."""
         if not isinstance(data, dict):
             return data
-        data = dict(data)
+        data = dict(_refuse_non_finite(data))
         try:
             name = stats.steps_field(data.get("target"))
         except (OptbenchError, TypeError):
             return data  # the target's own validation reports it (missing or invalid)
         if name in data and "steps_to_target" not in data:
             data["steps_to_target"] = data.pop(name)
-        for k in ("final_val_loss", "mean_val_loss", "std_val_loss"):
-            v = data.get(k)
-            if isinstance(v, float) and not math.isfinite(v):
-                data[k] = None
         return data
 
     @model_serializer(mode="wrap")
@@ -253,6 +289,21 @@ class Results(BaseModel):
     @property
     def n(self) -> int:
         return self.num_runs or (len(self.runs) or 1)
+
+    def loss_summary(self) -> str:
+        """The record's losses in words, each named by its field: the top-level final_val_loss is the mean val
+        loss AT THE REPORTED STEP (steps_to_<target>, or the last common eval when the target was not reached),
+        which differs from each run's last eval (runs[].final_val_loss) when the runs went on past that step."""
+        def fmt(x: float | None) -> str:
+            return "null" if x is None else f"{x:.5f}"
+
+        where = f"step {self.steps_to_target}" if self.steps_to_target is not None else "the last common eval"
+        text = f"final_val_loss {fmt(self.final_val_loss)} (mean val loss at {where}, n={self.n})"
+        if self.runs:
+            last = ", ".join("diverged" if r.diverged and r.final_val_loss is None else fmt(r.final_val_loss)
+                             for r in self.runs)
+            text += f"; last eval of each run (runs[].final_val_loss): {last}"
+        return text
 
     def to_json(self) -> str:
         """Indented JSON; each curve point on one line (a 10-seed record stays readable)."""
