@@ -190,20 +190,18 @@ def parse_message(name: str, data: bytes | str) -> Message:
         text = data
     msg = Message(name=name, text=text, body=text)
     _name_checks(msg)
-    t = text.lstrip("\ufeff").replace("\r\n", "\n")
-    if not t.startswith("---\n"):
+    lines = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines[0].rstrip() != "---":
         msg.warnings.append("malformed: no YAML front matter (the file must start with a '---' line)")
         _marker(msg)
         return msg
-    end = t.find("\n---", 3)
-    while end != -1 and not (t.startswith("\n", end + 4) or end + 4 == len(t)):
-        end = t.find("\n---", end + 4)
-    if end == -1:
+    end = next((i for i in range(1, len(lines)) if lines[i].rstrip() == "---"), None)
+    if end is None:
         msg.warnings.append("malformed: front matter is not closed by a '---' line")
         _marker(msg)
         return msg
-    fm_text = t[4 : end + 1]
-    msg.body = t[end + 5 :]
+    fm_text = "\n".join(lines[1:end]) + "\n"
+    msg.body = _normal_body("\n".join(lines[end + 1 :]))
     try:
         fm = yaml.load(fm_text, Loader=yaml.BaseLoader)  # BaseLoader: every scalar stays a string
     except yaml.YAMLError as e:
@@ -216,6 +214,8 @@ def parse_message(name: str, data: bytes | str) -> Message:
         msg.warnings.append("malformed front matter: not a mapping of fields")
         _marker(msg)
         return msg
+    if fm.get("type") in (None, ""):
+        fm["type"] = "agent"  # the spec's default type: a hand-written message may leave it out
     for key in ("agent", "type", "timestamp"):
         v = fm.get(key)
         if v is None or v == "":
@@ -234,12 +234,23 @@ def parse_message(name: str, data: bytes | str) -> Message:
     if msg.timestamp and not _timestamp_ok(msg.timestamp):
         msg.warnings.append(f"malformed front matter: timestamp {msg.timestamp!r} is not 'YYYY-MM-DD HH:MM UTC'")
     refs = fm.get("refs")
-    if isinstance(refs, str):
-        msg.refs = split_refs(refs)
-    elif isinstance(refs, list):
-        msg.refs = [r for r in refs if isinstance(r, str)]
+    if isinstance(refs, (str, list)):  # one line 'a.md, b.md' / 'a.md b.md', or a YAML list
+        msg.refs = [_normal_ref(r) for r in split_refs([r for r in ([refs] if isinstance(refs, str) else refs)
+                                                          if isinstance(r, str)])]
     _marker(msg)
     return msg
+
+
+def _normal_body(body: str) -> str:
+    """The body as optbench writes it: no blank lines before it, exactly one newline after it (other writers
+    leave a blank line after the front matter, or no final newline; the markdown reads the same)."""
+    body = body.lstrip("\n").rstrip("\n")
+    return body + "\n" if body else ""
+
+
+def _normal_ref(ref: str) -> str:
+    """A ref as optbench writes it: a message file name; `.md` added when a writer left it off."""
+    return ref if ref.endswith(".md") or not NAME_RE.match(ref + ".md") else ref + ".md"
 
 
 def _timestamp_ok(ts: str) -> bool:

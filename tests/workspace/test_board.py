@@ -101,7 +101,7 @@ def test_selectors(board):
         ("20260430-100000_a.md", "no front matter\n", "no YAML front matter"),
         ("20260430-100001_a.md", "---\nagent: a\ntype: agent\n", "not closed"),
         ("20260430-100002_a.md", "---\nagent: [unclosed\n---\nbody\n", "malformed front matter"),
-        ("20260430-100003_a.md", "---\nagent: a\ntimestamp: 2026-04-30 10:00 UTC\n---\nbody\n", "missing field 'type'"),
+        ("20260430-100003_a.md", "---\nagent: a\ntype: agent\n---\nbody\n", "missing field 'timestamp'"),
         ("20260430-100004_a.md", "---\nagent: a\ntype: boss\ntimestamp: 2026-04-30 10:00 UTC\n---\nb\n", "type 'boss'"),
         ("20260430-100005_a.md", "---\nagent: b\ntype: agent\ntimestamp: 2026-04-30 10:00 UTC\n---\nb\n", "differs"),
         ("random-name.md", "---\nagent: a\ntype: agent\ntimestamp: 2026-04-30 10:00 UTC\n---\nb\n", "file name"),
