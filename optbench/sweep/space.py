@@ -194,7 +194,9 @@ def parse_space(text: str, origin: str = "space") -> Space:
 def load_space(path: str | Path) -> Space:
     p = Path(path)
     try:
-        text = p.read_text()
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise OptbenchError(f"--space: {p} is not a TOML file: byte {e.start} is not UTF-8 text") from None
     except OSError as e:
         raise OptbenchError(f"--space: cannot read {p} ({e.strerror or e})") from None
     return parse_space(text, str(p))
