@@ -133,14 +133,19 @@ def test_results_json_any_json(data):
 @given(junk_bytes)
 def test_results_json_any_bytes(data):
     """reader: results.json (any bytes in the file)"""
+    _read_file("results.json", data, load_results, _check_record)
+
+
+def _read_file(name: str, data: bytes, reader, check) -> None:
+    """Write `data` to a fresh file `name`, read it with `reader`: a clear error, or a result that passes `check`."""
     with tempfile.TemporaryDirectory() as d:
-        p = Path(d) / "results.json"
+        p = Path(d) / name
         p.write_bytes(data)
         try:
-            r = load_results(p)
+            out = reader(p)
         except OptbenchError:
             return
-        _check_record(r)
+        check(out)
 
 
 @fuzz(100)
@@ -337,14 +342,7 @@ def test_search_space_any_toml(text):
 @given(junk_bytes)
 def test_search_space_any_file(data):
     """reader: search space (--space FILE, any bytes)"""
-    with tempfile.TemporaryDirectory() as d:
-        p = Path(d) / "space.toml"
-        p.write_bytes(data)
-        try:
-            space = load_space(p)
-        except OptbenchError:
-            return
-        _check_grid(space)
+    _read_file("space.toml", data, load_space, _check_grid)
 
 
 # ---- upstream logs ------------------------------------------------------------------------------------------------
@@ -366,13 +364,7 @@ log_lines = st.lists(st.one_of(eval_lines, st.sampled_from(
 @given(junk_bytes)
 def test_upstream_log_any_file(data):
     """reader: upstream log (any bytes in the file)"""
-    with tempfile.TemporaryDirectory() as d:
-        p = Path(d) / "log.txt"
-        p.write_bytes(data)
-        try:
-            parse_log(p).run_records(3.28)
-        except OptbenchError:
-            pass
+    _read_file("log.txt", data, lambda p: parse_log(p).run_records(3.28), lambda runs: None)
 
 
 @fuzz(400)

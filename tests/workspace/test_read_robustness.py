@@ -33,7 +33,7 @@ def _folder(tmp_path, name: str, data: bytes) -> str:
 
 
 @pytest.mark.parametrize("content,why", [(NAN_RESULTS.encode(), "final_val_loss: NaN is not allowed"),
-                                         (bytes(range(256)) * 4, "not UTF-8 text")])
+                                         (bytes(range(256)) * 4, "not UTF-8 text")], ids=["nan", "binary"])
 def test_push_refuses_bad_results_and_pushes_nothing(ws, tmp_path, capsys, content, why):
     src = _folder(tmp_path, "art", content)
     code, out, err = run_cli(["artifacts", "push", src, "--name", "bad", "-w", str(ws), "--agent-id", "agent-01"], capsys)
@@ -43,7 +43,7 @@ def test_push_refuses_bad_results_and_pushes_nothing(ws, tmp_path, capsys, conte
 
 
 @pytest.mark.parametrize("content,why", [(NAN_RESULTS.encode(), "final_val_loss: NaN is not allowed"),
-                                         (b"\x89PNG\r\n\x1a\n\x00\x00", "not UTF-8 text")])
+                                         (b"\x89PNG\r\n\x1a\n\x00\x00", "not UTF-8 text")], ids=["nan", "png"])
 def test_validate_refuses_bad_results(tmp_path, capsys, content, why):
     src = _folder(tmp_path, "r", content)
     code, out, err = run_cli(["results", "validate", src], capsys)
