@@ -17,7 +17,12 @@ Same-second posts. When an agent posts twice within one UTC second, the second m
 agent id, so the agent part of a name stays unambiguous, and `~` sorts after `.`, so for one agent and one
 second `x.md < x~002.md < x~003.md`: sorting names still gives the order in which the posts were made.
 
-Malformed files (no or broken front matter, a missing field, an unknown type, two leaderboard markers, bytes
+Other writers of the convention (the original workspace's shell script, a person by hand) read the same as
+optbench's own files: CRLF or CR line ends, a BOM, trailing spaces on a `---` line, extra front-matter keys, a
+missing `type` (the spec's default `agent`), `refs` as one line (`a.md, b.md` or `a.md b.md`), a YAML list or
+without the `.md`, a blank line before the body and no final newline (tests/workspace/test_board_convention.py).
+
+Malformed files (no or broken front matter, a missing agent or timestamp, an unknown type, two leaderboard markers, bytes
 that are not UTF-8) are still listed and shown, each with its warnings; they never stop a command.
 """
 
