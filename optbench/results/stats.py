@@ -17,9 +17,8 @@ Claimed step of a run set: the earliest eval step that ALL runs evaluated at whi
 runs passes the single-result rule. It is one fixed step for the whole set, never chosen per run
 (per-run early stopping on val loss is forbidden upstream).
 
-Divergence: a run whose loss goes NaN/inf does not recover. Every eval after its first non-finite loss counts
-as NaN (curve_map, through which every function here reads a curve), so a diverged run has no step below the
-target, no claim and no finite mean after the divergence, whatever its later evals say.
+Divergence: a run does not recover from a NaN/inf loss; curve_map (every function here reads curves through it)
+makes each later eval NaN, so nothing after a divergence is below the target, claimed or averaged.
 
 Floating point at the boundaries: the comparison is `stat >= margin - BOUNDARY_TOL` with
 BOUNDARY_TOL = 1e-9 (val-loss units). The rule is ">= margin", so a mean exactly on the published
