@@ -4,7 +4,8 @@ hypothesis' statistics and prints one table.
     python bench/fuzz_counts.py [-k EXPR]
 
 "inputs run" counts the examples that reached the reader (passing + failing, every phase: the example database's
-replays, generation, shrinking); "filtered" the generated inputs a strategy's filter threw away.
+replays, generation, shrinking); "invalid" the generated inputs hypothesis discarded before the reader saw them
+(a strategy's filter, an input too large).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def main() -> None:
             for i in range(3):
                 rows[test][i] += int(m.group(i + 1))
     summary = next((ln for ln in reversed(p.stdout.splitlines()) if " passed" in ln or " failed" in ln), "?")
-    print(f"| reader | test | max_examples | inputs run | failing | filtered |")
+    print("| reader | test | max_examples | inputs run | failing | invalid |")
     print("|---|---|---:|---:|---:|---:|")
     total = 0
     for t, (ok, bad, inv) in rows.items():
