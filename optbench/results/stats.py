@@ -216,8 +216,7 @@ def _point(p: Any) -> tuple[int, float]:
 
 
 def curve_map(run: Any) -> dict[int, float]:
-    """{eval step: val loss} from a run: a RunRecord (.curve), a {step: loss} mapping, or (step, loss) pairs,
-    in step order.
+    """{eval step: val loss}, in step order, from a RunRecord (.curve), a {step: loss} mapping or (step, loss) pairs.
 
     A None loss (diverged, stored as JSON null) becomes NaN. A diverged run does not recover: every eval after
     its first non-finite loss is NaN too, so no step after a divergence is ever below the target, claimed or
