@@ -170,8 +170,19 @@ NANO = Track(
     exchange_rate=0.0049,  # measured: bench/exchange_rate.py, docs/tracks.md
 )
 
-_STATIC = {t.name: t for t in (SMALL, CPU, NANO)}
-TRACK_NAMES = ("small", "medium", "cpu", "nano")
+PROXY = Track(
+    name="proxy",
+    description="Rank proxy of track 3 (docs/proxy.md): 4x48 GPT (2 heads of 24), 1,024-id GPT-2 vocabulary, "
+                "books19c-mini, 640 tokens/step, 3,250 steps",
+    model="gpt", model_config=GPTConfig(vocab_size=1024, num_layers=4, model_dim=48, head_dim=24),
+    batch_tokens=5 * 128, seq_len=128, micro_batch_rows=5, target=4.0, val_tokens=200 * 128, train_steps=3250,
+    eval_every=125, eval_every_late=25, late_frac=0.9, data="books19c-mini", rule="proxy",
+    upstream="optbench rank proxy of track 3; design and calibration in docs/proxy.md",
+    exchange_rate=0.0001,  # PROVISIONAL until calibrated
+)
+
+_STATIC = {t.name: t for t in (SMALL, CPU, NANO, PROXY)}
+TRACK_NAMES = ("small", "medium", "cpu", "nano", "proxy")
 
 
 def get_track(name: str) -> Track:

@@ -76,6 +76,14 @@ RULES: dict[str, Rule] = {
         source="KJ records/track_3_optimization/README.md @52929885 (2026-04-30): "
         "n=1 < 3.276, n=4 < 3.278, n=10 < 3.27874",
     ),
+    "proxy": Rule(
+        name="proxy",
+        sigma=0.01,
+        margin=0.0309,
+        p=0.001,
+        loss_per_100_steps=0.01,
+        source="PROVISIONAL until calibrated: docs/proxy.md",
+    ),
 }
 DEFAULT_RULE = "workspace"
 

@@ -1,0 +1,131 @@
+"""Study definitions (optbench.study.plan): validation and the one rule that makes every entry's space."""
+
+from pathlib import Path
+
+import pytest
+
+from optbench.errors import OptbenchError
+from optbench.study.plan import load_study
+
+REPO = Path(__file__).resolve().parents[2]
+
+BASE = """
+name = "mini"
+track = "nano"
+trials = 2
+range_factor = 4.0
+steps = [20, 80]
+final_seeds = [1, 2]
+reference = "muon"
+ratio = ["muon", "adamw"]
+"""
+
+ENTRIES = """
+[[entry]]
+name = "muon"
+label = "Muon"
+recipe = "nano-muon"
+full_steps = 3250
+full_source = "#36"
+
+[[entry]]
+name = "adamw"
+label = "AdamW"
+recipe = "nano-adamw"
+full_steps = 4950
+full_source = "PR #353"
+
+[[entry]]
+name = "lion"
+label = "Lion"
+recipe = "lion.toml"
+full_steps = 12250
+full_source = "PR #326"
+{knob}
+"""
+
+LION = """
+name = "mini-lion"
+track = "nano"
+optimizer = "lion"
+hparams = { lr = 0.0008, weight_decay = 0.0125, betas = [0.9, 0.99] }
+
+[aux]
+embed_lr = 0.7
+head_lr = 0.032
+scalar_lr = 0.015
+"""
+
+
+def write(tmp_path, base=BASE, knob=""):
+    (tmp_path / "lion.toml").write_text(LION)
+    p = tmp_path / "study.toml"
+    p.write_text(base + ENTRIES.format(knob=knob))
+    return p
+
+
+def test_every_entry_gets_the_same_space_shape_around_its_recipe(tmp_path):
+    study = load_study(write(tmp_path))
+    assert study.names == ["muon", "adamw", "lion"]
+    lion = study.space(study.entry("lion"))
+    assert lion == {"lr": {"log": [0.0002, 0.0032]}, "weight_decay": {"log": [0.003125, 0.05]},
+                    "train_steps": {"int": [20, 80], "log": True}}
+    muon = study.space(study.entry("muon"))  # nano-muon: lr 0.05, weight_decay 0.05
+    assert muon["lr"] == {"log": [0.0125, 0.2]} and muon["weight_decay"] == {"log": [0.0125, 0.2]}
+    assert {tuple(study.space(e)) for e in study.entries} == {("lr", "weight_decay", "train_steps")}
+
+
+def test_paths_are_relative_to_the_study_file(tmp_path):
+    study = load_study(write(tmp_path))
+    assert study.recipe_ref(study.entry("lion")) == str(tmp_path.resolve() / "lion.toml")
+    assert study.recipe_ref(study.entry("muon")) == "nano-muon"  # bundled names stay names
+    assert study.storage_url() == f"sqlite:///{tmp_path.resolve() / 'sweeps.db'}"
+    assert study.final_dir(study.entry("adamw")) == tmp_path.resolve() / "finals" / "adamw"
+    assert study.sweep_name(study.entry("adamw")) == "mini-adamw"
+
+
+def test_one_knob_joins_the_space(tmp_path):
+    study = load_study(write(tmp_path, knob='knob = { betas = { categorical = [[0.9, 0.99], [0.95, 0.98]] } }'))
+    assert study.space(study.entry("lion"))["betas"] == {"categorical": [[0.9, 0.99], [0.95, 0.98]]}
+
+
+@pytest.mark.parametrize("base, knob, msg", [
+    (BASE, 'knob = { "betas" = { categorical = [[0.9, 0.99]] }, "eps" = { log = [1e-9, 1e-7] } }', "at most one"),
+    (BASE, 'knob = { lr = { log = [1e-4, 1e-3] } }', "knob must be another"),
+    (BASE.replace('reference = "muon"', 'reference = "sgd"'), "", "'sgd' is not an entry"),
+    (BASE.replace("steps = [20, 80]", "steps = [80, 20]"), "", "0 < low < high"),
+    (BASE.replace("trials = 2", "trials = 0"), "", "trials"),
+])
+def test_bad_studies_are_one_line_errors(tmp_path, base, knob, msg):
+    with pytest.raises(OptbenchError, match=msg):
+        load_study(write(tmp_path, base, knob))
+
+
+def test_a_recipe_without_weight_decay_cannot_centre_the_search(tmp_path):
+    p = write(tmp_path)
+    (tmp_path / "lion.toml").write_text(LION.replace("weight_decay = 0.0125, ", ""))
+    study = load_study(p)
+    with pytest.raises(OptbenchError, match="needs a positive weight_decay"):
+        study.space(study.entry("lion"))
+
+
+def test_missing_file_and_bad_toml(tmp_path):
+    with pytest.raises(OptbenchError, match="cannot read"):
+        load_study(tmp_path / "nope.toml")
+    (tmp_path / "bad.toml").write_text("name = ")
+    with pytest.raises(OptbenchError, match="not valid TOML"):
+        load_study(tmp_path / "bad.toml")
+
+
+def test_the_committed_proxy_study_loads_and_every_space_is_valid_for_its_sweep():
+    from optbench.optim.recipe import load_recipe
+    from optbench.sweep.settings import setting_names
+    from optbench.sweep.space import space_from_dict
+    from optbench.tracks import get_track
+
+    study = load_study(REPO / "studies" / "proxy" / "study.toml")
+    assert len(study.entries) >= 8 and study.track == "proxy"
+    track = get_track(study.track)
+    for e in study.entries:
+        recipe = load_recipe(study.recipe_ref(e))
+        space_from_dict(study.space(e)).check_names(setting_names(recipe, track), e.name)
