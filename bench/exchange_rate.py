@@ -18,9 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from optbench.optim.recipe import apply_settings
 from optbench.data.corpus import default_data_dir
-from optbench.optim.recipe import load_recipe, recipe_source_text
+from optbench.optim.recipe import apply_settings, load_recipe, recipe_source_text
 from optbench.results.schema import load_results
 from optbench.tracks import get_track
 from optbench.train.distributed import setup
@@ -35,7 +34,7 @@ def run_one(track, base, text: str, recipe_name: str, T: int, seed: int, out_dir
         return res.runs[0].final_val_loss, float(res.wallclock_s or 0.0)
     recipe, set_text = apply_settings(base, [f"train_steps={T}"])
     cfg = RunConfig(track=track, recipe=recipe, recipe_text=text + set_text, seeds=[seed], out_dir=out,
-                    data_dir=default_data_dir(track.vocab_size), progress=False)
+                    data_dir=default_data_dir(track.vocab_size, track.data), progress=False)
     t0 = time.perf_counter()
     results, _ = run(cfg, env)
     return results.runs[0].final_val_loss, time.perf_counter() - t0

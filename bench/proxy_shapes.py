@@ -37,7 +37,7 @@ def shape_track(layers: int, width: int, vocab: int, rows: int, seq: int, head_d
     cfg = GPTConfig(vocab_size=vocab, num_layers=layers, model_dim=width, head_dim=head_dim)
     return dataclasses.replace(
         SMALL, name=f"{layers}x{width} v{vocab} {rows}x{seq}", model_config=cfg, batch_tokens=rows * seq,
-        seq_len=seq, micro_batch_rows=rows, val_tokens=val_tokens, data="books19c-mini", eval_every=10**9,
+        seq_len=seq, micro_batch_rows=rows, val_tokens=val_tokens, data="books19c-mini-mixed", eval_every=10**9,
         eval_every_late=10**9, late_frac=1.0)
 
 
@@ -63,7 +63,7 @@ def timed_run(track, what: str, steps: int, env) -> tuple[float, float]:
     recipe = timing_recipe(what, steps)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = RunConfig(track=track, recipe=recipe, recipe_text="", seeds=[0], out_dir=Path(tmp),
-                        data_dir=default_data_dir(track.vocab_size), progress=False)
+                        data_dir=default_data_dir(track.vocab_size, track.data), progress=False)
         t = time.perf_counter()
         results, _ = run(cfg, env)
         wall = time.perf_counter() - t

@@ -39,7 +39,7 @@ class Track:
     eval_every: int  # eval cadence while step/T < late_frac
     eval_every_late: int  # eval cadence once step/T >= late_frac
     late_frac: float
-    data: str  # "fineweb" or "books19c-mini"
+    data: str  # "fineweb", or a bundled corpus: "books19c-mini", "books19c-mini-mixed" (optbench.data.corpus)
     rule: str  # default significance-rule preset (optbench.results.stats)
     upstream: str = ""  # where the definition comes from
     val_seq_len: int = 0  # tokens per validation row (0: seq_len); the medium record validates on 262,144-token rows
@@ -167,11 +167,11 @@ NANO = Track(
 
 PROXY = Track(
     name="proxy",
-    description="Rank proxy of track 3 (docs/proxy.md): 4x48 GPT (2 heads of 24), 1,024-id GPT-2 vocabulary, "
-                "books19c-mini, 640 tokens/step, 3,250 steps",
-    model="gpt", model_config=GPTConfig(vocab_size=1024, num_layers=4, model_dim=48, head_dim=24),
-    batch_tokens=5 * 128, seq_len=128, micro_batch_rows=5, target=4.0, val_tokens=200 * 128, train_steps=3250,
-    eval_every=125, eval_every_late=25, late_frac=0.9, data="books19c-mini", rule="proxy",
+    description="Rank proxy of track 3 (docs/proxy.md): 2x32 GPT (2 heads of 16), 768-id GPT-2 vocabulary, "
+                "books19c-mini-mixed, 512 tokens/step, 1,500 steps (~10 tokens per parameter)",
+    model="gpt", model_config=GPTConfig(vocab_size=768, num_layers=2, model_dim=32, head_dim=16),
+    batch_tokens=8 * 64, seq_len=64, micro_batch_rows=8, target=4.0, val_tokens=96 * 64, train_steps=1500,
+    eval_every=75, eval_every_late=15, late_frac=0.9, data="books19c-mini-mixed", rule="proxy",
     upstream="optbench rank proxy of track 3; design and calibration in docs/proxy.md",
     exchange_rate=0.0001,  # PROVISIONAL until calibrated
 )
@@ -243,7 +243,7 @@ def run_data_dir(track: Track, data, unofficial: bool):
         return data
     from optbench.data.corpus import default_data_dir
 
-    return default_data_dir(track.vocab_size)
+    return default_data_dir(track.vocab_size, track.data)
 
 
 __all__ = ["Track", "below_target", "get_track", "TRACK_NAMES", "with_overrides", "track_for_run", "run_data_dir",

@@ -140,6 +140,6 @@ def data_default(track: str = typer.Option("cpu", "--track")) -> None:
     from optbench.tracks import get_track
 
     t = get_track(track)
-    if t.data != "books19c-mini":
+    if t.data == "fineweb":
         raise OptbenchError(f"--track: {track} has no bundled data (it trains on {t.data})")
-    print(default_data_dir(t.vocab_size))
+    print(default_data_dir(t.vocab_size, t.data))

@@ -50,7 +50,8 @@ def run_final_seed(study: Study, entry: Entry, seed: int, log=print) -> Path:
                             f"{study.sweep_name(entry)}; move it away to start the final runs again")
     seeds = [s for s in study.final_seeds if s in done] + [seed]
     cfg = RunConfig(track=track, recipe=recipe, recipe_text=text, seeds=seeds, out_dir=out,
-                    data_dir=default_data_dir(track.vocab_size), experiment=f"{study.name} final {entry.name}")
+                    data_dir=default_data_dir(track.vocab_size, track.data),
+                    experiment=f"{study.name} final {entry.name}")
     log(f"study {study.name}: final run of {entry.name}, seed {seed} ({len(done)} of {len(study.final_seeds)} "
         f"done), train_steps {cfg.train_steps}")
     run(cfg, setup("cpu"), resume=bool(done))
@@ -61,11 +62,11 @@ def write_recipes(study: Study, recipe_dir: Path) -> list[Path]:
     """Each entry whose sweep is done: its best configuration as the bundled recipe `TRACK-ENTRY.toml`, with the
     sweep's tuning_budget, the study as source and, once its final runs are all there, their result as
     `published`."""
+    import tomli_w
+
     from optbench.fsutil import atomic_write_text
     from optbench.optim.recipe import Published, parse_recipe
     from optbench.study.report import collect
-
-    import tomli_w
 
     written = []
     for row in collect(study):
@@ -76,7 +77,7 @@ def write_recipes(study: Study, recipe_dir: Path) -> list[Path]:
             mean = sum(row.finals) / len(row.finals)
             recipe = recipe.model_copy(update={"published": Published(
                 steps=int(row.proxy_steps), mean_val_loss=round(mean, 5), n=len(row.finals))})
-        text = (f"# written by `python bench/proxy_study.py recipes` from the proxy study (docs/proxy_study.md)\n"
+        text = ("# written by `python bench/proxy_study.py recipes` from the proxy study (docs/proxy_study.md)\n"
                 + tomli_w.dumps(recipe.model_dump(mode="json", exclude_none=True)))
         out = Path(recipe_dir) / f"{recipe.name}.toml"
         parse_recipe(text, str(out))  # what we write must load back

@@ -31,7 +31,7 @@ class Entry(BaseModel):
     knob: dict = Field(default_factory=dict)  # {name: range} in the sweep space syntax; at most one
 
     @model_validator(mode="after")
-    def _one_knob(self) -> "Entry":
+    def _one_knob(self) -> Entry:
         if len(self.knob) > 1:
             raise ValueError(f"entry {self.name}: at most one optimizer-specific knob, got {', '.join(self.knob)}")
         if set(self.knob) & {"lr", "weight_decay", "train_steps"}:
@@ -62,7 +62,7 @@ class Study(BaseModel):
     path: Path = Field(default=Path("."), exclude=True)
 
     @model_validator(mode="after")
-    def _check(self) -> "Study":
+    def _check(self) -> Study:
         names = [e.name for e in self.entries]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:

@@ -8,8 +8,8 @@ are dropped, and the interval is the 2.5th..97.5th percentile of the rest.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from scipy import stats

@@ -59,7 +59,7 @@ def collect(study: Study) -> list[Row]:
             res = load_results(res_file)
             runs = [r for r in res.runs if r.seed in study.final_seeds]
             T = res.train_steps
-            verdict = stats.evaluate_runs(runs, track.rule, track.target)
+            verdict = stats.evaluate_runs(runs, track.rule, target=track.target)
             per_seed = [stats.first_step_below(r, track.target) for r in runs]
             finals = [r.final_val_loss for r in runs]
             if len(runs) == len(study.final_seeds):
