@@ -3,6 +3,7 @@
     python bench/proxy_study.py create             # the sweeps, one per optimizer (idempotent)
     flock /tmp/optbench-heavy.lock python bench/proxy_study.py work [--entry NAME] [--trials 1]
     flock /tmp/optbench-heavy.lock python bench/proxy_study.py final [--entry NAME]     # one final seed
+    OMP_NUM_THREADS=1 nice -n 10 python bench/proxy_study.py all    # entry by entry: its sweep, then its seeds
     python bench/proxy_study.py status
     python bench/proxy_study.py report             # docs/proxy_study.md and docs/proxy_study.png
     python bench/proxy_study.py recipes            # the tuned proxy-* recipes into optbench/optim/recipes/
@@ -26,7 +27,7 @@ RECIPES = Path(__file__).resolve().parents[1] / "optbench" / "optim" / "recipes"
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("command", choices=("create", "work", "final", "status", "report", "recipes"))
+    ap.add_argument("command", choices=("create", "work", "final", "all", "status", "report", "recipes"))
     ap.add_argument("--study", default=str(STUDY))
     ap.add_argument("--entry", default=None, help="only this entry (work, final)")
     ap.add_argument("--trials", type=int, default=1, help="trials to run (work)")
@@ -46,6 +47,11 @@ def main(argv=None) -> int:
             from optbench.study.run import final
 
             final(study, a.entry)
+        elif a.command == "all":
+            from optbench.study.run import create_sweeps, run_all
+
+            create_sweeps(study)
+            run_all(study)
         elif a.command == "status":
             from optbench.study.run import status_table
 

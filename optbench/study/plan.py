@@ -4,7 +4,7 @@ each, and the equal tuning budget; and the one rule that makes every entry's sea
 Read from a TOML file (studies/proxy/study.toml); paths in it are relative to that file. Every entry's space has
 the same shape: lr and weight_decay log-uniform over [value / f, value x f] around the entry's base recipe
 (f = `range_factor`), train_steps log-uniform over the study's `steps` range, and at most one optimizer-specific
-knob.
+knob. The first trial of each sweep is the centre (`Study.centre`).
 """
 
 from __future__ import annotations
@@ -120,6 +120,18 @@ class Study(BaseModel):
         space["train_steps"] = {"int": list(self.steps), "log": True}
         space.update(entry.knob)
         return space
+
+    def centre(self, entry: Entry) -> dict:
+        """The first trial of every sweep: the base recipe's lr and weight decay at the track's train_steps (the
+        transposed published setting), so the best of the budget is never worse than the starting point."""
+        from optbench.optim.recipe import load_recipe
+        from optbench.tracks import get_track
+
+        recipe = load_recipe(self.recipe_ref(entry))
+        T = get_track(self.track).train_steps
+        if not self.steps[0] <= T <= self.steps[1]:
+            raise OptbenchError(f"study {self.name}: the track's train_steps {T} is outside steps {list(self.steps)}")
+        return {"lr": recipe.hparams["lr"], "weight_decay": recipe.hparams["weight_decay"], "train_steps": T}
 
 
 def _round(x: float) -> float:

@@ -5,6 +5,8 @@
 - `work`: one trial of the entry that has the fewest (round robin), so a partial study stays balanced.
 - `final`: the next seed of the best configuration of an entry whose sweep is done (one seed per call; a run
   folder's finished seeds are kept, so calls add seeds until the study's `final_seeds` are all there).
+- `run_all`: entry by entry in the study's order, its sweep then its final seeds, so a study stopped part way
+  has whole entries.
 Each call does a few minutes of work; wrap it in `flock /tmp/optbench-heavy.lock` on a shared machine.
 """
 
@@ -18,7 +20,8 @@ from optbench.study.plan import Entry, Study
 
 
 def create_sweeps(study: Study) -> list[str]:
-    """Create (or open, when they exist with the same definition) every entry's sweep; returns their names."""
+    """Create (or open, when they exist with the same definition) every entry's sweep, its first trial enqueued at
+    the entry's centre; returns their names."""
     from optbench.sweep import create_sweep
 
     (study.dir / study.storage).parent.mkdir(parents=True, exist_ok=True)
@@ -28,6 +31,8 @@ def create_sweeps(study: Study) -> list[str]:
                              space=study.space(e), storage=study.storage_url(), sampler=study.sampler, seeds=1,
                              first_seed=study.sweep_seed, objective="steps", max_trials=study.trials,
                              runs_dir=study.runs_dir(e), resume=True)
+        if not sweep.study.trials:
+            sweep.study.enqueue_trial(study.centre(e))
         names.append(sweep.name)
     return names
 
@@ -101,6 +106,15 @@ def final(study: Study, entry: str | None = None, log=print) -> str | None:
         return s.entry.name
     log(f"study {study.name}: no final run left to do")
     return None
+
+
+def run_all(study: Study, log=print) -> None:
+    """Finish every entry in the study's order: the rest of its sweep, then the rest of its final seeds."""
+    for e in study.entries:
+        while work(study, e.name, 1, log=log):
+            pass
+        while final(study, e.name, log=log) is not None:
+            pass
 
 
 def status_table(study: Study) -> str:

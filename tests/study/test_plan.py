@@ -14,7 +14,7 @@ name = "mini"
 track = "nano"
 trials = 2
 range_factor = 4.0
-steps = [20, 80]
+steps = [50, 200]
 final_seeds = [1, 2]
 reference = "muon"
 ratio = ["muon", "adamw"]
@@ -69,7 +69,7 @@ def test_every_entry_gets_the_same_space_shape_around_its_recipe(tmp_path):
     assert study.names == ["muon", "adamw", "lion"]
     lion = study.space(study.entry("lion"))
     assert lion == {"lr": {"log": [0.0002, 0.0032]}, "weight_decay": {"log": [0.003125, 0.05]},
-                    "train_steps": {"int": [20, 80], "log": True}}
+                    "train_steps": {"int": [50, 200], "log": True}}
     muon = study.space(study.entry("muon"))  # nano-muon: lr 0.05, weight_decay 0.05
     assert muon["lr"] == {"log": [0.0125, 0.2]} and muon["weight_decay"] == {"log": [0.0125, 0.2]}
     assert {tuple(study.space(e)) for e in study.entries} == {("lr", "weight_decay", "train_steps")}
@@ -93,7 +93,7 @@ def test_one_knob_joins_the_space(tmp_path):
     (BASE, 'knob = { "betas" = { categorical = [[0.9, 0.99]] }, "eps" = { log = [1e-9, 1e-7] } }', "at most one"),
     (BASE, 'knob = { lr = { log = [1e-4, 1e-3] } }', "knob must be another"),
     (BASE.replace('reference = "muon"', 'reference = "sgd"'), "", "'sgd' is not an entry"),
-    (BASE.replace("steps = [20, 80]", "steps = [80, 20]"), "", "0 < low < high"),
+    (BASE.replace("steps = [50, 200]", "steps = [200, 50]"), "", "0 < low < high"),
     (BASE.replace("trials = 2", "trials = 0"), "", "trials"),
 ])
 def test_bad_studies_are_one_line_errors(tmp_path, base, knob, msg):
@@ -129,3 +129,11 @@ def test_the_committed_proxy_study_loads_and_every_space_is_valid_for_its_sweep(
     for e in study.entries:
         recipe = load_recipe(study.recipe_ref(e))
         space_from_dict(study.space(e)).check_names(setting_names(recipe, track), e.name)
+
+
+def test_the_centre_is_the_base_recipe_at_the_track_length(tmp_path):
+    study = load_study(write(tmp_path))
+    assert study.centre(study.entry("lion")) == {"lr": 0.0008, "weight_decay": 0.0125, "train_steps": 100}
+    narrow = load_study(write(tmp_path, BASE.replace("steps = [50, 200]", "steps = [150, 200]")))
+    with pytest.raises(OptbenchError, match="train_steps 100 is outside steps"):
+        narrow.centre(narrow.entry("lion"))

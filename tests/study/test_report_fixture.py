@@ -13,7 +13,7 @@ name = "fixture"
 track = "nano"
 trials = 2
 range_factor = 2.0
-steps = [20, 40]
+steps = [50, 100]
 final_seeds = [1, 2]
 reference = "muon"
 ratio = ["muon", "adamw"]
@@ -72,6 +72,11 @@ def test_report_from_committed_storage_and_final_runs(tmp_path):
     (tmp_path / "study.toml").write_text(STUDY)
     study = load_study(tmp_path / "study.toml")
     create_sweeps(study)
+    create_sweeps(study)  # idempotent: the centre is enqueued once
+    from optbench.sweep import open_sweep
+
+    queued = open_sweep("fixture-muon", study.storage_url()).study.trials
+    assert [t.system_attrs["fixed_params"] for t in queued] == [{"lr": 0.05, "weight_decay": 0.05, "train_steps": 100}]
     md, fig = write_report(study)  # no final runs yet
     assert "pending" in md.read_text() and "Not computed yet: 0 of 3" in md.read_text()
 
