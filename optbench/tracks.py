@@ -170,10 +170,10 @@ PROXY = Track(
     description="Rank proxy of track 3 (docs/proxy.md): 2x32 GPT (2 heads of 16), 768-id GPT-2 vocabulary, "
                 "books19c-mini-mixed, 768 tokens/step, 1,000 steps (~10 tokens per parameter)",
     model="gpt", model_config=GPTConfig(vocab_size=768, num_layers=2, model_dim=32, head_dim=16),
-    batch_tokens=12 * 64, seq_len=64, micro_batch_rows=12, target=4.0, val_tokens=96 * 64, train_steps=1000,
+    batch_tokens=12 * 64, seq_len=64, micro_batch_rows=12, target=3.128, val_tokens=96 * 64, train_steps=1000,
     eval_every=50, eval_every_late=10, late_frac=0.9, data="books19c-mini-mixed", rule="proxy",
     upstream="optbench rank proxy of track 3; design and calibration in docs/proxy.md",
-    exchange_rate=0.0001,  # PROVISIONAL until calibrated
+    exchange_rate=1.1e-4,  # measured: bench/exchange_rate.py at T=700 and 1,000, docs/proxy.md
 )
 
 _STATIC = {t.name: t for t in (SMALL, CPU, NANO, PROXY)}
