@@ -130,6 +130,16 @@ def _mean_sd(xs: list[float]) -> str:
     return f"{m:,.0f} ± {s:,.0f}" if len(xs) > 1 else f"{m:,.0f}"
 
 
+def run_time_text(rows: list[Row]) -> str:
+    """The wall time of one proxy run: the sweeps' device time over their finished trials."""
+    trials = sum(r.trials for r in rows)
+    if not trials:
+        return ""
+    seconds = 3600 * sum(r.device_hours for r in rows) / trials
+    return (f"One proxy run took {seconds:.0f} s on average over the {trials} sweep trials (one thread, on a "
+            f"machine shared with other jobs).")
+
+
 def markdown(study: Study, rows: list[Row], agreement, figure_name: str) -> str:
     from optbench.tracks import get_track
 
@@ -147,7 +157,8 @@ def markdown(study: Study, rows: list[Row], agreement, figure_name: str) -> str:
         f"({study.sampler} sampler, 1 seed each, objective `steps`) over lr and weight decay "
         f"(x/÷ {study.range_factor:g} around the transposed published setting), train_steps "
         f"{study.steps[0]:,}..{study.steps[1]:,} and at most one optimizer-specific knob; then the best "
-        f"configuration with seeds {', '.join(map(str, study.final_seeds))}.",
+        f"configuration with seeds {', '.join(map(str, study.final_seeds))}. "
+        + run_time_text(rows),
         "",
         "| optimizer | tuned settings (best trial) | trials | device-h | proxy steps | per-seed steps to target, "
         "mean ± sd (n) | final val loss, mean ± sd | full benchmark steps | source |",
@@ -187,7 +198,8 @@ def markdown(study: Study, rows: list[Row], agreement, figure_name: str) -> str:
     lines += ["", f"{by[num].entry.label}/{by[den].entry.label} step ratio: "
               + (f"**{q:.2f}** on the proxy against **{study.full_ratio:.2f}** on the full benchmark "
                  f"({by[num].entry.full_steps:,}/{by[den].entry.full_steps:,})." if q is not None else "pending.")]
-    lines += ["", f"![proxy steps against full-benchmark steps]({figure_name})", ""]
+    lines += ["", f"![proxy steps against full-benchmark steps]({figure_name})", "",
+              "What limits these numbers, and the proxy's known distortions: `docs/proxy.md`.", ""]
     return "\n".join(lines)
 
 

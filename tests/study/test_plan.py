@@ -7,65 +7,12 @@ import pytest
 from optbench.errors import OptbenchError
 from optbench.study.plan import load_study
 
+from .studyfiles import LION, write_study
+
 REPO = Path(__file__).resolve().parents[2]
 
-BASE = """
-name = "mini"
-track = "nano"
-trials = 2
-range_factor = 4.0
-steps = [50, 200]
-final_seeds = [1, 2]
-reference = "muon"
-ratio = ["muon", "adamw"]
-"""
-
-ENTRIES = """
-[[entry]]
-name = "muon"
-label = "Muon"
-recipe = "nano-muon"
-full_steps = 3250
-full_source = "#36"
-
-[[entry]]
-name = "adamw"
-label = "AdamW"
-recipe = "nano-adamw"
-full_steps = 4950
-full_source = "PR #353"
-
-[[entry]]
-name = "lion"
-label = "Lion"
-recipe = "lion.toml"
-full_steps = 12250
-full_source = "PR #326"
-{knob}
-"""
-
-LION = """
-name = "mini-lion"
-track = "nano"
-optimizer = "lion"
-hparams = { lr = 0.0008, weight_decay = 0.0125, betas = [0.9, 0.99] }
-
-[aux]
-embed_lr = 0.7
-head_lr = 0.032
-scalar_lr = 0.015
-"""
-
-
-def write(tmp_path, base=BASE, knob=""):
-    (tmp_path / "lion.toml").write_text(LION)
-    p = tmp_path / "study.toml"
-    p.write_text(base + ENTRIES.format(knob=knob))
-    return p
-
-
 def test_every_entry_gets_the_same_space_shape_around_its_recipe(tmp_path):
-    study = load_study(write(tmp_path))
+    study = load_study(write_study(tmp_path))
     assert study.names == ["muon", "adamw", "lion"]
     lion = study.space(study.entry("lion"))
     assert lion == {"lr": {"log": [0.0002, 0.0032]}, "weight_decay": {"log": [0.003125, 0.05]},
@@ -76,7 +23,7 @@ def test_every_entry_gets_the_same_space_shape_around_its_recipe(tmp_path):
 
 
 def test_paths_are_relative_to_the_study_file(tmp_path):
-    study = load_study(write(tmp_path))
+    study = load_study(write_study(tmp_path))
     assert study.recipe_ref(study.entry("lion")) == str(tmp_path.resolve() / "lion.toml")
     assert study.recipe_ref(study.entry("muon")) == "nano-muon"  # bundled names stay names
     assert study.storage_url() == f"sqlite:///{tmp_path.resolve() / 'sweeps.db'}"
@@ -85,26 +32,25 @@ def test_paths_are_relative_to_the_study_file(tmp_path):
 
 
 def test_one_knob_joins_the_space(tmp_path):
-    study = load_study(write(tmp_path, knob='knob = { betas = { categorical = [[0.9, 0.99], [0.95, 0.98]] } }'))
+    study = load_study(write_study(tmp_path, {"betas": {"categorical": [[0.9, 0.99], [0.95, 0.98]]}}))
     assert study.space(study.entry("lion"))["betas"] == {"categorical": [[0.9, 0.99], [0.95, 0.98]]}
 
 
-@pytest.mark.parametrize("base, knob, msg", [
-    (BASE, 'knob = { "betas" = { categorical = [[0.9, 0.99]] }, "eps" = { log = [1e-9, 1e-7] } }', "at most one"),
-    (BASE, 'knob = { lr = { log = [1e-4, 1e-3] } }', "knob must be another"),
-    (BASE.replace('reference = "muon"', 'reference = "sgd"'), "", "'sgd' is not an entry"),
-    (BASE.replace("steps = [50, 200]", "steps = [200, 50]"), "", "0 < low < high"),
-    (BASE.replace("trials = 2", "trials = 0"), "", "trials"),
+@pytest.mark.parametrize("knob, head, msg", [
+    ({"betas": {"categorical": [[0.9, 0.99]]}, "eps": {"log": [1e-9, 1e-7]}}, {}, "at most one"),
+    ({"lr": {"log": [1e-4, 1e-3]}}, {}, "knob must be another"),
+    (None, {"reference": "sgd"}, "'sgd' is not an entry"),
+    (None, {"steps": [200, 50]}, "0 < low < high"),
+    (None, {"trials": 0}, "trials"),
 ])
-def test_bad_studies_are_one_line_errors(tmp_path, base, knob, msg):
+def test_bad_studies_are_one_line_errors(tmp_path, knob, head, msg):
     with pytest.raises(OptbenchError, match=msg):
-        load_study(write(tmp_path, base, knob))
+        load_study(write_study(tmp_path, knob, **head))
 
 
 def test_a_recipe_without_weight_decay_cannot_centre_the_search(tmp_path):
-    p = write(tmp_path)
-    (tmp_path / "lion.toml").write_text(LION.replace("weight_decay = 0.0125, ", ""))
-    study = load_study(p)
+    lion = {**LION, "hparams": {"lr": 0.0008, "betas": [0.9, 0.99]}}
+    study = load_study(write_study(tmp_path, lion=lion))
     with pytest.raises(OptbenchError, match="needs a positive weight_decay"):
         study.space(study.entry("lion"))
 
@@ -132,8 +78,8 @@ def test_the_committed_proxy_study_loads_and_every_space_is_valid_for_its_sweep(
 
 
 def test_the_centre_is_the_base_recipe_at_the_track_length(tmp_path):
-    study = load_study(write(tmp_path))
+    study = load_study(write_study(tmp_path))
     assert study.centre(study.entry("lion")) == {"lr": 0.0008, "weight_decay": 0.0125, "train_steps": 100}
-    narrow = load_study(write(tmp_path, BASE.replace("steps = [50, 200]", "steps = [150, 200]")))
+    narrow = load_study(write_study(tmp_path, steps=[150, 200]))
     with pytest.raises(OptbenchError, match="train_steps 100 is outside steps"):
         narrow.centre(narrow.entry("lion"))

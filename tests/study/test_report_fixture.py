@@ -8,39 +8,7 @@ import pytest
 from optbench.results.schema.models import CurvePoint, Results, RunRecord
 from optbench.study.plan import load_study
 
-STUDY = """
-name = "fixture"
-track = "nano"
-trials = 2
-range_factor = 2.0
-steps = [50, 100]
-final_seeds = [1, 2]
-reference = "muon"
-ratio = ["muon", "adamw"]
-report = "report.md"
-figure = "report.png"
-
-[[entry]]
-name = "muon"
-label = "Muon"
-recipe = "nano-muon"
-full_steps = 3250
-full_source = "#36"
-
-[[entry]]
-name = "adamw"
-label = "AdamW"
-recipe = "nano-adamw"
-full_steps = 4950
-full_source = "PR #353"
-
-[[entry]]
-name = "lion"
-label = "Lion"
-recipe = "nano-adamw"
-full_steps = 12250
-full_source = "PR #326"
-"""
+from .studyfiles import write_study
 
 # per entry, per seed: val loss at steps 0, 20, 40 (nano track: target 5.0, rule `workspace`: margin 0.005)
 CURVES = {
@@ -69,8 +37,8 @@ def test_report_from_committed_storage_and_final_runs(tmp_path):
     from optbench.study.run import create_sweeps
     from optbench.tracks import get_track
 
-    (tmp_path / "study.toml").write_text(STUDY)
-    study = load_study(tmp_path / "study.toml")
+    study = load_study(write_study(tmp_path, name="fixture", steps=[50, 100], report="report.md",
+                                   figure="report.png"))
     create_sweeps(study)
     create_sweeps(study)  # idempotent: the centre is enqueued once
     from optbench.sweep import open_sweep

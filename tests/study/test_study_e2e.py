@@ -7,51 +7,11 @@ import pytest
 from optbench.errors import OptbenchError
 from optbench.study.plan import load_study
 
-STUDY = """
-name = "mini"
-track = "nano"
-trials = 2
-range_factor = 2.0
-steps = [50, 100]
-final_seeds = [1, 2]
-reference = "muon"
-ratio = ["muon", "adamw"]
-report = "report.md"
-figure = "report.png"
+from .studyfiles import write_study
 
-[[entry]]
-name = "muon"
-label = "Muon"
-recipe = "nano-muon"
-full_steps = 3250
-full_source = "#36"
-
-[[entry]]
-name = "adamw"
-label = "AdamW"
-recipe = "nano-adamw"
-full_steps = 4950
-full_source = "PR #353"
-
-[[entry]]
-name = "lion"
-label = "Lion"
-recipe = "lion.toml"
-full_steps = 12250
-full_source = "PR #326"
-"""
-
-LION = """
-name = "mini-lion"
-track = "nano"
-optimizer = "lion"
-hparams = { lr = 0.0006, weight_decay = 0.3, betas = [0.9, 0.99] }
-
-[aux]
-embed_lr = 0.3
-head_lr = 0.008
-scalar_lr = 0.015
-"""
+LION = {"name": "mini-lion", "track": "nano", "optimizer": "lion",
+        "hparams": {"lr": 0.0006, "weight_decay": 0.3, "betas": [0.9, 0.99]},
+        "aux": {"embed_lr": 0.3, "head_lr": 0.008, "scalar_lr": 0.015}}
 
 
 @pytest.mark.slow
@@ -60,16 +20,16 @@ def test_a_study_runs_in_chunks_resumes_and_reports(tmp_path):
     from optbench.study.report import write_report
     from optbench.study.run import create_sweeps, final, states, status_table, work
 
-    (tmp_path / "lion.toml").write_text(LION)
-    (tmp_path / "study.toml").write_text(STUDY)
-    study = load_study(tmp_path / "study.toml")
+    path = write_study(tmp_path, lion=LION, range_factor=2.0, steps=[50, 100], report="report.md",
+                       figure="report.png")
+    study = load_study(path)
     assert create_sweeps(study) == ["mini-muon", "mini-adamw", "mini-lion"]
     lines = []
     assert work(study, trials=3, log=lines.append) == ["mini-muon", "mini-adamw", "mini-lion"]  # round robin
     with pytest.raises(OptbenchError, match="has 1 of its 2 trials"):
         final(study, "muon", log=lines.append)
 
-    study = load_study(tmp_path / "study.toml")  # a later sitting: same file, same storage
+    study = load_study(path)  # a later sitting: same file, same storage
     assert create_sweeps(study) == ["mini-muon", "mini-adamw", "mini-lion"]  # idempotent
     work(study, trials=5, log=lines.append)  # 3 left, then it says so
     assert any("every sweep has its 2 trials" in x for x in lines)
