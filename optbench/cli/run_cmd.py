@@ -33,7 +33,7 @@ def _broadcast_path(p: Path, env) -> Path:
 
 @app.command("run")
 def run_cmd(
-    track: str = typer.Option("cpu", "--track", help="small | medium | cpu | nano"),
+    track: str = typer.Option("cpu", "--track", help="small | medium | cpu | nano | proxy"),
     optimizer: Optional[str] = typer.Option(None, "--optimizer", help="optimizer under test (registry name)"),
     recipe: Optional[str] = typer.Option(None, "--recipe", help="bundled recipe name or a .toml file"),
     seed: int = typer.Option(0, "--seed", help="first seed; --runs N uses seed..seed+N-1"),
