@@ -8,8 +8,10 @@ What is rewritten (nothing else is touched):
 - torch.compile: `@torch.compile` decorators removed, `torch.compile(f, ...)` -> f, `model.compile(...)`
   statements removed (eager on CPU);
 - dtype: `.bfloat16()` / `.half()` on a constructed module (`nn.Embedding(...).bfloat16()`, `GPT(...).half()`)
-  -> `.float()`: parameters and activations in fp32 on CPU, as `optbench run` on CPU; casts of tensors inside
-  the computation (Newton-Schulz's `G.bfloat16()`) stay as written;
+  -> `.float()`, and torch.bfloat16 / torch.float16 inside a `*dtype=` keyword of a module constructor
+  (`GPT(cfg, embed_dtype=torch.bfloat16 if on_cuda else ...)`) -> torch.float32: parameters and activations in
+  fp32 on CPU, as `optbench run` on CPU; casts of tensors inside the computation (Newton-Schulz's
+  `G.bfloat16()`) stay as written;
 - sizes: wherever a size name (vocab_size, num_layers, model_dim, head_dim, seq_len, val_tokens, batch_size /
   batch_tokens, mbs; any case) is given the track-3 value (a constant expression: `val_tokens = 20 * 524288`,
   `seq_len=1024` as a default or a keyword, `GPT(vocab_size=50304, ...)`), the value becomes the CPU track's;
@@ -92,6 +94,15 @@ class _Shim(ast.NodeTransformer):
             return ast.copy_location(ast.Constant(self.small[key]), value)
         return value
 
+    def fp32(self, value: ast.AST, where: ast.AST) -> ast.AST:
+        """torch.bfloat16 / torch.float16 inside `value` -> torch.float32."""
+        for n in ast.walk(value):
+            if isinstance(n, ast.Attribute) and n.attr in ("bfloat16", "float16") and isinstance(n.value, ast.Name) \
+                    and n.value.id == "torch":
+                self.note(where, f"torch.{n.attr} -> torch.float32 (module dtype)")
+                n.attr = "float32"
+        return value
+
     # ---- constants and attributes
     def visit_Constant(self, node):
         if isinstance(node.value, str) and (node.value == "cuda" or node.value.startswith("cuda:")):
@@ -126,6 +137,8 @@ class _Shim(ast.NodeTransformer):
             elif kw.arg == "device_id" and is_init_pg:
                 self.note(node, "init_process_group: device_id dropped")
                 continue
+            elif kw.arg and kw.arg.endswith("dtype") and _names_a_class(f):
+                kw.value = self.fp32(kw.value, node)
             elif kw.arg:
                 kw.value = self.size(kw.arg, kw.value, node)
             kws.append(kw)
@@ -170,6 +183,13 @@ class _Shim(ast.NodeTransformer):
                 node.value = ast.copy_location(ast.Constant(self.steps), node.value)
             else:
                 node.value = self.size(name, node.value, node)
+        return node
+
+
+    def visit_AnnAssign(self, node):  # dataclass fields: `vocab_size: int = 50304`
+        self.generic_visit(node)
+        if isinstance(node.target, ast.Name) and node.value is not None:
+            node.value = self.size(node.target.id, node.value, node)
         return node
 
 
