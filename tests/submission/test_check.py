@@ -101,17 +101,29 @@ def test_data_order_compares_stream_windows(nano_data):
     assert [v.rule for v in rep.violations] == ["data-order"]
 
 
-def test_script_without_test_switch_gets_static_checks_only(tmp_path):
+def _plain_script(tmp_path):
     s = tmp_path / "upstream_layout.py"
     s.write_text("import os\nimport sys\nimport torch\n"
                  "device = torch.device('cuda', int(os.environ['LOCAL_RANK']))\n"
                  "batch_size = 8 * 64 * 1024\nval_tokens = 20 * 524288\n"
                  "num_trials = int(sys.argv[-1]) if len(sys.argv) > 1 else 1\n")
-    rep = check(s)
-    assert rep.ok and any(n.startswith("dynamic: skipped") for n in rep.notes)
+    return s
+
+
+def test_script_without_test_switch_static_checks(tmp_path):
+    s = _plain_script(tmp_path)
+    assert check(s, dynamic=False).ok
     s.write_text(s.read_text().replace("8 * 64 * 1024", "4 * 64 * 1024"))
-    rep = check(s)
+    rep = check(s, dynamic=False)
     assert [v.rule for v in rep.violations] == ["fixed-fields"] and rep.violations[0].where == f"{s}:5"
+
+
+@pytest.mark.slow
+def test_script_without_test_switch_runs_through_the_shim(tmp_path, nano_data):
+    """A plain upstream-layout script gets the dynamic check through the shim; this one builds no model."""
+    rep = check(_plain_script(tmp_path), data_dir=nano_data)
+    assert any("run through the shim at nano size" in n for n in rep.notes)
+    assert [v.rule for v in rep.violations] == ["architecture"] and "no model was found" in rep.violations[0].message
 
 
 @pytest.mark.slow
