@@ -76,6 +76,16 @@ def test_rewrite_turns_the_upstream_idioms_into_a_cpu_nano_run():
     assert len(rw.changes) == 22 and all(c.startswith("line ") for c in rw.changes)
 
 
+def test_rewrite_sizes_read_from_the_environment_with_track3_defaults():
+    src = ("import os\nMODEL_NUM_LAYERS = int(os.environ.get('MODEL_NUM_LAYERS', '12'))\n"
+           "VAL_TOKENS = int(os.environ.get('VAL_TOKENS', str(20 * 524288)))\n"
+           "MICRO_BATCH_SEQUENCES = int(os.environ.get('MICRO_BATCH_SEQUENCES', '32'))\n")
+    rw = rewrite(src, NANO, 5)
+    assert rw.source.splitlines()[1:] == ["MODEL_NUM_LAYERS = 2", "VAL_TOKENS = 8192",
+                                          "MICRO_BATCH_SEQUENCES = int(os.environ.get('MICRO_BATCH_SEQUENCES', '32'))"]
+    assert rw.changes == ["line 2: MODEL_NUM_LAYERS 12 -> 2", "line 3: VAL_TOKENS 10485760 -> 8192"]
+
+
 def test_rewrite_leaves_other_values_alone():
     src = "import re\nseq_len = 512\nmbs = 64 + 1\nnum_layers = 12\nrx = re.compile('a')\nre.compile('b')\n"
     rw = rewrite(src, NANO, 5)

@@ -13,8 +13,10 @@ What is rewritten (nothing else is touched):
   fp32 on CPU, as `optbench run` on CPU; casts of tensors inside the computation (Newton-Schulz's
   `G.bfloat16()`) stay as written;
 - sizes: wherever a size name (vocab_size, num_layers, model_dim, head_dim, seq_len, val_tokens, batch_size /
-  batch_tokens, mbs; any case) is given the track-3 value (a constant expression: `val_tokens = 20 * 524288`,
-  `seq_len=1024` as a default or a keyword, `GPT(vocab_size=50304, ...)`), the value becomes the CPU track's;
+  batch_tokens, mbs / micro_batch_sequences; any case, also as a suffix: MODEL_NUM_LAYERS, TRAIN_BATCH_TOKENS) is
+  given the track-3 value (a constant expression: `val_tokens = 20 * 524288`, `seq_len=1024` as a default or a
+  keyword, `GPT(vocab_size=50304, ...)`, or an environment read with that default:
+  `int(os.environ.get("VAL_TOKENS", str(20 * 524288)))`), the value becomes the CPU track's;
 - run length: `train_steps = ...` -> the requested steps; when its value is a name bound to a constant
   (`train_steps = FINAL_TRAIN_STEPS`), that constant too (so code keyed on it, like a STOP_STEP default, follows).
 Data paths are not rewritten: the runner runs the script in a folder whose data/fineweb10B is the track's shards.
@@ -32,7 +34,8 @@ from dataclasses import dataclass, field
 #: the size names and their track-3 (small) values; a value equal to the small track's is replaced
 _SIZE_FIELDS = {"vocab_size": "vocab_size", "num_layers": "num_layers", "model_dim": "model_dim",
                 "head_dim": "head_dim", "seq_len": "seq_len", "val_tokens": "val_tokens",
-                "batch_size": "batch_tokens", "batch_tokens": "batch_tokens", "mbs": "micro_batch_rows"}
+                "batch_size": "batch_tokens", "batch_tokens": "batch_tokens", "mbs": "micro_batch_rows",
+                "micro_batch_sequences": "micro_batch_rows", "micro_batch_rows": "micro_batch_rows"}
 _FULL_SIZE_LITERALS = (50304, 524288, 768)
 
 
@@ -67,6 +70,23 @@ def _is_const_expr(node: ast.AST) -> bool:
                for n in ast.walk(node))
 
 
+def _full_value(node: ast.AST):
+    """The integer a size expression states: a constant expression, or int(os.environ.get(K, DEFAULT)) /
+    os.environ.get(K, DEFAULT) with DEFAULT a constant, its str(...) or a numeric string; else None."""
+    if _is_const_expr(node):
+        v = _const(node)
+        if v is None and isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.isdigit():
+            return int(node.value)
+        return v
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("int", "str") \
+            and len(node.args) == 1:
+        return _full_value(node.args[0])
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("get", "getenv") \
+            and len(node.args) == 2:
+        return _full_value(node.args[1])
+    return None
+
+
 def _names_a_class(func: ast.AST) -> bool:
     """`nn.Embedding` / `GPT`: a capitalised name, i.e. a module being constructed."""
     name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
@@ -88,8 +108,9 @@ class _Shim(ast.NodeTransformer):
         self.changes.append(f"line {getattr(node, 'lineno', '?')}: {what}")
 
     def size(self, name: str, value: ast.AST, where: ast.AST) -> ast.AST:
-        key = name.lower()
-        if key in self.full and _is_const_expr(value) and _const(value) == self.full[key]:
+        low = name.lower()
+        key = next((k for k in self.full if low == k or low.endswith("_" + k)), None)
+        if key is not None and _full_value(value) == self.full[key]:
             self.note(where, f"{name} {self.full[key]} -> {self.small[key]}")
             return ast.copy_location(ast.Constant(self.small[key]), value)
         return value
