@@ -17,8 +17,9 @@ What is rewritten (nothing else is touched):
   given the track-3 value (a constant expression: `val_tokens = 20 * 524288`, `seq_len=1024` as a default or a
   keyword, `GPT(vocab_size=50304, ...)`, or an environment read with that default:
   `int(os.environ.get("VAL_TOKENS", str(20 * 524288)))`), the value becomes the CPU track's;
-- run length: `train_steps = ...` -> the requested steps; when its value is a name bound to a constant
-  (`train_steps = FINAL_TRAIN_STEPS`), that constant too (so code keyed on it, like a STOP_STEP default, follows).
+- run length: `train_steps = ...` and the bound of the `for step in range(...)` loop (`run_stop_step`) -> the
+  requested steps, and so the names they are assigned from (`train_steps = FINAL_TRAIN_STEPS`: code keyed on
+  FINAL_TRAIN_STEPS, like a STOP_STEP default, follows).
 Data paths are not rewritten: the runner runs the script in a folder whose data/fineweb10B is the track's shards.
 torch.cuda calls (set_device, get_device_name, synchronize, RNG state) are answered by the runner (runner.py).
 
@@ -199,7 +200,7 @@ class _Shim(ast.NodeTransformer):
         self.generic_visit(node)
         if len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             name = node.targets[0].id
-            if name == "train_steps" or (name in self.step_names and _const(node.value) is not None):
+            if name in self.step_names:
                 self.note(node, f"{name} = {ast.unparse(node.value)} -> {self.steps}")
                 node.value = ast.copy_location(ast.Constant(self.steps), node.value)
             else:
@@ -215,9 +216,26 @@ class _Shim(ast.NodeTransformer):
 
 
 def _step_names(tree: ast.Module) -> set[str]:
-    """Names `train_steps` is assigned from (train_steps = FINAL_TRAIN_STEPS)."""
-    return {n.value.id for n in ast.walk(tree) if isinstance(n, ast.Assign) and len(n.targets) == 1
-            and isinstance(n.targets[0], ast.Name) and n.targets[0].id == "train_steps" and isinstance(n.value, ast.Name)}
+    """The names that set the run length: `train_steps`, the bound of a `for step in range(NAME [+ 1])` loop, and
+    the names they are assigned from (train_steps = FINAL_TRAIN_STEPS, run_stop_step = RUN_STOP_STEP)."""
+    names = {"train_steps"}
+    for n in ast.walk(tree):
+        if isinstance(n, ast.For) and isinstance(n.target, ast.Name) and n.target.id == "step" \
+                and isinstance(n.iter, ast.Call) and isinstance(n.iter.func, ast.Name) and n.iter.func.id == "range" \
+                and n.iter.args:
+            bound = n.iter.args[-1]
+            bound = bound.left if isinstance(bound, ast.BinOp) else bound
+            if isinstance(bound, ast.Name):
+                names.add(bound.id)
+    grew = True
+    while grew:
+        grew = False
+        for n in ast.walk(tree):
+            if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name) \
+                    and n.targets[0].id in names and isinstance(n.value, ast.Name) and n.value.id not in names:
+                names.add(n.value.id)
+                grew = True
+    return names
 
 
 def takes_seed(tree: ast.Module) -> bool:
