@@ -204,7 +204,7 @@ def test_dynamic_check_runs_a_plain_script_through_the_shim(exported, nano_data,
     broken = tmp_path / "broken.py"
     broken.write_text(plain.read_text().replace("model_config = GPTConfig(", "model_config = GPTConfg("))
     rep = check(broken, dynamic=True, data_dir=nano_data)
-    assert not any(v.rule == "dynamic" for v in rep.violations)  # the shim's limit, not a rule broken
+    assert rep.ok  # the shim's limit, not a rule broken (and no model to judge)
     assert any(n.startswith(f"dynamic: the shim cannot run {broken} at nano size: NameError") for n in rep.notes)
 
 

@@ -123,6 +123,8 @@ def dynamic_check(script: str | os.PathLike, track=None, *, steps: int = 2, test
     if res.get("error") and shim:
         rep.notes.append(f"dynamic: the shim cannot run {script} at {test_track} size: {res['error']}; what it "
                          "observed before is checked below")
+        if res.get("model") is None:
+            return rep
     elif res.get("error"):
         rep.add("dynamic", f"the script failed at {test_track} size: {res['error']}", where)
     if res.get("model") is None:
