@@ -1,8 +1,8 @@
 """Where a training step's time goes: torch.profiler self time of each op, put in buckets by op and input shape.
 
-Used by bench/throughput.py (Clock times the phases) and its --profile. Each step's phases are marked by the bench's clock (a zero-length
-`phase:<name>` record when a phase ends), so every op is assigned to the forward, backward or optimizer phase it
-ran in. Forward and backward ops are bucketed:
+Used by bench/throughput.py (Clock times a step's phases) and its --profile. In a profiled step the clock leaves a
+zero-length `phase:<name>` record when a phase ends, so every op is assigned to the forward, backward or optimizer
+phase it ran in. Forward and backward ops are bucketed:
 
 - head matmuls: mm/addmm/linear with the vocabulary as a dimension of an input;
 - logits (soft-cap, CE): any other op on a tensor with the vocabulary as a dimension that is not a weight
@@ -16,6 +16,7 @@ ran in. Forward and backward ops are bucketed:
 
 from __future__ import annotations
 
+import statistics
 import time
 
 import torch
@@ -71,15 +72,12 @@ def bucket(name: str, shapes, vocab: int, dim: int) -> str:
     return "other elementwise"
 
 
-def profile_setup(setup, x, y, vocab: int, dim: int, steps: int = 3) -> dict[str, float]:
-    """ms per step in each bucket, from `steps` profiled steps of the setup (after one unprofiled step)."""
+def profile_step(setup, x, y, vocab: int, dim: int) -> dict[str, float]:
+    """ms in each bucket of one profiled step of the setup."""
     torch.set_num_threads(setup.threads)
-    setup.step(x, y, Clock())
-    clocks = []
+    clock = MarkingClock()
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
-        for _ in range(steps):
-            clocks.append(MarkingClock())
-            setup.step(x, y, clocks[-1])
+        setup.step(x, y, clock)
     events = [e for e in prof.events() if e.device_type.name == "CPU"]
     marks = sorted((e.time_range.start, e.name[len("phase:"):]) for e in events if e.name.startswith("phase:"))
     out = dict.fromkeys(BUCKETS, 0.0)
@@ -88,37 +86,29 @@ def profile_setup(setup, x, y, vocab: int, dim: int, steps: int = 3) -> dict[str
         if e.name.startswith("phase:") or e.self_cpu_time_total <= 0:
             continue
         phase = next((p for t, p in marks if t >= e.time_range.end), None)
-        if phase is None:
+        if phase is None or phase == "optimizer":
             continue
         attributed[phase] += e.self_cpu_time_total / 1000
-        key = "optimizer" if phase == "optimizer" else bucket(e.name, e.input_shapes, vocab, dim)
-        out[key] += e.self_cpu_time_total / 1000
-    wall = {p: 1000 * sum(c.totals[p] for c in clocks) for p in PHASES}
+        out[bucket(e.name, e.input_shapes, vocab, dim)] += e.self_cpu_time_total / 1000
+    wall = {p: 1000 * clock.totals[p] for p in PHASES}
     out["unattributed"] = sum(wall[p] - attributed[p] for p in ("forward", "backward"))
     out["optimizer"] = wall["optimizer"]
-    return {k: v / steps for k, v in out.items()}
+    return out
 
 
-def profile_table(setups, tracks) -> list[str]:
-    """A markdown table: buckets as rows, setups as columns (ms per step)."""
-    cols = []
-    for s in setups:
-        track = tracks[s.name]
-        x, y = next(iter(_batches(track)))
-        cols.append(profile_setup(s, x, y, track.vocab_size, track.model_config.model_dim))
+def profile_table(setups, tracks, batch, rounds: int = 3) -> list[str]:
+    """A markdown table, buckets as rows and setups as columns: the median over `rounds` interleaved profiled
+    steps (ms per step)."""
+    samples = {s.name: [] for s in setups}
+    for _ in range(rounds):
+        for s in setups:
+            track = tracks[s.name]
+            samples[s.name].append(profile_step(s, *batch[track.name], track.vocab_size,
+                                                track.model_config.model_dim))
+    cols = [{b: statistics.median(r[b] for r in samples[s.name]) for b in BUCKETS} for s in setups]
     lines = ["| ms per step | " + " | ".join(s.name for s in setups) + " |",
              "|---|" + "---:|" * len(setups)]
     for b in BUCKETS:
         lines.append(f"| {b} | " + " | ".join(f"{c[b]:.1f}" for c in cols) + " |")
-    lines.append("| **total** | " + " | ".join(f"{sum(c.values()):.1f}" for c in cols) + " |")
+    lines.append("| **sum** | " + " | ".join(f"{sum(c.values()):.1f}" for c in cols) + " |")
     return lines
-
-
-def _batches(track):
-    from optbench.data.corpus import default_data_dir
-    from optbench.data.loader import TokenStream
-    from optbench.data.shards import list_shards
-
-    loader = TokenStream(list_shards(default_data_dir(track.vocab_size), "train"), track.batch_tokens,
-                         track.seq_len)
-    yield loader.next_batch()

@@ -1,7 +1,7 @@
 """Training throughput of the CPU tracks against a plain PyTorch GPT of the same shape, and where the time goes.
 
     python bench/throughput.py [--tracks nano,cpu] [--steps 6] [--rounds 3] [--threads N] [--variants LIST]
-                               [--profile] [--out FILE.md]
+                               [--model-file OLD_GPT.py] [--profile] [--out FILE.md]
 
 Rows, timed interleaved (round-robin, --steps steps of each per round, after warm-up steps) on the same batches:
 
@@ -12,21 +12,26 @@ Rows, timed interleaved (round-robin, --steps steps of each per round, after war
 - `--variants` (comma-separated) add optbench rows: `upstream-loss` (the loss as upstream writes it: soft-capped
   logits, then F.cross_entropy, through autograd: the path CUDA takes), `mb8` (8 rows per microbatch),
   `threads1` (one thread), `compile` (torch.compile of the model; its compile time is not in the step).
+- `--model-file F`: one more optbench row whose GPT comes from another version of optbench/model/gpt.py (e.g.
+  `git show main:optbench/model/gpt.py > /tmp/gpt_main.py`), for before/after tables from one run.
 
 Model FLOPs per token use the PaLM convention: 6 x (parameters in matmuls: every Linear weight, the LM head
 included; the embedding lookups and vectors excluded) + 12 x layers x width x seq_len for attention; both models
 have the same matmuls, so the same FLOPs per token. The peak is the best fp32 GEMM rate measured in the same run
 with the same thread count (square matmuls, several sizes, before and after the rows). `eval` is one evaluation
-of the track's val tokens (`optbench.train.loop.evaluate`); est. run = T steps + the track's evals. `--profile`
+of the track's val tokens (`optbench.train.loop.evaluate`); est. run = the first step + T - 1 steps + the track's evals. `--profile`
 adds a torch.profiler attribution of the forward and backward (bench/step_profile.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -75,6 +80,7 @@ class Setup:
     evaluate: Callable | None = None
     flops_per_token: float = 0.0
     steps: list = field(default_factory=list)  # one dict of phase seconds per timed step
+    first_step_s: float = float("nan")  # the first (warm-up) step: with `compile`, the compilation
 
     def run(self, x, y, timed: bool) -> None:
         torch.set_num_threads(self.threads)
@@ -84,15 +90,31 @@ class Setup:
             self.steps.append(clock.totals)
 
 
-def optbench_setup(track: Track, threads: int, variant: str = "") -> Setup:
-    """optbench's model and step as `optbench run` does them, optionally changed by one variant."""
+def load_model_module(path: str):
+    """A gpt.py from a file, as a module of its own (it imports only torch)."""
+    spec = importlib.util.spec_from_file_location(f"gpt_from_{Path(path).stem}", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def optbench_setup(track: Track, threads: int, variant: str = "", model_file: str | None = None) -> Setup:
+    """optbench's model and step as `optbench run` does them, optionally changed by one variant or with the GPT
+    of another gpt.py."""
     if variant == "mb8":
         track = replace(track, micro_batch_rows=track.batch_rows)
     if variant == "threads1":
         threads = 1
     torch.manual_seed(0)
-    model = track.build_model()
-    track.init_model(model)
+    if model_file:
+        mod = load_model_module(model_file)
+        model = mod.GPT(track.model_config)
+        mod.init_weights(model)
+        variant = f"model of {model_file}"
+    else:
+        model = track.build_model()
+        track.init_model(model)
     opts = build_optimizers(model, default_recipe("adamw", track.name))
     if variant == "compile":
         model.compile(dynamic=False)
@@ -144,11 +166,13 @@ def time_eval(setup: Setup, repeats: int = 2) -> float:
     return min(times)
 
 
-def measure(setups: list[Setup], loader: TokenStream, steps: int, rounds: int, warmup: int = 2) -> None:
-    """Round-robin: each round every setup takes `steps` steps on the same batches (warm-up steps untimed)."""
-    batches = [loader.next_batch() for _ in range(steps)]
+def measure(setups: list[Setup], batches: list, rounds: int, warmup: int = 2) -> None:
+    """Round-robin: each round every setup takes a step on each batch (the first `warmup` untimed once)."""
     for s in setups:
-        for x, y in batches[:warmup]:
+        t = time.perf_counter()
+        s.run(*batches[0], timed=False)
+        s.first_step_s = time.perf_counter() - t
+        for x, y in batches[1:warmup]:
             s.run(x, y, timed=False)
     for _ in range(rounds):
         for s in setups:
@@ -158,8 +182,8 @@ def measure(setups: list[Setup], loader: TokenStream, steps: int, rounds: int, w
 
 def table(setups: list[Setup], tracks: dict[str, Track], peak: float, comparator: dict[str, Setup]) -> list[str]:
     lines = ["| row | step (ms) | forward | backward | optimizer | tokens/s | model GFLOP/s | MFU | vs plain GPT "
-             "| eval (ms) | est. run |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| first step (s) | eval (ms) | est. run |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s in setups:
         track = tracks[s.name]
         med = {p: 1000 * statistics.median(st[p] for st in s.steps) for p in PHASES}
@@ -168,11 +192,12 @@ def table(setups: list[Setup], tracks: dict[str, Track], peak: float, comparator
         ref = comparator.get(track.name)
         ref_tok_s = track.batch_tokens / statistics.median(sum(st.values()) for st in ref.steps) if ref else None
         eval_ms = 1000 * time_eval(s)
-        run_s = step_ms / 1000 * track.train_steps + len(track.eval_steps()) * eval_ms / 1000
+        run_s = s.first_step_s + step_ms / 1000 * (track.train_steps - 1) + len(track.eval_steps()) * eval_ms / 1000
         gflops = s.flops_per_token * tok_s / 1e9
         lines.append(f"| {s.name} | {step_ms:.1f} | {med['forward']:.1f} | {med['backward']:.1f} | "
                      f"{med['optimizer']:.1f} | {tok_s:,.0f} | {gflops:.1f} | {gflops / peak:.1%} | "
-                     f"{tok_s / ref_tok_s:.2f}x | " + ("" if eval_ms != eval_ms else f"{eval_ms:.0f}") + " | "
+                     f"{tok_s / ref_tok_s:.2f}x | {s.first_step_s:.1f} | "
+                     + ("" if eval_ms != eval_ms else f"{eval_ms:.0f}") + " | "
                      + ("" if run_s != run_s else f"{run_s / 60:.1f} min") + " |")
     return lines
 
@@ -184,6 +209,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None, help="default: torch's default")
     ap.add_argument("--variants", default="upstream-loss", help=f"extra optbench rows: {', '.join(VARIANTS)}")
+    ap.add_argument("--model-file", default=None, help="an optbench row with the GPT of this gpt.py")
     ap.add_argument("--profile", action="store_true", help="also attribute the step's time with torch.profiler")
     ap.add_argument("--out", default=None, help="also write the tables to this markdown file")
     args = ap.parse_args()
@@ -195,25 +221,30 @@ def main() -> None:
         ap.error(f"--variants: unknown {', '.join(bad)}; choose from {', '.join(VARIANTS)}")
 
     peak = matmul_peak_gflops()
-    setups, tracks, comparator = [], {}, {}
+    setups, tracks, comparator, batches = [], {}, {}, {}
     for name in args.tracks.split(","):
         track = get_track(name)
         rows = [optbench_setup(track, threads, v) for v in [""] + variants]
+        if args.model_file:
+            rows.insert(1, optbench_setup(track, threads, model_file=args.model_file))
         plain = [plain_setup(track, threads, track.batch_rows), plain_setup(track, threads, track.micro_batch_rows)]
         comparator[track.name] = plain[0]
         for s in rows + plain:
             tracks[s.name] = track
         loader = TokenStream(list_shards(default_data_dir(track.vocab_size), "train"), track.batch_tokens,
                              track.seq_len)
-        measure(rows + plain, loader, args.steps, args.rounds)
+        batches[track.name] = [loader.next_batch() for _ in range(args.steps)]
+        measure(rows + plain, batches[track.name], args.rounds)
         setups += rows + plain
     torch.set_num_threads(threads)
     peak = max(peak, matmul_peak_gflops())
     lines = [f"threads: {threads}; measured fp32 matmul peak: {peak:.1f} GFLOP/s; {args.rounds} interleaved rounds "
              f"of {args.steps} steps per row; medians", ""] + table(setups, tracks, peak, comparator)
     if args.profile:
-        lines += ["", "Where the time of a step goes (torch.profiler, forward + backward, ms per step, self time):",
-                  ""] + profile_table([s for s in setups if "compile" not in s.name], tracks)
+        lines += ["", "Where the time of a step goes (torch.profiler self time of forward and backward ops, bucketed as in "
+                  "bench/step_profile.py; optimizer: wall time; medians of interleaved profiled steps, ms per step):",
+                  ""] + profile_table([s for s in setups if "compile" not in s.name], tracks,
+                                      {t: b[0] for t, b in batches.items()}, args.rounds)
     text = "\n".join(lines)
     print(text)
     if args.out:

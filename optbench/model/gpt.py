@@ -38,7 +38,38 @@ class RMSNorm(nn.Module):
         self.gains = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.rms_norm(x, (x.size(-1),), weight=self.gains.type_as(x))
+        return rms_norm(x, self.gains.type_as(x))
+
+
+def rms_norm(x: Tensor, weight: Tensor | None = None) -> Tensor:
+    """F.rms_norm over the last dimension (default eps); on CPU in fp32 eager mode through RMSNormCPU."""
+    if x.device.type == "cpu" and x.dtype == torch.float32 and _eager():
+        return RMSNormCPU.apply(x, weight)
+    return F.rms_norm(x, (x.size(-1),), weight=weight)
+
+
+class RMSNormCPU(torch.autograd.Function):
+    """CPU F.rms_norm (a composite: pow, mean, add eps, rsqrt, mul, mul weight) with the backward that autograd
+    derives for it written out op for op, so values are bitwise equal, in one autograd node instead of six."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor | None) -> Tensor:
+        r = x.pow(2).mean(-1, keepdim=True).add(torch.finfo(x.dtype).eps).rsqrt()
+        ctx.save_for_backward(x, r, weight)
+        y = x * r
+        return y if weight is None else y * weight
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, r, weight = ctx.saved_tensors
+        grad_w = None
+        if weight is not None:
+            if ctx.needs_input_grad[1]:
+                grad_w = (grad * (x * r)).sum_to_size(weight.shape)
+            grad = grad * weight
+        grad_r = (grad * x).sum(-1, keepdim=True)
+        grad_mean = (-0.5 * grad_r) * r.pow(3) / x.size(-1)  # rsqrt's backward, then mean's (per row)
+        return grad * r + grad_mean * (2.0 * x), grad_w  # mul's + pow's backward
 
 
 class Linear(nn.Linear):
@@ -88,7 +119,7 @@ class CausalSelfAttention(nn.Module):
         q = self.q(x).view(B, T, self.num_heads, self.head_dim)
         k = self.k(x).view(B, T, self.num_heads, self.head_dim)
         v = self.v(x).view(B, T, self.num_heads, self.head_dim)
-        q, k = F.rms_norm(q, (q.size(-1),)), F.rms_norm(k, (k.size(-1),))
+        q, k = rms_norm(q), rms_norm(k)
         q, k = self.rotary(q), self.rotary(k)
         y = F.scaled_dot_product_attention(
             q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), scale=self.scale, is_causal=True

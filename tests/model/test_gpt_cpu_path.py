@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from optbench.model.gpt import GPT, GPTConfig, init_weights, softcap_cross_entropy
+from optbench.model.gpt import GPT, GPTConfig, RMSNormCPU, init_weights, softcap_cross_entropy
 
 
 def _model(vocab: int, seed: int = 0) -> GPT:
@@ -84,3 +84,25 @@ def test_fused_loss_fails_loudly_on_bad_shapes_and_targets(grad):
         softcap_cross_entropy(x, torch.randn(32, 15), b, torch.randint(0, 32, (8,)), 15.0)
     with pytest.raises(RuntimeError, match="out of bounds"):
         softcap_cross_entropy(x, w, b, torch.full((8,), 32), 15.0)
+
+
+@pytest.mark.parametrize("shape, gains", [((2, 16, 64), True), ((2, 16, 2, 32), False)])  # block norms; QK-norm
+def test_cpu_rms_norm_is_bitwise_f_rms_norm(shape, gains):
+    torch.manual_seed(0)
+    x = torch.randn(*shape, requires_grad=True)
+    w = (torch.rand(shape[-1]) + 0.5).requires_grad_() if gains else None
+    g = torch.randn(*shape)
+
+    def run(fn):
+        x.grad = None
+        if w is not None:
+            w.grad = None
+        y = fn()
+        y.backward(g)
+        return y.detach(), x.grad.clone(), None if w is None else w.grad.clone()
+
+    ref = run(lambda: F.rms_norm(x, (shape[-1],), weight=w))
+    got = run(lambda: RMSNormCPU.apply(x, w))
+    for a, b in zip(ref, got):
+        assert (a is None and b is None) or torch.equal(a, b)
+    assert got[1].abs().max() > 0
