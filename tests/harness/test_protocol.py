@@ -5,13 +5,13 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from optbench.optim import protocol
 from optbench.results.schema import load_results
+from optbench.standalone.training import evaluate
 from optbench.tracks import get_track
-from optbench.train.distributed import DistEnv
-from optbench.train.loop import evaluate
 
 
 class _Recorder(torch.optim.SGD):
@@ -33,7 +33,7 @@ def test_evaluate_swaps_to_eval_point_and_back():
     track.init_model(model)
     opt = _Recorder(model.parameters())
     x = torch.randint(0, track.vocab_size, (track.val_tokens // track.seq_len, track.seq_len))
-    loss = evaluate(model, x, x, track, DistEnv(0, 1, 0, torch.device("cpu")), [opt, torch.optim.SGD(
+    loss = evaluate(model, x, x, track.micro_batch_rows, track.val_tokens, [opt, torch.optim.SGD(
         model.parameters(), lr=0.1)])
     assert opt.calls == ["eval", "train"] and model.training
     assert abs(loss - torch.log(torch.tensor(2048.0)).item()) < 1e-4
@@ -71,6 +71,7 @@ hparams = {{ betas = [0.8, 0.95], eps = 1e-10 }}
     return f
 
 
+@pytest.mark.slow
 def test_sophia_gnb_counts_extra_passes_and_breaks_one_pass_rule(tmp_path, nano_data):
     for estimator, passes in (("gnb", 2), ("minibatch", 0)):
         out = tmp_path / estimator
@@ -86,6 +87,7 @@ def test_sophia_gnb_counts_extra_passes_and_breaks_one_pass_rule(tmp_path, nano_
             assert any("extra forward/backward" in n for n in res.compliance_notes)
 
 
+@pytest.mark.slow
 def test_unofficial_override_is_marked_everywhere(tmp_path, nano_data):
     out = tmp_path / "u"
     r = subprocess.run([sys.executable, "-m", "optbench", "run", "--track", "nano", "--recipe", "nano-adamw",
