@@ -19,7 +19,7 @@ Model FLOPs per token use the PaLM convention: 6 x (parameters in matmuls: every
 included; the embedding lookups and vectors excluded) + 12 x layers x width x seq_len for attention; both models
 have the same matmuls, so the same FLOPs per token. The peak is the best fp32 GEMM rate measured in the same run
 with the same thread count (square matmuls, several sizes, before and after the rows). `eval` is one evaluation
-of the track's val tokens (`optbench.train.loop.evaluate`); est. run = the first step + T - 1 steps + the track's evals. `--profile`
+of the track's val tokens (`optbench.standalone.training.evaluate`); est. run = the first step + T - 1 steps + the track's evals. `--profile`
 adds a torch.profiler attribution of the forward and backward (bench/step_profile.py).
 """
 
@@ -43,8 +43,7 @@ from optbench.data.shards import list_shards
 from optbench.optim.groups import build_optimizers
 from optbench.optim.recipe import default_recipe
 from optbench.tracks import Track, get_track
-from optbench.train.distributed import DistEnv
-from optbench.train.loop import evaluate
+from optbench.standalone.training import evaluate, optimizer_step
 from plain_gpt import PlainGPT, plain_optimizer, plain_step
 from step_profile import PHASES, Clock, profile_table
 
@@ -119,6 +118,7 @@ def optbench_setup(track: Track, threads: int, variant: str = "", model_file: st
     if variant == "compile":
         model.compile(dynamic=False)
     mbs, accum, V = track.micro_batch_rows, track.accumulation_steps(1), track.vocab_size
+    scale = track.backward_scale(1)
 
     def loss_fn(xb, yb):
         if variant == "upstream-loss":
@@ -129,18 +129,15 @@ def optbench_setup(track: Track, threads: int, variant: str = "", model_file: st
         for j in range(accum):
             loss = loss_fn(x[j * mbs:(j + 1) * mbs], y[j * mbs:(j + 1) * mbs])
             clock("forward")
-            loss.backward()
+            (loss * scale).backward()
             clock("backward")
-        for o in opts:
-            o.step()
-        model.zero_grad(set_to_none=True)
+        optimizer_step(opts)
         clock("optimizer")
 
-    val = load_val(list_shards(default_data_dir(track.vocab_size), "val"), track.val_tokens, track.seq_len)
-    env = DistEnv(0, 1, 0, torch.device("cpu"))
+    val = load_val(list_shards(default_data_dir(track.vocab_size), "val"), track.val_tokens, track.val_row_tokens)
     name = f"optbench {track.name}" + (f", {variant}" if variant else "")
     cfg = track.model_config
-    return Setup(name, model, step, threads, lambda: evaluate(model, *val, track, env, opts),
+    return Setup(name, model, step, threads, lambda: evaluate(model, *val, mbs, track.val_tokens, opts),
                  model_flops_per_token(model, cfg.num_layers, cfg.model_dim, track.seq_len))
 
 

@@ -91,16 +91,56 @@ class Rotary(nn.Module):
         # persistent, as upstream's: its state_dicts (which hold the buffer) load strictly
         self.register_buffer("angular_freq", torch.cat([freq, freq.new_zeros(head_dim // 4)]))
 
-    def forward(self, x_BTHD: Tensor) -> Tensor:
-        B, T, H, D = x_BTHD.shape
-        pos = torch.arange(T, dtype=torch.float32, device=x_BTHD.device)
+    def tables(self, T: int, device: torch.device) -> tuple[Tensor, Tensor]:
+        """(cos | -sin, sin | cos) per position, shaped (1, T, 1, 2, D/2) to broadcast over (B, T, H, 2, D/2)."""
+        pos = torch.arange(T, dtype=torch.float32, device=device)
         theta = torch.outer(pos, self.angular_freq)[None, :, None, None, :]
         cos, sin = theta.cos(), theta.sin()
+        return torch.cat((cos, -sin), dim=-2), torch.cat((sin, cos), dim=-2)
+
+    def forward(self, x_BTHD: Tensor) -> Tensor:
+        B, T, H, D = x_BTHD.shape
+        if x_BTHD.device.type == "cpu" and x_BTHD.dtype == torch.float32 and _eager():
+            # CPU only: the same values, bitwise, with the tables made once per length and a one-pass backward
+            return RotateCPU.apply(x_BTHD.view(B, T, H, 2, D // 2), *self._cached_tables(T)).view(B, T, H, D)
+        a, b = self.tables(T, x_BTHD.device)
         # upstream's y1 = x1 cos + x2 sin, y2 = x1 (-sin) + x2 cos (same products, same order: bitwise equal), with
         # both halves in one broadcast pass and no concatenation
         x1, x2 = x_BTHD.to(dtype=torch.float32).view(B, T, H, 2, D // 2).chunk(2, dim=-2)
-        y = x1 * torch.cat((cos, -sin), dim=-2) + x2 * torch.cat((sin, cos), dim=-2)
+        y = x1 * a + x2 * b
         return y.view(B, T, H, D).type_as(x_BTHD)
+
+    def _cached_tables(self, T: int) -> tuple[Tensor, ...]:
+        """tables(T) and the backward's (cos | sin, -sin | cos), remade when the frequencies change (a state_dict
+        load, a reset) or move."""
+        f = self.angular_freq
+        key = (T, f.device, f.data_ptr(), f._version)
+        cache = getattr(self, "_tables", None)  # subclasses may skip __init__ (model/medium.py)
+        if cache is None or cache[0] != key:
+            with torch.inference_mode(False), torch.no_grad():
+                a, b = self.tables(T, f.device)
+                (cos, minus_sin), (sin, _) = a.chunk(2, dim=-2), b.chunk(2, dim=-2)
+                cache = key, (a, b, torch.cat((cos, sin), dim=-2), torch.cat((minus_sin, cos), dim=-2))
+            self._tables = cache
+        return cache[1]
+
+
+class RotateCPU(torch.autograd.Function):
+    """y = x1 * a + x2 * b over the (first, second) halves of x (B, T, H, 2, D/2), as Rotary writes it; the
+    backward g1 * a' + g2 * b' (a', b': the tables' transposes) gives autograd's values in one pass, without its
+    broadcast reductions and the copies into the halves of the input's gradient."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, a: Tensor, b: Tensor, a_t: Tensor, b_t: Tensor) -> Tensor:
+        x1, x2 = x.chunk(2, dim=-2)
+        ctx.save_for_backward(a_t, b_t)
+        return x1 * a + x2 * b
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        a_t, b_t = ctx.saved_tensors
+        g1, g2 = grad.chunk(2, dim=-2)
+        return (g1 * a_t).add_(g2 * b_t), None, None, None, None
 
 
 class CausalSelfAttention(nn.Module):

@@ -106,3 +106,31 @@ def test_cpu_rms_norm_is_bitwise_f_rms_norm(shape, gains):
     for a, b in zip(ref, got):
         assert (a is None and b is None) or torch.equal(a, b)
     assert got[1].abs().max() > 0
+
+
+def _rotate(rot, x, g):
+    x = x.detach().requires_grad_()
+    y = rot(x)
+    y.backward(g)
+    return y.detach(), x.grad
+
+
+def test_cpu_rotary_is_bitwise_the_generic_path_and_follows_its_frequencies(monkeypatch):
+    import optbench.model.gpt as gpt
+
+    torch.manual_seed(0)
+    rot = gpt.Rotary(64)
+    for T in (256, 128):  # a second length remakes the cached tables
+        x, g = torch.randn(2, T, 2, 64), torch.randn(2, T, 2, 64)
+        fast = _rotate(rot, x, g)
+        with monkeypatch.context() as m:
+            m.setattr(gpt, "_eager", lambda: False)  # the expression CUDA and torch.compile take
+            generic = _rotate(rot, x, g)
+        assert torch.equal(fast[0], generic[0]) and torch.equal(fast[1], generic[1])
+        assert not torch.equal(fast[0], x)  # it rotates
+    with torch.no_grad():  # new frequencies (as a state_dict load writes them): the cache must not serve stale ones
+        rot.angular_freq.mul_(2)
+    fresh = gpt.Rotary(64)
+    with torch.no_grad():
+        fresh.angular_freq.copy_(rot.angular_freq)
+    assert torch.equal(_rotate(rot, x, g)[0], _rotate(fresh, x, g)[0])
