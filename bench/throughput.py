@@ -151,9 +151,10 @@ def plain_setup(track: Track, threads: int, micro_rows: int) -> Setup:
                  flops_per_token=model_flops_per_token(model, cfg.num_layers, cfg.model_dim, track.seq_len))
 
 
-def time_eval(setup: Setup, repeats: int = 2) -> float:
+def time_eval(setup: Setup, repeats: int = 1) -> float:
     if setup.evaluate is None:
         return float("nan")
+    progress(f"eval {setup.name}")
     torch.set_num_threads(setup.threads)
     times = []
     for _ in range(repeats):
@@ -171,10 +172,18 @@ def measure(setups: list[Setup], batches: list, rounds: int, warmup: int = 2) ->
         s.first_step_s = time.perf_counter() - t
         for x, y in batches[1:warmup]:
             s.run(x, y, timed=False)
-    for _ in range(rounds):
+        progress(f"warm-up {s.name}: first step {s.first_step_s:.1f} s")
+    for r in range(rounds):
         for s in setups:
             for x, y in batches:
                 s.run(x, y, timed=True)
+        progress(f"round {r + 1}/{rounds}: " + ", ".join(
+            f"{s.name} {1000 * statistics.median(sum(st.values()) for st in s.steps):.0f} ms" for s in setups))
+
+
+def progress(line: str) -> None:
+    """A progress line on stderr (the table goes to stdout at the end)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
 
 
 def table(setups: list[Setup], tracks: dict[str, Track], peak: float, comparator: dict[str, Setup]) -> list[str]:
@@ -238,6 +247,7 @@ def main() -> None:
     lines = [f"threads: {threads}; measured fp32 matmul peak: {peak:.1f} GFLOP/s; {args.rounds} interleaved rounds "
              f"of {args.steps} steps per row; medians", ""] + table(setups, tracks, peak, comparator)
     if args.profile:
+        progress("profiling")
         lines += ["", "Where the time of a step goes (torch.profiler self time of forward and backward ops, bucketed as in "
                   "bench/step_profile.py; optimizer: wall time; medians of interleaved profiled steps, ms per step):",
                   ""] + profile_table([s for s in setups if "compile" not in s.name], tracks,
