@@ -38,7 +38,38 @@ class RMSNorm(nn.Module):
         self.gains = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.rms_norm(x, (x.size(-1),), weight=self.gains.type_as(x))
+        return rms_norm(x, self.gains.type_as(x))
+
+
+def rms_norm(x: Tensor, weight: Tensor | None = None) -> Tensor:
+    """F.rms_norm over the last dimension (default eps); on CPU in fp32 eager mode through RMSNormCPU."""
+    if x.device.type == "cpu" and x.dtype == torch.float32 and _eager():
+        return RMSNormCPU.apply(x, weight)
+    return F.rms_norm(x, (x.size(-1),), weight=weight)
+
+
+class RMSNormCPU(torch.autograd.Function):
+    """CPU F.rms_norm (a composite: pow, mean, add eps, rsqrt, mul, mul weight) with the backward that autograd
+    derives for it written out op for op, so values are bitwise equal, in one autograd node instead of six."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor | None) -> Tensor:
+        r = x.pow(2).mean(-1, keepdim=True).add(torch.finfo(x.dtype).eps).rsqrt()
+        ctx.save_for_backward(x, r, weight)
+        y = x * r
+        return y if weight is None else y * weight
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, r, weight = ctx.saved_tensors
+        grad_w = None
+        if weight is not None:
+            if ctx.needs_input_grad[1]:
+                grad_w = (grad * (x * r)).sum_to_size(weight.shape)
+            grad = grad * weight
+        grad_r = (grad * x).sum(-1, keepdim=True)
+        grad_mean = (-0.5 * grad_r) * r.pow(3) / x.size(-1)  # rsqrt's backward, then mean's (per row)
+        return grad * r + grad_mean * (2.0 * x), grad_w  # mul's + pow's backward
 
 
 class Linear(nn.Linear):
@@ -60,14 +91,56 @@ class Rotary(nn.Module):
         # persistent, as upstream's: its state_dicts (which hold the buffer) load strictly
         self.register_buffer("angular_freq", torch.cat([freq, freq.new_zeros(head_dim // 4)]))
 
-    def forward(self, x_BTHD: Tensor) -> Tensor:
-        pos = torch.arange(x_BTHD.size(1), dtype=torch.float32, device=x_BTHD.device)
-        theta = torch.outer(pos, self.angular_freq)[None, :, None, :]
+    def tables(self, T: int, device: torch.device) -> tuple[Tensor, Tensor]:
+        """(cos | -sin, sin | cos) per position, shaped (1, T, 1, 2, D/2) to broadcast over (B, T, H, 2, D/2)."""
+        pos = torch.arange(T, dtype=torch.float32, device=device)
+        theta = torch.outer(pos, self.angular_freq)[None, :, None, None, :]
         cos, sin = theta.cos(), theta.sin()
-        x1, x2 = x_BTHD.to(dtype=torch.float32).chunk(2, dim=-1)
-        y1 = x1 * cos + x2 * sin
-        y2 = x1 * (-sin) + x2 * cos
-        return torch.cat((y1, y2), 3).type_as(x_BTHD)
+        return torch.cat((cos, -sin), dim=-2), torch.cat((sin, cos), dim=-2)
+
+    def forward(self, x_BTHD: Tensor) -> Tensor:
+        B, T, H, D = x_BTHD.shape
+        if x_BTHD.device.type == "cpu" and x_BTHD.dtype == torch.float32 and _eager():
+            # CPU only: the same values, bitwise, with the tables made once per length and a one-pass backward
+            return RotateCPU.apply(x_BTHD.view(B, T, H, 2, D // 2), *self._cached_tables(T)).view(B, T, H, D)
+        a, b = self.tables(T, x_BTHD.device)
+        # upstream's y1 = x1 cos + x2 sin, y2 = x1 (-sin) + x2 cos (same products, same order: bitwise equal), with
+        # both halves in one broadcast pass and no concatenation
+        x1, x2 = x_BTHD.to(dtype=torch.float32).view(B, T, H, 2, D // 2).chunk(2, dim=-2)
+        y = x1 * a + x2 * b
+        return y.view(B, T, H, D).type_as(x_BTHD)
+
+    def _cached_tables(self, T: int) -> tuple[Tensor, ...]:
+        """tables(T) and the backward's (cos | sin, -sin | cos), remade when the frequencies change (a state_dict
+        load, a reset) or move."""
+        f = self.angular_freq
+        key = (T, f.device, f.data_ptr(), f._version)
+        cache = getattr(self, "_tables", None)  # subclasses may skip __init__ (model/medium.py)
+        if cache is None or cache[0] != key:
+            with torch.inference_mode(False), torch.no_grad():
+                a, b = self.tables(T, f.device)
+                (cos, minus_sin), (sin, _) = a.chunk(2, dim=-2), b.chunk(2, dim=-2)
+                cache = key, (a, b, torch.cat((cos, sin), dim=-2), torch.cat((minus_sin, cos), dim=-2))
+            self._tables = cache
+        return cache[1]
+
+
+class RotateCPU(torch.autograd.Function):
+    """y = x1 * a + x2 * b over the (first, second) halves of x (B, T, H, 2, D/2), as Rotary writes it; the
+    backward g1 * a' + g2 * b' (a', b': the tables' transposes) gives autograd's values in one pass, without its
+    broadcast reductions and the copies into the halves of the input's gradient."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, a: Tensor, b: Tensor, a_t: Tensor, b_t: Tensor) -> Tensor:
+        x1, x2 = x.chunk(2, dim=-2)
+        ctx.save_for_backward(a_t, b_t)
+        return x1 * a + x2 * b
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        a_t, b_t = ctx.saved_tensors
+        g1, g2 = grad.chunk(2, dim=-2)
+        return (g1 * a_t).add_(g2 * b_t), None, None, None, None
 
 
 class CausalSelfAttention(nn.Module):
@@ -86,7 +159,7 @@ class CausalSelfAttention(nn.Module):
         q = self.q(x).view(B, T, self.num_heads, self.head_dim)
         k = self.k(x).view(B, T, self.num_heads, self.head_dim)
         v = self.v(x).view(B, T, self.num_heads, self.head_dim)
-        q, k = F.rms_norm(q, (q.size(-1),)), F.rms_norm(k, (k.size(-1),))
+        q, k = rms_norm(q), rms_norm(k)
         q, k = self.rotary(q), self.rotary(k)
         y = F.scaled_dot_product_attention(
             q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), scale=self.scale, is_causal=True
@@ -101,7 +174,29 @@ class MLP(nn.Module):
         self.proj = Linear(cfg.mlp_ratio * cfg.model_dim, cfg.model_dim)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.proj(self.fc(x).relu().square())
+        h = self.fc(x)
+        return self.proj(ReLUSquare.apply(h) if _eager() else h.relu().square())
+
+
+class ReLUSquare(torch.autograd.Function):
+    """relu(x)^2 in eager mode, bitwise as autograd's x.relu().square() (up to the sign of zero gradients): the
+    backward 2 relu(x) g is one pass instead of pow's and relu's backward passes and a copy."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        r = x.relu()
+        ctx.save_for_backward(r)
+        return r.square()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        (r,) = ctx.saved_tensors
+        return torch.mul(r, 2).mul_(grad)
+
+
+def _eager() -> bool:
+    """Hand-fused autograd Functions only in eager mode; under torch.compile the plain expressions are kept."""
+    return not torch.compiler.is_compiling()
 
 
 class Block(nn.Module):
@@ -141,6 +236,86 @@ def softcap(z: Tensor, c: float) -> Tensor:
     return SoftCap.apply(z, c)
 
 
+def _row_block(vocab: int) -> int:
+    """Rows of logits per block of the fused loss: about 1 MiB of fp32, so a block's temporaries stay in L2."""
+    return max(1, (1 << 18) // vocab)
+
+
+class SoftCapCrossEntropy(torch.autograd.Function):
+    """Summed CE of the soft-capped logits of the biased head, fused for CPU (fp32).
+
+    Bitwise the loss and gradients of F.cross_entropy(softcap(F.linear(x, w, b)), t, reduction="sum") with
+    autograd: the same kernels on the same values (addmm, the soft-cap expression, log_softmax, its backward, the
+    soft-cap backward, nll_loss's summation order), but taken over blocks of rows that stay in cache, and the
+    logits' gradient is made in the forward, written over the logits, and kept instead of them. The backward is
+    the head's two matmuls and the bias sum (an incoming gradient other than 1 scales the kept gradient; exact for
+    the powers of two the loop uses).
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, w: Tensor, b: Tensor, targets: Tensor, c: float, spare: list) -> Tensor:
+        z = _head_logits(x, w, b, spare)
+        picked = _softcap_log_probs(z, targets, c, grad_out=True)
+        ctx.save_for_backward(x, w, z)
+        ctx.spare = spare
+        return F.nll_loss(picked, targets.new_zeros(len(picked)), reduction="sum")
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        if ctx.spare is None:
+            raise RuntimeError("SoftCapCrossEntropy: a second backward through the same graph is not supported")
+        x, w, dz = ctx.saved_tensors
+        kept = dz
+        if grad.item() != 1.0:
+            dz = dz * grad
+        grads = dz.mm(w), dz.t().mm(x), dz.sum(0), None, None, None
+        ctx.spare.append(kept)  # the logits buffer serves the next forward
+        ctx.spare = None
+        return grads
+
+
+def _head_logits(x: Tensor, w: Tensor, b: Tensor, spare: list) -> Tensor:
+    """x @ w.T + b (F.linear's addmm), written into a spare buffer of the right shape when there is one: a fresh
+    logits-sized tensor costs a page fault per 4 KiB on its first write (a third of the head matmul's time)."""
+    shape = (x.size(0), w.size(0))
+    while spare:
+        buf = spare.pop()
+        if buf.shape == shape and buf.dtype == x.dtype and buf.device == x.device:
+            return torch.addmm(b, x, w.t(), out=buf)
+    return torch.addmm(b, x, w.t())
+
+
+def _softcap_log_probs(z: Tensor, targets: Tensor, c: float, grad_out: bool) -> Tensor:
+    """log p(target) per row (N x 1) of softcap(z); with grad_out, z is overwritten by d(-sum log p)/dz."""
+    n, block = z.size(0), _row_block(z.size(1))
+    picked = z.new_empty(n, 1)
+    t = targets.view(n, 1)
+    for i in range(0, n, block):
+        zb, tb = z[i:i + block], t[i:i + block]
+        r = zb.square().add_(c * c).rsqrt_()
+        logp = torch.log_softmax((c * zb).mul_(r), dim=-1)
+        torch.gather(logp, 1, tb, out=picked[i:i + block])
+        if grad_out:
+            dlogp = torch.zeros_like(logp).scatter_(1, tb, -1.0)  # nll_loss's gradient, as autograd makes it
+            dy = torch.ops.aten._log_softmax_backward_data(dlogp, logp, 1, logp.dtype)
+            torch.mul(dy, r.pow_(3).mul_(c**3), out=zb)  # SoftCap.backward
+    return picked
+
+
+def softcap_cross_entropy(x: Tensor, w: Tensor, b: Tensor, targets: Tensor, c: float,
+                          spare: list | None = None) -> Tensor:
+    """sum CE(softcap(x @ w.T + b), targets) for 2-D x on CPU in fp32, fused (see SoftCapCrossEntropy). `spare`:
+    a list that keeps the logits buffer between calls (one per model; the graph's backward returns it)."""
+    targets = targets.reshape(-1)
+    spare = [] if spare is None else spare
+    if torch.is_grad_enabled() and (x.requires_grad or w.requires_grad or b.requires_grad):
+        return SoftCapCrossEntropy.apply(x, w, b, targets, c, spare)
+    z = _head_logits(x, w, b, spare)
+    picked = _softcap_log_probs(z, targets, c, grad_out=False)
+    spare.append(z)
+    return F.nll_loss(picked, targets.new_zeros(len(picked)), reduction="sum")
+
+
 class GPT(nn.Module):
     """forward(inputs, targets) -> summed CE loss (fp32 scalar); forward(inputs) -> soft-capped fp32 logits."""
 
@@ -152,6 +327,7 @@ class GPT(nn.Module):
         self.proj = Linear(cfg.model_dim, cfg.vocab_size)
         self.norm1 = RMSNorm(cfg.model_dim)
         self.norm2 = RMSNorm(cfg.model_dim)
+        self._spare_logits: list[Tensor] = []  # the fused CPU loss's logits buffer, reused across microbatches
 
     def param_roles(self) -> dict[str, str]:
         """Role of each parameter for the upstream optimizer split: embed | head | scalar | matrix."""
@@ -167,16 +343,25 @@ class GPT(nn.Module):
                 roles[name] = "matrix"
         return roles
 
-    def logits(self, inputs: Tensor) -> Tensor:
+    def features(self, inputs: Tensor) -> Tensor:
+        """The final normed hidden states, the LM head's input."""
         x = self.norm1(self.embed(inputs))
         for block in self.blocks:
             x = block(x)
-        return softcap(self.proj(self.norm2(x)).float(), self.cfg.softcap)
+        return self.norm2(x)
+
+    def logits(self, inputs: Tensor) -> Tensor:
+        return softcap(self.proj(self.features(inputs)).float(), self.cfg.softcap)
 
     def forward(self, inputs: Tensor, targets: Tensor | None = None) -> Tensor:
-        logits = self.logits(inputs)
         if targets is None:
-            return logits
+            return self.logits(inputs)
+        x = self.features(inputs)
+        if x.device.type == "cpu" and x.dtype == torch.float32 and _eager():
+            # CPU only: the same loss and gradients as below, bitwise, with far fewer passes over the logits
+            return softcap_cross_entropy(x.view(-1, x.size(-1)), self.proj.weight, self.proj.bias, targets,
+                                         self.cfg.softcap, self._spare_logits)
+        logits = softcap(self.proj(x).float(), self.cfg.softcap)
         return F.cross_entropy(logits.view(targets.numel(), -1), targets.reshape(-1), reduction="sum")
 
 
