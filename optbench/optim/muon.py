@@ -86,6 +86,25 @@ def resolve_ns_schedule(ns_coefficients: CoeffSpec, ns_steps: int | None) -> lis
     return [tuple(c) for c in sched]  # type: ignore[misc]
 
 
+def newton_schulz_(X: torch.Tensor, schedule: Sequence[Coeffs], eps: float = 1e-7) -> torch.Tensor:
+    """In place on a wide (rows <= cols), contiguous X (or a batch of them): divide by (Frobenius norm + eps), then
+    X <- aX + (bA + (cA)A)X, A = X X^T, for each (a, b, c). Returns X.
+
+    Every product and sum is rounded as upstream's ``a * X + B @ X`` with ``B = b * A + c * A @ A`` is (so a bf16
+    run matches it bit for bit), but into buffers allocated once instead of a new tensor per operation.
+    """
+    X.div_(X.norm(dim=(-2, -1), keepdim=True) + eps)
+    A = X.new_empty((*X.shape[:-1], X.size(-2)))
+    cA, B, BX = torch.empty_like(A), torch.empty_like(A), torch.empty_like(X)
+    for a, b, c in schedule:
+        torch.matmul(X, X.mT, out=A)
+        torch.matmul(torch.mul(A, c, out=cA), A, out=B)
+        B.add_(torch.mul(A, b, out=cA))
+        torch.matmul(B, X, out=BX)
+        X.mul_(a).add_(BX)
+    return X
+
+
 def newton_schulz(
     G: torch.Tensor, schedule: Sequence[Coeffs], dtype: torch.dtype = torch.bfloat16, eps: float = 1e-7
 ) -> torch.Tensor:
@@ -97,18 +116,48 @@ def newton_schulz(
     """
     if G.ndim < 2:
         raise ValueError(f"newton_schulz expects a tensor with ndim >= 2, got shape {tuple(G.shape)}")
-    X = G.to(dtype) if G.dtype != dtype else G.clone()
     tall = G.size(-2) > G.size(-1)
-    if tall:
-        X = X.mT
-    X = X / (X.norm(dim=(-2, -1), keepdim=True) + eps)
-    for a, b, c in schedule:
-        A = X @ X.mT
-        B = b * A + c * A @ A
-        X = a * X + B @ X
-    if tall:
-        X = X.mT
-    return X
+    X = (G.mT if tall else G).to(dtype=dtype, memory_format=torch.contiguous_format, copy=True)
+    X = newton_schulz_(X, schedule, eps)
+    return X.mT if tall else X
+
+
+def newton_schulz_batched(
+    mats: Sequence[torch.Tensor], schedule: Sequence[Coeffs], dtype: torch.dtype = torch.bfloat16, eps: float = 1e-7,
+    *, compiled: bool = False,
+) -> list[torch.Tensor]:
+    """``newton_schulz`` of each 2-D matrix in ``mats``, all matrices of one shape in one batched iteration.
+
+    Tall matrices are turned wide first (as ``newton_schulz`` does), so an (m, n) and an (n, m) matrix share a
+    batch. Returns ``dtype`` tensors in input order, each of its input's shape (views into the batch result). On
+    CPU the bf16 result equals ``newton_schulz`` matrix by matrix bit for bit; float32 agrees to rounding (the
+    batched matmul kernel blocks differently). ``compiled``: the iteration runs through ``torch.compile``.
+    """
+    iterate = compiled_newton_schulz_() if compiled else newton_schulz_
+    groups: dict[tuple, list[int]] = {}
+    for i, m in enumerate(mats):
+        if m.ndim != 2:
+            raise ValueError(f"newton_schulz_batched expects 2-D matrices, got shape {tuple(m.shape)}")
+        groups.setdefault((min(m.shape), max(m.shape), m.device), []).append(i)
+    out: list[torch.Tensor] = [None] * len(mats)  # type: ignore[list-item]
+    for (rows, cols, device), idx in groups.items():
+        X = torch.empty((len(idx), rows, cols), dtype=dtype, device=device)
+        for j, i in enumerate(idx):
+            X[j].copy_(mats[i].mT if mats[i].size(0) > mats[i].size(1) else mats[i])
+        O = iterate(X, schedule, eps)
+        for j, i in enumerate(idx):
+            out[i] = O[j].mT if mats[i].size(0) > mats[i].size(1) else O[j]
+    return out
+
+
+_COMPILED: dict[str, object] = {}
+
+
+def compiled_newton_schulz_():
+    """``torch.compile(newton_schulz_)``, built once: the Muon family's compiled path (default on CUDA only)."""
+    if "ns" not in _COMPILED:
+        _COMPILED["ns"] = torch.compile(newton_schulz_, dynamic=False)
+    return _COMPILED["ns"]
 
 
 def check_ns_args(ns_coefficients: CoeffSpec, ns_steps: int | None, ns_dtype: torch.dtype) -> None:
@@ -137,18 +186,19 @@ def _dist_world() -> tuple[int, int]:
     return 0, 1
 
 
-def sharded_apply(params: list[torch.Tensor], update_one, rank: int, world_size: int) -> None:
-    """Round-robin ownership with an all_gather per chunk (the track-3 scheme).
+def owned(params: list[torch.Tensor], rank: int, world_size: int) -> list[torch.Tensor]:
+    """The items rank ``rank`` updates under round-robin ownership: item k*ws + rank of every chunk k."""
+    return params[rank::world_size]
 
-    ``params`` must be in the same order on every rank. Chunk k holds items k*ws .. k*ws+ws-1; rank r calls
-    ``update_one(p)`` on item k*ws+r (if it exists) and then every rank receives every updated item. Chunks of
-    equal-shaped, same-dtype, contiguous tensors gather straight into the parameters; otherwise through flat
-    buffers padded to the chunk's largest numel (gloo needs equal sizes per all_gather).
+
+def gather_owned(params: list[torch.Tensor], rank: int, world_size: int) -> None:
+    """After each rank updated its ``owned`` items, give every rank every item: one all_gather per chunk.
+
+    Chunks of equal-shaped, same-dtype, contiguous tensors gather straight into the parameters; otherwise
+    through flat buffers padded to the chunk's largest numel (gloo needs equal sizes per all_gather).
     """
     for base in range(0, len(params), world_size):
         chunk = params[base : base + world_size]
-        if rank < len(chunk):
-            update_one(chunk[rank])
         uniform = (
             len(chunk) == world_size
             and all(p.shape == chunk[0].shape and p.dtype == chunk[0].dtype for p in chunk)
@@ -169,15 +219,36 @@ def sharded_apply(params: list[torch.Tensor], update_one, rank: int, world_size:
                 p.data.copy_(bufs[i][: p.numel()].view(p.shape).to(p.dtype))
 
 
-class ShardedMatrixOptimizer(torch.optim.Optimizer):
-    """Base for Muon-like optimizers: ``step`` visits every matrix with a gradient and calls
-    ``self._update(p, group, schedule)``; on more than one rank through ``sharded_apply`` (track-3 scheme).
+def sharded_apply(params: list[torch.Tensor], update_one, rank: int, world_size: int) -> None:
+    """Round-robin ownership (the track-3 scheme): ``update_one(p)`` on this rank's ``owned`` items, then
+    ``gather_owned``. ``params`` must be in the same order on every rank."""
+    for p in owned(params, rank, world_size):
+        update_one(p)
+    gather_owned(params, rank, world_size)
 
-    Groups must carry ``ns_coefficients`` and ``ns_steps`` (see resolve_ns_schedule).
+
+class ShardedMatrixOptimizer(torch.optim.Optimizer):
+    """Base for Muon-like optimizers: ``step`` collects every matrix with a gradient (on more than one rank only
+    the ones this rank owns, see ``owned``) and calls ``self._update_many(params, group, schedule)`` once per
+    group, so that subclasses orthogonalise them together (``newton_schulz_batched``); then, on more than one
+    rank, ``gather_owned`` sends every updated matrix to every rank.
+
+    Groups must carry ``ns_coefficients``, ``ns_steps`` and ``compiled`` (see resolve_ns_schedule, ``_ns``).
     """
 
-    def _update(self, p: torch.Tensor, group: dict, schedule: list[Coeffs]) -> None:  # pragma: no cover
+    def _update_many(self, params: list[torch.Tensor], group: dict, schedule: list[Coeffs]) -> None:  # pragma: no cover
         raise NotImplementedError
+
+    @staticmethod
+    def _orthogonalize(mats: list[torch.Tensor], group: dict, schedule: list[Coeffs], eps: float) -> list[torch.Tensor]:
+        """Batched NS of the 2-D views ``mats`` with the group's schedule and dtype; compiled when the group's
+        ``compiled`` says so (None: when the matrices are on CUDA)."""
+        if not mats:
+            return []
+        compiled = group.get("compiled")
+        if compiled is None:
+            compiled = mats[0].device.type == "cuda"
+        return newton_schulz_batched(mats, schedule, group["ns_dtype"], eps, compiled=compiled)
 
     def add_param_group(self, param_group: dict) -> None:
         """torch's add_param_group, then the same checks as the constructor (also for groups added later)."""
@@ -191,12 +262,22 @@ class ShardedMatrixOptimizer(torch.optim.Optimizer):
     def _check_group(self, group: dict) -> None:
         _check_common(group["lr"], group["weight_decay"], group["momentum"])
         resolve_ns_schedule(group["ns_coefficients"], group["ns_steps"])
+        if group.get("compiled") not in (None, True, False):
+            raise ValueError(f"compiled: must be None (CUDA only), True or False, got {group['compiled']!r}")
         for p in group["params"]:
             if p.ndim < 2:
                 raise ValueError(
                     f"{type(self).__name__}: only parameters with ndim >= 2 are supported, got shape "
                     f"{tuple(p.shape)}; give vectors/scalars to an aux optimizer (AdamW)"
                 )
+
+    @staticmethod
+    def _momentum(params: list[torch.Tensor], bufs: list[torch.Tensor], group: dict) -> list[torch.Tensor]:
+        """m <- lerp(m, g, 1 - mu) for all, then the update: lerp(g, m, mu) (new tensors) if nesterov else m."""
+        grads = [p.grad for p in params]
+        mu = group["momentum"]
+        torch._foreach_lerp_(bufs, grads, 1 - mu)
+        return torch._foreach_lerp(grads, bufs, mu) if group["nesterov"] else list(bufs)
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -207,17 +288,13 @@ class ShardedMatrixOptimizer(torch.optim.Optimizer):
         rank, world_size = _dist_world()
         for group in self.param_groups:
             schedule = resolve_ns_schedule(group["ns_coefficients"], group["ns_steps"])
-
-            def update_one(p, group=group, schedule=schedule):
-                if p.grad is not None:
-                    self._update(p, group, schedule)
-
             if world_size == 1:
-                for p in group["params"]:
-                    update_one(p)
+                self._update_many([p for p in group["params"] if p.grad is not None], group, schedule)
             else:
                 ordered = sorted(group["params"], key=lambda q: tuple(q.shape), reverse=True)
-                sharded_apply(ordered, update_one, rank, world_size)
+                mine = [p for p in owned(ordered, rank, world_size) if p.grad is not None]
+                self._update_many(mine, group, schedule)
+                gather_owned(ordered, rank, world_size)
         return loss
 
 
@@ -240,8 +317,12 @@ class Muon(ShardedMatrixOptimizer):
     - ``ns_steps=None``: number of NS iterations; None = 12 for a single triple, the length of a preset/list.
     - ``ns_dtype=torch.bfloat16``: dtype the NS iteration runs in (bf16 as upstream; float32 for exact tests).
     - ``eps=1e-7``: added to the Frobenius norm before normalising.
+    - ``compiled=None``: run Newton-Schulz through ``torch.compile`` (None = on CUDA only; True also on CPU).
 
     State per parameter: ``momentum_buffer`` (same shape and dtype as the parameter, as upstream).
+
+    Speed: matrices of one shape (tall ones transposed) are orthogonalised in one batched Newton-Schulz
+    iteration (``newton_schulz_batched``), also on each rank when sharded.
 
     Distributed: when torch.distributed is initialised with world_size > 1, each group's params are sorted
     by shape (descending, stable), processed in chunks of world_size; rank r updates item base + r and an
@@ -264,6 +345,7 @@ class Muon(ShardedMatrixOptimizer):
         nd_mode: str = "flatten",
         *,
         mu: float | None = None,
+        compiled: bool | None = None,
     ):
         if mu is not None:
             momentum = mu
@@ -283,25 +365,26 @@ class Muon(ShardedMatrixOptimizer):
             ns_dtype=ns_dtype,
             eps=eps,
             nd_mode=nd_mode,
+            compiled=compiled,
         )
         super().__init__(params, defaults)
 
-    def _update(self, p: torch.Tensor, group: dict, schedule: list[Coeffs]) -> None:
-        g = p.grad
-        state = self.state[p]
-        if "momentum_buffer" not in state:
-            state["momentum_buffer"] = torch.zeros_like(p)
-        m = state["momentum_buffer"]
-        mu = group["momentum"]
-        m.lerp_(g, 1 - mu)
-        u = torch.lerp(g, m, mu) if group["nesterov"] else m
-        if u.ndim > 2 and group.get("nd_mode", "flatten") == "flatten":
-            u = u.reshape(u.size(0), -1)
-        o = newton_schulz(u, schedule, group["ns_dtype"], group["eps"])
-        o *= max(1, u.size(-2) / u.size(-1)) ** 0.5
-        lr = group["lr"]
-        p.mul_(1 - lr * group["weight_decay"])
-        p.add_(o.reshape(p.shape), alpha=-lr)
+    def _update_many(self, params: list[torch.Tensor], group: dict, schedule: list[Coeffs]) -> None:
+        for p in params:
+            if "momentum_buffer" not in self.state[p]:
+                self.state[p]["momentum_buffer"] = torch.zeros_like(p)
+        us = self._momentum(params, [self.state[p]["momentum_buffer"] for p in params], group)
+        flat = group.get("nd_mode", "flatten") == "flatten"
+        mats = [u.reshape(u.size(0), -1) if u.ndim > 2 and flat else u for u in us]
+        batch = [m for m in mats if m.ndim == 2]  # nd_mode="batch" stacks are orthogonalised as they are
+        orth = iter(self._orthogonalize(batch, group, schedule, group["eps"]))
+        lr, wd = group["lr"], group["weight_decay"]
+        for p, u in zip(params, mats):
+            o = next(orth) if u.ndim == 2 else newton_schulz(u, schedule, group["ns_dtype"], group["eps"])
+            o *= max(1, u.size(-2) / u.size(-1)) ** 0.5
+            p.mul_(1 - lr * wd)
+            p.add_(o.reshape(p.shape), alpha=-lr)
+
 
 register(
     "muon",

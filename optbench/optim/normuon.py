@@ -23,7 +23,7 @@ import math
 
 import torch
 
-from optbench.optim.muon import CoeffSpec, Coeffs, ShardedMatrixOptimizer, check_ns_args, newton_schulz
+from optbench.optim.muon import CoeffSpec, Coeffs, ShardedMatrixOptimizer, check_ns_args
 from optbench.optim.registry import register
 
 
@@ -39,9 +39,11 @@ class NorMuon(ShardedMatrixOptimizer):
       ``optbench.optim.muon.resolve_ns_schedule`` ("track3", "medium", a triple or a per-step list also work).
     - ``ns_dtype=torch.bfloat16``: NS precision (float32 reproduces ``normuon_fp32ns`` exactly).
     - ``eps=1e-7``: NS normalisation; ``norm_eps=1e-10``: the two 1e-10 constants of the row normalisation.
+    - ``compiled=None``: Newton-Schulz through ``torch.compile`` (None = on CUDA only), as Muon.
 
     State per parameter: ``momentum_buffer`` (param shape and dtype), ``second_momentum_buffer`` (rows x 1).
-    Distributed: as Muon (sorted by shape, round-robin ownership, one all_gather per chunk).
+    Distributed and batched as Muon (same-shape matrices in one Newton-Schulz iteration; sorted by shape,
+    round-robin ownership, one all_gather per chunk).
     """
 
     def __init__(
@@ -57,6 +59,8 @@ class NorMuon(ShardedMatrixOptimizer):
         ns_dtype: torch.dtype = torch.bfloat16,
         eps: float = 1e-7,
         norm_eps: float = 1e-10,
+        *,
+        compiled: bool | None = None,
     ):
         if not (isinstance(beta2, (int, float)) and 0.0 <= beta2 < 1.0):
             raise ValueError(f"beta2: must be in [0, 1), got {beta2!r}")
@@ -74,6 +78,7 @@ class NorMuon(ShardedMatrixOptimizer):
             ns_dtype=ns_dtype,
             eps=eps,
             norm_eps=norm_eps,
+            compiled=compiled,
         )
         super().__init__(params, defaults)
 
@@ -82,29 +87,26 @@ class NorMuon(ShardedMatrixOptimizer):
         if not 0.0 <= group["beta2"] < 1.0:
             raise ValueError(f"beta2: must be in [0, 1), got {group['beta2']!r}")
 
-    def _update(self, p: torch.Tensor, group: dict, schedule: list[Coeffs]) -> None:
-        g = p.grad
-        state = self.state[p]
-        if "momentum_buffer" not in state:
-            state["momentum_buffer"] = torch.zeros_like(p)
-            state["second_momentum_buffer"] = torch.zeros(p.size(0), 1, dtype=p.dtype, device=p.device)
-        m, s = state["momentum_buffer"], state["second_momentum_buffer"]
-        mu = group["momentum"]
-        m.lerp_(g, 1 - mu)
-        u = torch.lerp(g, m, mu) if group["nesterov"] else m
-        if u.ndim > 2:
-            u = u.reshape(u.size(0), -1)
-        o = newton_schulz(u, schedule, group["ns_dtype"], group["eps"]).to(p.dtype)
-        neps = group["norm_eps"]
-        vnorm = o.norm(dim=(-2, -1), keepdim=True)
-        s.lerp_(torch.mean(o * o, dim=-1, keepdim=True), 1 - group["beta2"])
-        o.mul_(1 / s.sqrt().add_(neps))
-        o.mul_(vnorm / o.norm(dim=(-2, -1), keepdim=True).add_(neps))  # keep ||O||_F as before the row scaling
-        o *= max(1, u.size(-2) / u.size(-1)) ** 0.5
-        lr = group["lr"]
-        if group["weight_decay"]:
-            p.mul_(1 - lr * group["weight_decay"])
-        p.add_(o.reshape(p.shape), alpha=-lr)
+    def _update_many(self, params: list[torch.Tensor], group: dict, schedule: list[Coeffs]) -> None:
+        for p in params:
+            state = self.state[p]
+            if "momentum_buffer" not in state:
+                state["momentum_buffer"] = torch.zeros_like(p)
+                state["second_momentum_buffer"] = torch.zeros(p.size(0), 1, dtype=p.dtype, device=p.device)
+        us = self._momentum(params, [self.state[p]["momentum_buffer"] for p in params], group)
+        mats = [u.reshape(u.size(0), -1) if u.ndim > 2 else u for u in us]
+        neps, lr, wd = group["norm_eps"], group["lr"], group["weight_decay"]
+        for p, u, o in zip(params, mats, self._orthogonalize(mats, group, schedule, group["eps"])):
+            s = self.state[p]["second_momentum_buffer"]
+            o = o.to(p.dtype)
+            vnorm = o.norm(dim=(-2, -1), keepdim=True)
+            s.lerp_(torch.mean(o * o, dim=-1, keepdim=True), 1 - group["beta2"])
+            o.mul_(1 / s.sqrt().add_(neps))
+            o.mul_(vnorm / o.norm(dim=(-2, -1), keepdim=True).add_(neps))  # keep ||O||_F as before the row scaling
+            o *= max(1, u.size(-2) / u.size(-1)) ** 0.5
+            if wd:
+                p.mul_(1 - lr * wd)
+            p.add_(o.reshape(p.shape), alpha=-lr)
 
 
 register(
