@@ -226,7 +226,7 @@ def _kwargs(hparams: dict, fused: bool) -> list[str]:
             continue
         out.append(f"{k}={_py(v)}")
     if fused and "fused" not in hparams:
-        out.append("fused=on_cuda")
+        out.append("fused=on_cuda or None")  # CUDA: fused as upstream; else the zoo class default (as the loop)
     return out
 
 
