@@ -96,38 +96,53 @@ class AdEMAMix(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            lr, lmbda, eps = group["lr"], group["weight_decay"], group["eps"]
-            beta1, beta2, beta3_final = group["betas"]
+            by_step: dict[int, list[torch.Tensor]] = {}  # params that have taken the same number of steps
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                g = p.grad
-                if g.is_sparse:
+                if p.grad.is_sparse:
                     raise RuntimeError("AdEMAMix does not support sparse gradients")
                 state = self.state[p]
                 if len(state) == 0:
                     state["step"] = 0
-                    state["exp_avg_fast"] = torch.zeros_like(p) if beta1 != 0.0 else None
+                    state["exp_avg_fast"] = torch.zeros_like(p) if group["betas"][0] != 0.0 else None
                     state["exp_avg_slow"] = torch.zeros_like(p)
                     state["exp_avg_sq"] = torch.zeros_like(p)
                 state["step"] += 1
-                t = state["step"]
-                bc1 = 1 - beta1**t
-                bc2 = 1 - beta2**t
-                alpha = alpha_at(t, group["alpha"], group["alpha_warmup"])
-                beta3 = beta3_at(t, beta3_final, beta1, group["beta3_warmup"])
-                m1, m2, v = state["exp_avg_fast"], state["exp_avg_slow"], state["exp_avg_sq"]
-                if beta1 != 0.0:
-                    m1.mul_(beta1).add_(g, alpha=1 - beta1)
-                else:
-                    m1 = g
-                m2.mul_(beta3).add_(g, alpha=1 - beta3)
-                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                denom = (v.sqrt() / math.sqrt(bc2)).add_(eps)
-                update = (m1.div(bc1) + alpha * m2) / denom
-                update.add_(p, alpha=lmbda)
-                p.add_(-lr * update)
+                by_step.setdefault(state["step"], []).append(p)
+            for t, params in by_step.items():
+                self._update(params, group, t)
         return loss
+
+    def _update(self, params: list[torch.Tensor], group: dict, t: int) -> None:
+        """The reference's per-tensor operations at step t, each as one multi-tensor call (same rounding)."""
+        lr, lmbda, eps = group["lr"], group["weight_decay"], group["eps"]
+        beta1, beta2, beta3_final = group["betas"]
+        bc1 = 1 - beta1**t
+        bc2 = 1 - beta2**t
+        alpha = alpha_at(t, group["alpha"], group["alpha_warmup"])
+        beta3 = beta3_at(t, beta3_final, beta1, group["beta3_warmup"])
+        grads = [p.grad for p in params]
+        m2, v = ([self.state[p][k] for p in params] for k in ("exp_avg_slow", "exp_avg_sq"))
+        if beta1 != 0.0:
+            m1 = [self.state[p]["exp_avg_fast"] for p in params]
+            torch._foreach_mul_(m1, beta1)
+            torch._foreach_add_(m1, grads, alpha=1 - beta1)
+        else:
+            m1 = grads
+        torch._foreach_mul_(m2, beta3)
+        torch._foreach_add_(m2, grads, alpha=1 - beta3)
+        torch._foreach_mul_(v, beta2)
+        torch._foreach_addcmul_(v, grads, grads, value=1 - beta2)
+        denom = torch._foreach_sqrt(v)
+        torch._foreach_div_(denom, math.sqrt(bc2))
+        torch._foreach_add_(denom, eps)
+        update = torch._foreach_div(m1, bc1)
+        torch._foreach_add_(update, torch._foreach_mul(m2, alpha))
+        torch._foreach_div_(update, denom)
+        torch._foreach_add_(update, params, alpha=lmbda)
+        torch._foreach_mul_(update, -lr)
+        torch._foreach_add_(params, update)
 
 
 register(
