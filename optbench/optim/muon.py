@@ -288,12 +288,13 @@ class ShardedMatrixOptimizer(torch.optim.Optimizer):
         rank, world_size = _dist_world()
         for group in self.param_groups:
             schedule = resolve_ns_schedule(group["ns_coefficients"], group["ns_steps"])
-            if world_size == 1:
-                self._update_many([p for p in group["params"] if p.grad is not None], group, schedule)
-            else:
+            ordered = group["params"]
+            if world_size > 1:
                 ordered = sorted(group["params"], key=lambda q: tuple(q.shape), reverse=True)
-                mine = [p for p in owned(ordered, rank, world_size) if p.grad is not None]
+            mine = [p for p in owned(ordered, rank, world_size) if p.grad is not None]
+            if mine:
                 self._update_many(mine, group, schedule)
+            if world_size > 1:
                 gather_owned(ordered, rank, world_size)
         return loss
 
@@ -378,12 +379,16 @@ class Muon(ShardedMatrixOptimizer):
         mats = [u.reshape(u.size(0), -1) if u.ndim > 2 and flat else u for u in us]
         batch = [m for m in mats if m.ndim == 2]  # nd_mode="batch" stacks are orthogonalised as they are
         orth = iter(self._orthogonalize(batch, group, schedule, group["eps"]))
-        lr, wd = group["lr"], group["weight_decay"]
+        updates = []
         for p, u in zip(params, mats):
             o = next(orth) if u.ndim == 2 else newton_schulz(u, schedule, group["ns_dtype"], group["eps"])
-            o *= max(1, u.size(-2) / u.size(-1)) ** 0.5
-            p.mul_(1 - lr * wd)
-            p.add_(o.reshape(p.shape), alpha=-lr)
+            scale = max(1, u.size(-2) / u.size(-1)) ** 0.5
+            if scale != 1:  # (x * 1 is x: skipped)
+                o *= scale
+            updates.append(o.reshape(p.shape))
+        lr = group["lr"]
+        torch._foreach_mul_(params, 1 - lr * group["weight_decay"])
+        torch._foreach_add_(params, updates, alpha=-lr)
 
 
 register(
