@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import inspect
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -97,32 +98,41 @@ KRON = dict(lr=0.002, weight_decay=0.1)
 F32, BF16 = torch.float32, torch.bfloat16
 
 
+UPSTREAM_ROUNDING = ("upstream's bf16 arithmetic (a rounding after every operation, kept by default for bit-exact "
+                     "conformance) costs 5 elementwise passes per NS step that the peers fold into their products")
+NOT_FP32 = "pytorch_optimizer runs NS in bf16 only: not the same settings (the recipe's own cost)"
+
+
 def _muon_family() -> list[Contest]:
     out = []
-    for title, ns, steps, coeffs, verdict in [
-        ("Muon, 5-step NS bf16", dict(ns_coefficients="tuned5"), 5, "original", True),
-        ("Muon, track-3 12-step NS bf16", {}, 12, (2.0, -1.5, 0.5), True),
-        ("Muon as the cpu recipe (12-step NS fp32)", dict(ns_dtype=F32), 12, (2.0, -1.5, 0.5), False),
-    ]:
-        c = Contest(title, "muon", {**MUON, **ns}, verdict=verdict)
-        c.impls += _po("Muon", lambda ps, s=steps, k=coeffs: PO.Muon(
-            _muon_group(ps), lr=0.04, momentum=0.95, weight_decay=0.05, ns_steps=s, ns_coeffs=k, foreach=True))
-        if steps == 5:
-            c.impls += _heavyball("Muon", lambda ps: HB.Muon(ps, lr=0.04, betas=(0.95, 0.99), weight_decay=0.05))
-            c.note = "HeavyBall's NS: its 5 per-step quintics (the zoo's 'medium' preset), same cost"
-        if not verdict:
-            c.note = "pytorch_optimizer runs NS in bf16 only: not the same settings (shown for the recipe's cost)"
-        out.append(c)
-    for dtype, verdict in [(BF16, True), (F32, False)]:
-        tag = "5-step NS bf16" if dtype is BF16 else "as the cpu recipe (fp32 NS)"
-        c = Contest(f"NorMuon, {tag}", "normuon", {**MUON, "ns_dtype": dtype}, verdict=verdict)
+    for title, ns, steps, coeffs in [("5-step NS bf16", dict(ns_coefficients="tuned5"), 5, "original"),
+                                     ("track-3 12-step NS bf16", {}, 12, (2.0, -1.5, 0.5))]:
+        for fused in (True, False):
+            name = f"Muon, {title}, " + ("fused products (as the peers)" if fused else "upstream rounding (default)")
+            c = Contest(name, "muon", {**MUON, **ns, **({"ns_fused": True} if fused else {})}, verdict=fused,
+                        note="" if fused else UPSTREAM_ROUNDING)
+            c.impls += _po("Muon", lambda ps, s=steps, k=coeffs: PO.Muon(
+                _muon_group(ps), lr=0.04, momentum=0.95, weight_decay=0.05, ns_steps=s, ns_coeffs=k, foreach=True))
+            if steps == 5 and fused:
+                c.impls += _heavyball("Muon", lambda ps: HB.Muon(ps, lr=0.04, betas=(0.95, 0.99), weight_decay=0.05))
+                c.note = "HeavyBall's NS: its own 5 per-step quintics (the zoo's 'medium' preset), same cost"
+            out.append(c)
+    recipe = Contest("Muon as the cpu recipe (12-step NS fp32)", "muon", {**MUON, "ns_dtype": F32}, verdict=False,
+                     note=NOT_FP32)
+    recipe.impls += _po("Muon", lambda ps: PO.Muon(_muon_group(ps), lr=0.04, momentum=0.95, weight_decay=0.05,
+                                                   ns_steps=12, ns_coeffs=(2.0, -1.5, 0.5), foreach=True))
+    out.append(recipe)
+    for dtype in (BF16, F32):
+        tag = "5-step NS bf16, fused products (as the peers)" if dtype is BF16 else "as the cpu recipe (fp32 NS)"
+        extra = {"ns_dtype": dtype, **({"ns_fused": True} if dtype is BF16 else {})}
+        c = Contest(f"NorMuon, {tag}", "normuon", {**MUON, **extra}, verdict=dtype is BF16)
         c.impls += _po("NorMuon", lambda ps: PO.NorMuon(
             _muon_group(ps), lr=0.04, momentum=0.95, beta2=0.95, weight_decay=0.05, ns_steps=5, foreach=True))
-        c2 = Contest(f"AdaMuon, {tag}", "adamuon", {**ADAMUON, "ns_dtype": dtype}, verdict=verdict)
+        c2 = Contest(f"AdaMuon, {tag}", "adamuon", {**ADAMUON, **extra}, verdict=dtype is BF16)
         c2.impls += _po("AdaMuon", lambda ps: PO.AdaMuon(
             _muon_group(ps), lr=0.006, betas=(0.95, 0.95), weight_decay=0.1, ns_steps=5, foreach=True))
-        if not verdict:
-            c.note = c2.note = "pytorch_optimizer runs NS in bf16 only: not the same settings"
+        if dtype is F32:
+            c.note = c2.note = NOT_FP32
         out += [c, c2]
     return out
 
@@ -149,22 +159,25 @@ def _first_order() -> list[Contest]:
     sf.impls += _po("ScheduleFreeAdamW", lambda ps: PO.ScheduleFreeAdamW(ps, **SF, foreach=True))
     sf.impls += _heavyball("SFAdamW", lambda ps: HB.SFAdamW(ps, **SF, eps=1e-8))
     sophia = Contest("SophiaG (minibatch estimator)", "sophia", SOPHIA, note="no peer implements SophiaG")
-    sophia.impls = []
     return [adamw, adam, lion, ademamix, mars, sf, sophia]
 
 
 def _second_order() -> list[Contest]:
-    shampoo = Contest("Shampoo (Adam grafting, roots every 10)", "shampoo", SHAMPOO,
-                      note="the peers implement other Shampoo variants (no grafting / blocked, SVD roots)")
+    plain = {k: v for k, v in SHAMPOO.items() if not k.startswith("grafting")}
+    shampoo = Contest("Shampoo, no grafting (roots every 10)", "shampoo", plain,
+                      note="the peers implement other Shampoo variants (blocked / SVD roots)")
+    grafted = Contest("Shampoo as the cpu recipe (Adam grafting)", "shampoo", SHAMPOO, verdict=False,
+                      note="closest peer setting: ScalableShampoo with RMSprop grafting")
     shampoo.impls += _po("Shampoo", lambda ps: PO.Shampoo(
         ps, lr=0.006, momentum=0.9, weight_decay=0.1, preconditioning_compute_steps=10), cadence=10)
     if PO is not None:
         from pytorch_optimizer.optimizer.utils.graft import LayerWiseGrafting
 
-        shampoo.impls += _po("ScalableShampoo", lambda ps: PO.ScalableShampoo(
-            ps, lr=0.006, betas=(0.9, 0.95), weight_decay=0.1, decoupled_weight_decay=True,
-            preconditioning_compute_steps=10, start_preconditioning_step=1, block_size=1024,
-            graft_type=LayerWiseGrafting.ADAM), cadence=10)
+        for c, graft in ((shampoo, LayerWiseGrafting.NONE), (grafted, LayerWiseGrafting.RMSPROP)):
+            c.impls += _po("ScalableShampoo", lambda ps, graft=graft: PO.ScalableShampoo(
+                ps, lr=0.006, betas=(0.9, 0.95), weight_decay=0.1, decoupled_weight_decay=True,
+                preconditioning_compute_steps=10, start_preconditioning_step=1, block_size=1024,
+                graft_type=graft), cadence=10)
     soap = Contest("SOAP (eigenbases refreshed every 10)", "soap", SOAP)
     soap.impls += _po("SOAP", lambda ps: PO.SOAP(ps, **SOAP), cadence=10)
     soap.impls += _heavyball("SOAP", lambda ps: HB.SOAP(
@@ -177,7 +190,7 @@ def _second_order() -> list[Contest]:
     kron.impls += _heavyball("PSGDKron", lambda ps: HB.PSGDKron(
         ps, lr=0.002, beta=0.9, weight_decay=0.1, preconditioner_update_probability=1.0, max_size_triangular=8192,
         merge_dims=False))
-    return [soap, kron, shampoo]
+    return [soap, kron, shampoo, grafted]
 
 
 def contests(zoo, before=None) -> list[Contest]:
@@ -186,11 +199,16 @@ def contests(zoo, before=None) -> list[Contest]:
     for c in out:
         cadence = c.settings.get("precondition_frequency", c.settings.get("hessian_interval", 1))
         mine = [Impl("optbench", lambda ps, c=c: zoo.get(c.zoo)(ps, **c.settings), kind="zoo", cadence=cadence)]
-        if before is not None:
-            mine.append(Impl("optbench (before)", lambda ps, c=c: before.get(c.zoo)(ps, **c.settings), kind="before",
-                             cadence=cadence))
+        if before is not None:  # settings the older checkout did not have yet (ns_fused) are left out
+            mine.append(Impl("optbench (before)", lambda ps, c=c: before.get(c.zoo)(ps, **_known(before, c)),
+                             kind="before", cadence=cadence))
         c.impls = mine + c.impls
     return out
+
+
+def _known(zoo, c: Contest) -> dict:
+    params = inspect.signature(zoo.get(c.zoo).__init__).parameters
+    return {k: v for k, v in c.settings.items() if k in params}
 
 
 def window(impls: list[Impl]) -> int:

@@ -8,9 +8,10 @@ rotating the order every step so that no implementation always runs first (inter
 
 - untimed warm-up steps first (``--warmup``), reported apart as "first steps": state allocation, SOAP's first
   eigendecompositions, and for compiled HeavyBall the compilation;
-- "median" is the median timed step; "amortised" is the median over windows of the mean step time, a window
-  covering whole preconditioner cycles of every implementation in the row (SOAP / Shampoo refresh every 10
-  steps, Sophia's Hessian EMA every 10), so rarely-paid costs are included;
+- "median" is the median timed step; "amortised" is the mean step time over a window covering whole
+  preconditioner cycles of every implementation in the row (SOAP / Shampoo refresh every 10 steps, Sophia's
+  Hessian EMA every 10), each position of the window taken as its median over >= 3 windows, so a refresh is
+  paid once per cycle and a stray slow step (another process) not at all;
 - "x fastest peer" compares amortised times with the fastest peer (zoo and --before rows excluded);
 - state = bytes of all distinct tensor storages reachable from ``opt.state`` after the timed steps.
 
@@ -108,8 +109,12 @@ class Timing:
         return statistics.median(self.steps)
 
     def amortised(self, w: int) -> float:
-        wins = [statistics.fmean(self.steps[i:i + w]) for i in range(0, len(self.steps) - w + 1, w)]
-        return statistics.median(wins) if wins else float("nan")
+        """Mean step time over a window of w steps (one preconditioner cycle), each position in the window taken
+        as its median over all windows: a refresh step counts once per cycle, a stray slow step not at all."""
+        n = len(self.steps) // w * w
+        if n == 0:
+            return float("nan")
+        return statistics.fmean(statistics.median(self.steps[k:n:w]) for k in range(w))
 
 
 def _sync(device: torch.device) -> None:
@@ -137,7 +142,7 @@ def race(contest: Contest, shapes, device: torch.device, steps: int, warmup: int
             t.error = f"{type(e).__name__}: {e}"[:160]
             runners.append((impl, t, None, None))
     w = window(contest.impls)
-    total = warmup + math.ceil(steps / w) * w
+    total = warmup + max(math.ceil(steps / w), 3 if w > 1 else 1) * w  # >= 3 cycles: a median per position
     for i in range(total):
         grads = [torch.randn(s, generator=gen, device=device) * 1e-2 for s in shapes]
         k = i % len(runners)

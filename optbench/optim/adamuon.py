@@ -38,7 +38,7 @@ class AdaMuon(ShardedMatrixOptimizer):
     - ``sign_input=True``: orthogonalise sign(u) (gpt2 file) instead of u.
     - ``rms_target=0.2``: RMS of the final update.
     - ``ns_coefficients="tuned5"``, ``ns_steps=None``, ``ns_dtype=torch.bfloat16``, ``ns_eps=1e-7``: the
-      Newton-Schulz settings as in Muon; ``compiled=None``: NS through ``torch.compile`` on CUDA only.
+      Newton-Schulz settings as in Muon, also ``ns_fused=None`` and ``compiled=None``.
 
     State per parameter: ``momentum_buffer`` (param shape and dtype), ``v_buffer`` (the 2-D view's shape,
     param dtype), ``step`` (int). Distributed and batched (same-shape matrices in one NS iteration) as Muon.
@@ -60,6 +60,7 @@ class AdaMuon(ShardedMatrixOptimizer):
         ns_dtype: torch.dtype = torch.bfloat16,
         ns_eps: float = 1e-7,
         *,
+        ns_fused: bool | None = None,
         compiled: bool | None = None,
     ):
         if beta2 is not None and not (isinstance(beta2, (int, float)) and 0.0 <= beta2 < 1.0):
@@ -82,6 +83,7 @@ class AdaMuon(ShardedMatrixOptimizer):
             ns_steps=ns_steps,
             ns_dtype=ns_dtype,
             ns_eps=ns_eps,
+            ns_fused=ns_fused,
             compiled=compiled,
         )
         super().__init__(params, defaults)

@@ -137,9 +137,9 @@ def _apply_factors(Q: list, G: torch.Tensor, gram: bool) -> torch.Tensor:
     The reference writes this as one multi-operand einsum; contracted pairwise left to right (torch without
     opt_einsum) that materialises an outer product of all factors, so it is applied one dim at a time here.
     """
-    if G.dim() == 2 and Q[0].dim() == 2 and Q[1].dim() == 2:  # a matrix with two triangular factors: two mm
-        left, right = (q.T @ q if gram else q for q in Q)
-        return left @ G @ right.T
+    if G.dim() == 2 and Q[0].dim() == 2 and Q[1].dim() == 2:  # a matrix with two triangular factors
+        A = Q[0] @ G @ Q[1].T
+        return Q[0].T @ A @ Q[1] if gram else A  # (Q^T Q) G (Q^T Q) as four thin products, not two n^3 grams
     out = G
     for i, q in enumerate(Q):
         if q.dim() < 2:

@@ -86,16 +86,34 @@ def resolve_ns_schedule(ns_coefficients: CoeffSpec, ns_steps: int | None) -> lis
     return [tuple(c) for c in sched]  # type: ignore[misc]
 
 
-def newton_schulz_(X: torch.Tensor, schedule: Sequence[Coeffs], eps: float = 1e-7) -> torch.Tensor:
-    """In place on a wide (rows <= cols), contiguous X (or a batch of them): divide by (Frobenius norm + eps), then
-    X <- aX + (bA + (cA)A)X, A = X X^T, for each (a, b, c). Returns X.
+def fused_default(dtype: torch.dtype) -> bool:
+    """Whether Newton-Schulz folds its scalings and sums into the matrix products by default for this dtype:
+    yes in float32 / float64 (the same iteration up to float rounding); no in bf16 / fp16, where upstream's
+    arithmetic (a rounding after every operation) is kept so the bf16 reference runs are matched bit for bit."""
+    return dtype not in (torch.bfloat16, torch.float16)
 
-    Every product and sum is rounded as upstream's ``a * X + B @ X`` with ``B = b * A + c * A @ A`` is (so a bf16
-    run matches it bit for bit), but into buffers allocated once instead of a new tensor per operation.
+
+def newton_schulz_(X: torch.Tensor, schedule: Sequence[Coeffs], eps: float = 1e-7, fused: bool = False) -> torch.Tensor:
+    """On a wide (rows <= cols), contiguous X (or a batch of them), overwriting it: divide by (Frobenius norm +
+    eps), then X <- aX + (bA + (cA)A)X, A = X X^T, for each (a, b, c). Returns the result (X or a buffer like X).
+
+    ``fused=False``: every product and sum rounded as upstream's ``a * X + B @ X`` with ``B = b * A + c * A @ A``
+    (a bf16 run matches it bit for bit), into buffers allocated once. ``fused=True``: two ``baddbmm`` per step,
+    the scalings and sums done inside the products (one rounding each, as pytorch_optimizer; fewer passes).
     """
     X.div_(X.norm(dim=(-2, -1), keepdim=True) + eps)
     A = X.new_empty((*X.shape[:-1], X.size(-2)))
-    cA, B, BX = torch.empty_like(A), torch.empty_like(A), torch.empty_like(X)
+    B = torch.empty_like(A)
+    if fused:
+        X3, A3, B3 = X.view(-1, *X.shape[-2:]), A.view(-1, *A.shape[-2:]), B.view(-1, *B.shape[-2:])
+        Y3 = torch.empty_like(X3)
+        for a, b, c in schedule:
+            torch.bmm(X3, X3.mT, out=A3)
+            torch.baddbmm(A3, A3, A3, beta=b, alpha=c, out=B3)
+            torch.baddbmm(X3, B3, X3, beta=a, out=Y3)
+            X3, Y3 = Y3, X3
+        return X3.view(X.shape)
+    cA, BX = torch.empty_like(A), torch.empty_like(X)
     for a, b, c in schedule:
         torch.matmul(X, X.mT, out=A)
         torch.matmul(torch.mul(A, c, out=cA), A, out=B)
@@ -106,34 +124,38 @@ def newton_schulz_(X: torch.Tensor, schedule: Sequence[Coeffs], eps: float = 1e-
 
 
 def newton_schulz(
-    G: torch.Tensor, schedule: Sequence[Coeffs], dtype: torch.dtype = torch.bfloat16, eps: float = 1e-7
+    G: torch.Tensor, schedule: Sequence[Coeffs], dtype: torch.dtype = torch.bfloat16, eps: float = 1e-7,
+    *, fused: bool | None = None,
 ) -> torch.Tensor:
     """Approximate polar factor U V^T of G (2-D, or a batch of matrices over the last two dims) with the quintic
     X <- aX + (bA + cA^2)X, A = X X^T.
 
     Computed in ``dtype`` (a new tensor; G is not modified), on the wide orientation (transposed when
-    rows > cols), after dividing by (Frobenius norm + eps). Returns a tensor of ``dtype``.
+    rows > cols), after dividing by (Frobenius norm + eps). Returns a tensor of ``dtype``. ``fused``: see
+    ``newton_schulz_`` (None: ``fused_default(dtype)``).
     """
     if G.ndim < 2:
         raise ValueError(f"newton_schulz expects a tensor with ndim >= 2, got shape {tuple(G.shape)}")
     tall = G.size(-2) > G.size(-1)
     X = (G.mT if tall else G).to(dtype=dtype, memory_format=torch.contiguous_format, copy=True)
-    X = newton_schulz_(X, schedule, eps)
+    X = newton_schulz_(X, schedule, eps, fused_default(dtype) if fused is None else fused)
     return X.mT if tall else X
 
 
 def newton_schulz_batched(
     mats: Sequence[torch.Tensor], schedule: Sequence[Coeffs], dtype: torch.dtype = torch.bfloat16, eps: float = 1e-7,
-    *, compiled: bool = False,
+    *, fused: bool | None = None, compiled: bool = False,
 ) -> list[torch.Tensor]:
     """``newton_schulz`` of each 2-D matrix in ``mats``, all matrices of one shape in one batched iteration.
 
     Tall matrices are turned wide first (as ``newton_schulz`` does), so an (m, n) and an (n, m) matrix share a
     batch. Returns ``dtype`` tensors in input order, each of its input's shape (views into the batch result). On
     CPU the bf16 result equals ``newton_schulz`` matrix by matrix bit for bit; float32 agrees to rounding (the
-    batched matmul kernel blocks differently). ``compiled``: the iteration runs through ``torch.compile``.
+    batched matmul kernel blocks differently). ``fused``: see ``newton_schulz_`` (None: ``fused_default(dtype)``).
+    ``compiled``: the iteration runs through ``torch.compile``.
     """
     iterate = compiled_newton_schulz_() if compiled else newton_schulz_
+    fused = fused_default(dtype) if fused is None else fused
     groups: dict[tuple, list[int]] = {}
     for i, m in enumerate(mats):
         if m.ndim != 2:
@@ -144,7 +166,7 @@ def newton_schulz_batched(
         X = torch.empty((len(idx), rows, cols), dtype=dtype, device=device)
         for j, i in enumerate(idx):
             X[j].copy_(mats[i].mT if mats[i].size(0) > mats[i].size(1) else mats[i])
-        O = iterate(X, schedule, eps)
+        O = iterate(X, schedule, eps, fused)
         for j, i in enumerate(idx):
             out[i] = O[j].mT if mats[i].size(0) > mats[i].size(1) else O[j]
     return out
@@ -248,7 +270,8 @@ class ShardedMatrixOptimizer(torch.optim.Optimizer):
         compiled = group.get("compiled")
         if compiled is None:
             compiled = mats[0].device.type == "cuda"
-        return newton_schulz_batched(mats, schedule, group["ns_dtype"], eps, compiled=compiled)
+        return newton_schulz_batched(mats, schedule, group["ns_dtype"], eps, fused=group.get("ns_fused"),
+                                     compiled=compiled)
 
     def add_param_group(self, param_group: dict) -> None:
         """torch's add_param_group, then the same checks as the constructor (also for groups added later)."""
@@ -262,8 +285,10 @@ class ShardedMatrixOptimizer(torch.optim.Optimizer):
     def _check_group(self, group: dict) -> None:
         _check_common(group["lr"], group["weight_decay"], group["momentum"])
         resolve_ns_schedule(group["ns_coefficients"], group["ns_steps"])
-        if group.get("compiled") not in (None, True, False):
+        if not (group.get("compiled") is None or isinstance(group["compiled"], bool)):
             raise ValueError(f"compiled: must be None (CUDA only), True or False, got {group['compiled']!r}")
+        if not (group.get("ns_fused") is None or isinstance(group["ns_fused"], bool)):
+            raise ValueError(f"ns_fused: must be None (by ns_dtype), True or False, got {group['ns_fused']!r}")
         for p in group["params"]:
             if p.ndim < 2:
                 raise ValueError(
@@ -318,6 +343,10 @@ class Muon(ShardedMatrixOptimizer):
     - ``ns_steps=None``: number of NS iterations; None = 12 for a single triple, the length of a preset/list.
     - ``ns_dtype=torch.bfloat16``: dtype the NS iteration runs in (bf16 as upstream; float32 for exact tests).
     - ``eps=1e-7``: added to the Frobenius norm before normalising.
+    - ``ns_fused=None``: fold each NS step's scalings and sums into its matrix products (``torch.baddbmm``, one
+      rounding per product, as pytorch_optimizer does). None = on for float32/64 NS (the same iteration up to float
+      rounding), off for bf16/fp16: there upstream's arithmetic, a rounding after every operation, is kept so that
+      the bf16 reference runs are matched bit for bit (5 more elementwise passes per NS step).
     - ``compiled=None``: run Newton-Schulz through ``torch.compile`` (None = on CUDA only; True also on CPU).
 
     State per parameter: ``momentum_buffer`` (same shape and dtype as the parameter, as upstream).
@@ -346,6 +375,7 @@ class Muon(ShardedMatrixOptimizer):
         nd_mode: str = "flatten",
         *,
         mu: float | None = None,
+        ns_fused: bool | None = None,
         compiled: bool | None = None,
     ):
         if mu is not None:
@@ -366,6 +396,7 @@ class Muon(ShardedMatrixOptimizer):
             ns_dtype=ns_dtype,
             eps=eps,
             nd_mode=nd_mode,
+            ns_fused=ns_fused,
             compiled=compiled,
         )
         super().__init__(params, defaults)
@@ -381,7 +412,8 @@ class Muon(ShardedMatrixOptimizer):
         orth = iter(self._orthogonalize(batch, group, schedule, group["eps"]))
         updates = []
         for p, u in zip(params, mats):
-            o = next(orth) if u.ndim == 2 else newton_schulz(u, schedule, group["ns_dtype"], group["eps"])
+            o = next(orth) if u.ndim == 2 else newton_schulz(u, schedule, group["ns_dtype"], group["eps"],
+                                                             fused=group.get("ns_fused"))
             scale = max(1, u.size(-2) / u.size(-1)) ** 0.5
             if scale != 1:  # (x * 1 is x: skipped)
                 o *= scale

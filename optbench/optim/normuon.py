@@ -39,7 +39,7 @@ class NorMuon(ShardedMatrixOptimizer):
       ``optbench.optim.muon.resolve_ns_schedule`` ("track3", "medium", a triple or a per-step list also work).
     - ``ns_dtype=torch.bfloat16``: NS precision (float32 reproduces ``normuon_fp32ns`` exactly).
     - ``eps=1e-7``: NS normalisation; ``norm_eps=1e-10``: the two 1e-10 constants of the row normalisation.
-    - ``compiled=None``: Newton-Schulz through ``torch.compile`` (None = on CUDA only), as Muon.
+    - ``ns_fused=None`` (fused NS arithmetic for float32/64) and ``compiled=None`` (``torch.compile``, CUDA only): as Muon.
 
     State per parameter: ``momentum_buffer`` (param shape and dtype), ``second_momentum_buffer`` (rows x 1).
     Distributed and batched as Muon (same-shape matrices in one Newton-Schulz iteration; sorted by shape,
@@ -60,6 +60,7 @@ class NorMuon(ShardedMatrixOptimizer):
         eps: float = 1e-7,
         norm_eps: float = 1e-10,
         *,
+        ns_fused: bool | None = None,
         compiled: bool | None = None,
     ):
         if not (isinstance(beta2, (int, float)) and 0.0 <= beta2 < 1.0):
@@ -78,6 +79,7 @@ class NorMuon(ShardedMatrixOptimizer):
             ns_dtype=ns_dtype,
             eps=eps,
             norm_eps=norm_eps,
+            ns_fused=ns_fused,
             compiled=compiled,
         )
         super().__init__(params, defaults)

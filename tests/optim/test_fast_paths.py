@@ -32,7 +32,8 @@ def _upstream_ns(G: torch.Tensor, schedule, dtype) -> torch.Tensor:
 
 @pytest.mark.parametrize("preset", ["track3", "tuned5", "medium"])
 def test_newton_schulz_rounds_as_upstream(preset):
-    """Preallocated buffers, same rounding: bf16 bit for bit, float32 to a few ulp (batched or not)."""
+    """bf16 (upstream rounding, the default there) bit for bit; float32 (fused products, the default there) to a
+    few ulp; batched or not."""
     sched = resolve_ns_schedule(preset, None)
     gen = torch.Generator().manual_seed(0)
     mats = [torch.randn(s, generator=gen) for s in SHAPES]
@@ -44,6 +45,23 @@ def test_newton_schulz_rounds_as_upstream(preset):
             assert O.shape == G.shape and O.dtype == dtype and single.dtype == dtype
             assert (single.float() - want.float()).abs().max().item() <= atol
             assert (O.float() - want.float()).abs().max().item() <= atol
+
+
+def test_fused_arithmetic_is_the_same_iteration():
+    """fused=True folds the scalings and sums into baddbmm: in bf16 it differs from upstream only by rounding
+    (the result's singular values agree), and it is the float32 default."""
+    from optbench.optim.muon import fused_default
+
+    assert fused_default(torch.float32) and fused_default(torch.float64)
+    assert not fused_default(torch.bfloat16) and not fused_default(torch.float16)
+    sched = resolve_ns_schedule("tuned5", None)
+    G = torch.randn(48, 16, generator=torch.Generator().manual_seed(6))
+    fused = newton_schulz(G, sched, torch.bfloat16, fused=True)
+    plain = newton_schulz(G, sched, torch.bfloat16)
+    assert not torch.equal(fused, plain) and (fused.float() - plain.float()).abs().max().item() < 0.05
+    sv = [torch.linalg.svdvals(x.float()) for x in (fused, plain)]
+    assert (sv[0] - sv[1]).abs().max().item() < 0.05
+    assert torch.equal(newton_schulz(G, sched, torch.float32), newton_schulz(G, sched, torch.float32, fused=True))
 
 
 def test_newton_schulz_batched_groups_tall_with_wide_and_rejects_stacks():
@@ -136,9 +154,11 @@ def test_one_group_with_different_step_counts_equals_separate_optimizers(make):
         assert torch.equal(a, b)
 
 
-def test_compiled_argument_is_checked():
+def test_compiled_and_fused_arguments_are_checked():
     with pytest.raises(ValueError, match="compiled"):
         Muon([torch.nn.Parameter(torch.zeros(4, 4))], compiled="yes")
+    with pytest.raises(ValueError, match="ns_fused"):
+        NorMuon([torch.nn.Parameter(torch.zeros(4, 4))], ns_fused=1)
 
 
 @pytest.mark.slow
