@@ -15,11 +15,17 @@ from dataclasses import dataclass, field, replace
 
 from optbench.errors import OptbenchError
 from optbench.model.gpt import GPTConfig
+from optbench.standalone.schedule import is_eval_step, lr_multiplier
+from optbench.standalone.training import backward_scale
 
 
 def below_target(val_loss: float | None, target: float) -> bool:
     """The single decision "this val loss reached the target": finite and strictly below it (upstream: `< 3.28`)."""
     return val_loss is not None and math.isfinite(val_loss) and val_loss < target
+
+
+#: recipe init scheme -> the function of optbench.model.gpt that initializes a GPT (the exporter inlines it)
+GPT_INIT_FUNCTIONS = {"track3": "init_weights", "torch-default": "init_weights_torch_default"}
 
 
 @dataclass(frozen=True)
@@ -40,12 +46,27 @@ class Track:
     data: str  # "fineweb" or "books19c-mini"
     rule: str  # default significance-rule preset (optbench.results.stats)
     upstream: str = ""  # where the definition comes from
+    val_seq_len: int = 0  # tokens per validation row (0: seq_len); the medium record validates on 262,144-token rows
+    loss_reduction: str = "sum"  # "sum": gradient of the summed loss (track 3); "mean": of the mean (medium record)
     unofficial: bool = False
     overrides: dict = field(default_factory=dict)  # fields changed under --unofficial
 
     @property
     def batch_rows(self) -> int:
         return self.batch_tokens // self.seq_len
+
+    @property
+    def val_row_tokens(self) -> int:
+        """Tokens per validation row (the val set is cut into rows of this length)."""
+        return self.val_seq_len or self.seq_len
+
+    def backward_scale(self, world_size: int) -> float:
+        """Factor on a microbatch's summed loss before backward (optbench.standalone.training.backward_scale): the
+        gradient is the step's summed loss ("sum") or its mean over the step's tokens ("mean")."""
+        try:
+            return backward_scale(self.loss_reduction, world_size, self.batch_tokens)
+        except ValueError as e:
+            raise OptbenchError(f"track {self.name}: {e}") from None
 
     @property
     def max_world_size(self) -> int:
@@ -75,14 +96,7 @@ class Track:
     def eval_steps(self, train_steps: int | None = None) -> list[int]:
         """Every eval_every steps while s/T < late_frac, every eval_every_late after, and always at T."""
         T = train_steps or self.train_steps
-        steps = {T}
-        for s in range(T):
-            if s / T < self.late_frac:
-                if s % self.eval_every == 0:
-                    steps.add(s)
-            elif s % self.eval_every_late == 0:
-                steps.add(s)
-        return sorted(steps)
+        return [s for s in range(T + 1) if is_eval_step(s, T, self.eval_every, self.eval_every_late, self.late_frac)]
 
     def build_model(self, embed_dtype=None):
         import torch
@@ -100,9 +114,9 @@ class Track:
 
     def init_model(self, model, scheme: str = "track3") -> None:
         if self.model == "gpt":
-            from optbench.model.gpt import init_weights, init_weights_torch_default
+            from optbench.model import gpt
 
-            init_weights(model) if scheme == "track3" else init_weights_torch_default(model)
+            getattr(gpt, GPT_INIT_FUNCTIONS[scheme])(model)
         else:
             from optbench.model.medium import init_medium_weights
 
@@ -113,7 +127,7 @@ class Track:
             "model": self.model, "model_config": dict(vars(self.model_config)) if hasattr(self.model_config, "__dict__")
             else str(self.model_config), "batch_tokens": self.batch_tokens, "seq_len": self.seq_len,
             "micro_batch_rows": self.micro_batch_rows, "target": self.target, "val_tokens": self.val_tokens,
-            "data": self.data,
+            "val_seq_len": self.val_row_tokens, "loss_reduction": self.loss_reduction, "data": self.data,
         }
 
 
@@ -164,6 +178,9 @@ def get_track(name: str) -> Track:
             micro_batch_rows=1, target=2.92, val_tokens=20 * 524288, train_steps=5960, eval_every=125,
             eval_every_late=125, late_frac=1.0, data="fineweb", rule="workspace",
             upstream="KellerJordan/modded-nanogpt records/061525_GPT2MediumOptimizationLeaderboard (04/22/25 record)",
+            # the record (records/track_2_medium/2025-04-22_Record8): val_seq_len = 4*64*1024, mean CE per GPU,
+            # gradients all-reduced with ReduceOp.AVG
+            val_seq_len=4 * 65536, loss_reduction="mean",
         )
     try:
         return _STATIC[name]
@@ -171,7 +188,7 @@ def get_track(name: str) -> Track:
         raise OptbenchError(f"--track: unknown track {name!r}; choose one of {', '.join(TRACK_NAMES)}") from None
 
 
-UNOFFICIAL_FIELDS = ("batch_tokens", "seq_len", "micro_batch_rows", "target", "val_tokens", "data")
+UNOFFICIAL_FIELDS = ("batch_tokens", "seq_len", "micro_batch_rows", "target", "val_tokens", "val_seq_len", "data")
 
 
 def with_overrides(track: Track, overrides: dict) -> Track:
@@ -182,16 +199,6 @@ def with_overrides(track: Track, overrides: dict) -> Track:
     if not overrides:
         return track
     return replace(track, unofficial=True, overrides=dict(overrides), **overrides)
-
-
-def lr_multiplier(step: int, train_steps: int, cooldown_frac: float = 0.7, warmup_steps: int = 0) -> float:
-    """Upstream schedule: flat, then linear to 0 over the last cooldown_frac of the run; optional linear warmup
-    min(1, (s+1)/warmup) as in result #2."""
-    x = step / train_steps
-    eta = 1.0 if x < 1 - cooldown_frac else (1 - x) / cooldown_frac
-    if warmup_steps > 0:
-        eta *= min(1.0, (step + 1) / warmup_steps)
-    return eta
 
 
 __all__ = ["Track", "below_target", "get_track", "TRACK_NAMES", "with_overrides", "lr_multiplier"]

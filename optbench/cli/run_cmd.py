@@ -1,4 +1,4 @@
-"""`optbench run`, `optbench tracks`, `optbench recipes` and `optbench data ...`: the harness commands."""
+"""`optbench run` and `optbench data ...`: the harness commands (`tracks` and `recipes` are in info_cmd)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from optbench.cli.app import app
 from optbench.errors import OptbenchError
@@ -111,7 +110,7 @@ def run_cmd(
     quiet: bool = typer.Option(False, "--quiet", help="no progress output"),
 ) -> None:
     """Train: one track + optimizer/recipe + seed(s). Writes train_log.txt, metrics.jsonl, results.json."""
-    from optbench.optim.recipe import Recipe, default_recipe, load_recipe, recipe_source_text
+    from optbench.optim.recipe import default_recipe, load_recipe, recipe_source_text
     from optbench.tracks import get_track, with_overrides
     from optbench.train import distributed
     from optbench.train.loop import RunConfig, run
@@ -119,15 +118,7 @@ def run_cmd(
     env = distributed.setup(device)
     try:
         if resume is not None:
-            cfg_file = resume / "run.json"
-            if not cfg_file.is_file():
-                raise OptbenchError(f"--resume: {resume} has no run.json (not an optbench run folder)")
-            saved = json.loads(cfg_file.read_text())
-            t = with_overrides(get_track(saved["track"]), saved.get("track_overrides") or {})
-            cfg = RunConfig(track=t, recipe=Recipe.model_validate(saved["recipe"]), recipe_text=saved["recipe_text"],
-                            seeds=saved["seeds"], out_dir=resume, data_dir=Path(saved["data_dir"]),
-                            device=device, compile=saved["compile"], checkpoint_every=saved["checkpoint_every"],
-                            agent_id=saved["agent_id"], experiment=saved["experiment"], progress=not quiet)
+            cfg = RunConfig.load(resume, device=device, progress=not quiet)
         else:
             t = get_track(track)
             if override:
@@ -186,42 +177,8 @@ def _summary(cfg, results) -> None:
             + "; final val loss " + ", ".join(f"{r.final_val_loss:.5f}" if r.final_val_loss is not None else "diverged"
                                                for r in results.runs)
             + f"; wall {results.wallclock_s:.1f}s")
-    c.print(f"results: {Path(cfg.out_dir) / 'results.json'}   log: {Path(cfg.out_dir) / 'train_log.txt'}")
-
-
-@app.command("tracks")
-def tracks_cmd() -> None:
-    """Each track's fixed fields, parameter count and target."""
-    import torch
-
-    from optbench.tracks import TRACK_NAMES, get_track
-
-    table = Table("track", "model", "params", "tokens/step", "seq", "target", "val tokens", "steps", "eval", "data")
-    for name in TRACK_NAMES:
-        t = get_track(name)
-        with torch.device("meta"):
-            n = sum(p.numel() for p in t.build_model().parameters())
-        cfg = t.model_config
-        shape = f"{cfg.num_layers}x{cfg.model_dim} v{cfg.vocab_size}"
-        table.add_row(name, shape, f"{n:,}", f"{t.batch_tokens:,}", str(t.seq_len), f"{t.target}",
-                      f"{t.val_tokens:,}", str(t.train_steps),
-                      f"{t.eval_every}/{t.eval_every_late} after {t.late_frac:.0%}", t.data)
-    Console().print(table)
-
-
-@app.command("recipes")
-def recipes_cmd() -> None:
-    """The bundled recipes and the published results they cite."""
-    from optbench.optim.recipe import load_recipe, recipe_names
-
-    table = Table("recipe", "optimizer", "track", "published steps", "source")
-    table.columns[0].no_wrap = True
-    table.columns[4].no_wrap, table.columns[4].overflow = True, "ellipsis"
-    for n in recipe_names():
-        r = load_recipe(n)
-        pub = str(r.published.steps) if r.published and r.published.steps else ""
-        table.add_row(n, r.optimizer, r.track or "", pub, r.source)
-    Console().print(table)
+    c.print(f"results: {Path(cfg.out_dir) / 'results.json'}   log: {Path(cfg.out_dir) / 'train_log.txt'}",
+            markup=False, highlight=False, soft_wrap=True)  # a long path stays on one line
 
 
 @data_app.command("fineweb")

@@ -4,27 +4,12 @@ of metrics. The text log is what `optbench stats` and upstream tooling parse."""
 from __future__ import annotations
 
 import json
-import platform
 from pathlib import Path
 
-import torch
-
 from optbench.fsutil import atomic_write_text
+from optbench.standalone.logformat import RULE, eval_line, version_line
 
-RULE = "=" * 100
-
-
-def version_line(device: torch.device, world_size: int) -> str:
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    else:
-        name = f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
-    return f"Running PyTorch {torch.version.__version__} compiled for CUDA {torch.version.cuda} on {name} " \
-           f"with world_size {world_size}"
-
-
-def eval_line(step: int, train_steps: int, val_loss: float, train_time_s: float, step_avg_ms: float) -> str:
-    return f"step:{step}/{train_steps} val_loss:{val_loss:.5f} train_time:{train_time_s:.3f}s step_avg:{step_avg_ms:.2f}ms"
+__all__ = ["RunLog", "RULE", "eval_line", "version_line"]
 
 
 class RunLog:
