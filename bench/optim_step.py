@@ -72,8 +72,11 @@ def shape_set(name: str) -> list[tuple[int, ...]]:
 
 
 def state_bytes(state) -> int:
-    """Bytes of all distinct tensor storages reachable from an optimizer's state (shared storage counted once)."""
-    seen: set[tuple[int, int]] = set()
+    """Bytes of all distinct tensor storages reachable from an optimizer's state (shared storage counted once),
+    also through the attributes of objects kept in it (pytorch_optimizer's ScalableShampoo keeps its statistics
+    in preconditioner objects)."""
+    seen_storage: set[tuple[int, int]] = set()
+    seen_obj: set[int] = set()
     total = 0
 
     def walk(x):
@@ -81,14 +84,20 @@ def state_bytes(state) -> int:
         if isinstance(x, torch.Tensor):
             st = x.untyped_storage()
             key = (st.data_ptr(), st.nbytes())
-            if key not in seen:
-                seen.add(key)
+            if key not in seen_storage:
+                seen_storage.add(key)
                 total += st.nbytes()
-        elif isinstance(x, dict):
-            for v in x.values():
-                walk(v)
-        elif isinstance(x, (list, tuple)):
-            for v in x:
+        elif id(x) in seen_obj or isinstance(x, (str, bytes, int, float, bool, type(None), torch.dtype)):
+            return
+        else:
+            seen_obj.add(id(x))
+            if isinstance(x, dict):
+                items = x.values()
+            elif isinstance(x, (list, tuple, set)):
+                items = x
+            else:
+                items = getattr(x, "__dict__", {}).values()
+            for v in items:
                 walk(v)
 
     walk(dict(state))

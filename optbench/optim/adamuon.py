@@ -97,25 +97,32 @@ class AdaMuon(ShardedMatrixOptimizer):
         mats = [u.reshape(u.size(0), -1) if u.ndim > 2 else u for u in us]
         if group["sign_input"]:
             mats = torch._foreach_sign(mats)
+        # the reference's per-matrix operations as multi-tensor calls (same rounding)
         mu, eps, lr, wd = group["momentum"], group["eps"], group["lr"], group["weight_decay"]
-        for p, o in zip(params, self._orthogonalize(mats, group, schedule, group["ns_eps"])):
+        os = self._orthogonalize(mats, group, schedule, group["ns_eps"], out_dtype=params[0].dtype)
+        if any(p.dtype != params[0].dtype for p in params):
+            os = [o.to(p.dtype) for o, p in zip(os, params)]
+        for p, o in zip(params, os):
             state = self.state[p]
-            o = o.to(p.dtype)
             if "v_buffer" not in state:
-                state["v_buffer"] = torch.zeros_like(o)
-            v = state["v_buffer"]
+                state["v_buffer"] = torch.zeros_like(o, memory_format=torch.contiguous_format)
             state["step"] += 1
-            if group["beta2"] is None:
-                v.mul_(mu).addcmul_(o, o, value=1 - mu)
-                v_hat = v
-            else:
-                b2 = group["beta2"]
-                v.mul_(b2).addcmul_(o, o, value=1 - b2)
-                v_hat = v / (1 - b2 ** state["step"])
-            o = o / (v_hat.sqrt() + eps)
-            o.mul_(group["rms_target"] * math.sqrt(o.numel()) / (o.norm() + eps))
-            p.mul_(1 - lr * wd)
-            p.add_(o.reshape(p.shape), alpha=-lr)
+        v = [self.state[p]["v_buffer"] for p in params]
+        b2 = mu if group["beta2"] is None else group["beta2"]
+        torch._foreach_mul_(v, b2)
+        torch._foreach_addcmul_(v, os, os, value=1 - b2)
+        v_hat = v if group["beta2"] is None else torch._foreach_div(
+            v, [1 - b2 ** self.state[p]["step"] for p in params])
+        den = torch._foreach_sqrt(v_hat)
+        torch._foreach_add_(den, eps)
+        os = torch._foreach_div(os, den)
+        scale = torch._foreach_norm(os)
+        torch._foreach_add_(scale, eps)
+        torch._foreach_reciprocal_(scale)  # rms * sqrt(numel) / (||O|| + eps), as Python evaluates it
+        torch._foreach_mul_(scale, [group["rms_target"] * math.sqrt(o.numel()) for o in os])
+        torch._foreach_mul_(os, scale)
+        torch._foreach_mul_(params, 1 - lr * wd)
+        torch._foreach_add_(params, [o.reshape(p.shape) for o, p in zip(os, params)], alpha=-lr)
 
 
 register(

@@ -144,7 +144,7 @@ def newton_schulz(
 
 def newton_schulz_batched(
     mats: Sequence[torch.Tensor], schedule: Sequence[Coeffs], dtype: torch.dtype = torch.bfloat16, eps: float = 1e-7,
-    *, fused: bool | None = None, compiled: bool = False,
+    *, fused: bool | None = None, compiled: bool = False, out_dtype: torch.dtype | None = None,
 ) -> list[torch.Tensor]:
     """``newton_schulz`` of each 2-D matrix in ``mats``, all matrices of one shape in one batched iteration.
 
@@ -152,7 +152,8 @@ def newton_schulz_batched(
     batch. Returns ``dtype`` tensors in input order, each of its input's shape (views into the batch result). On
     CPU the bf16 result equals ``newton_schulz`` matrix by matrix bit for bit; float32 agrees to rounding (the
     batched matmul kernel blocks differently). ``fused``: see ``newton_schulz_`` (None: ``fused_default(dtype)``).
-    ``compiled``: the iteration runs through ``torch.compile``.
+    ``compiled``: the iteration runs through ``torch.compile``. ``out_dtype``: results cast to it, one cast per
+    batch (as ``.to(out_dtype)`` of each result).
     """
     iterate = compiled_newton_schulz_() if compiled else newton_schulz_
     fused = fused_default(dtype) if fused is None else fused
@@ -167,6 +168,8 @@ def newton_schulz_batched(
         for j, i in enumerate(idx):
             X[j].copy_(mats[i].mT if mats[i].size(0) > mats[i].size(1) else mats[i])
         O = iterate(X, schedule, eps, fused)
+        if out_dtype is not None:
+            O = O.to(out_dtype)
         for j, i in enumerate(idx):
             out[i] = O[j].mT if mats[i].size(0) > mats[i].size(1) else O[j]
     return out
@@ -262,7 +265,8 @@ class ShardedMatrixOptimizer(torch.optim.Optimizer):
         raise NotImplementedError
 
     @staticmethod
-    def _orthogonalize(mats: list[torch.Tensor], group: dict, schedule: list[Coeffs], eps: float) -> list[torch.Tensor]:
+    def _orthogonalize(mats: list[torch.Tensor], group: dict, schedule: list[Coeffs], eps: float,
+                       out_dtype: torch.dtype | None = None) -> list[torch.Tensor]:
         """Batched NS of the 2-D views ``mats`` with the group's schedule and dtype; compiled when the group's
         ``compiled`` says so (None: when the matrices are on CUDA)."""
         if not mats:
@@ -271,7 +275,7 @@ class ShardedMatrixOptimizer(torch.optim.Optimizer):
         if compiled is None:
             compiled = mats[0].device.type == "cuda"
         return newton_schulz_batched(mats, schedule, group["ns_dtype"], eps, fused=group.get("ns_fused"),
-                                     compiled=compiled)
+                                     compiled=compiled, out_dtype=out_dtype)
 
     def add_param_group(self, param_group: dict) -> None:
         """torch's add_param_group, then the same checks as the constructor (also for groups added later)."""

@@ -97,18 +97,28 @@ class NorMuon(ShardedMatrixOptimizer):
                 state["second_momentum_buffer"] = torch.zeros(p.size(0), 1, dtype=p.dtype, device=p.device)
         us = self._momentum(params, [self.state[p]["momentum_buffer"] for p in params], group)
         mats = [u.reshape(u.size(0), -1) if u.ndim > 2 else u for u in us]
+        # the reference's per-matrix operations as multi-tensor calls (same rounding); params share one dtype here
         neps, lr, wd = group["norm_eps"], group["lr"], group["weight_decay"]
-        for p, u, o in zip(params, mats, self._orthogonalize(mats, group, schedule, group["eps"])):
-            s = self.state[p]["second_momentum_buffer"]
-            o = o.to(p.dtype)
-            vnorm = o.norm(dim=(-2, -1), keepdim=True)
-            s.lerp_(torch.mean(o * o, dim=-1, keepdim=True), 1 - group["beta2"])
-            o.mul_(1 / s.sqrt().add_(neps))
-            o.mul_(vnorm / o.norm(dim=(-2, -1), keepdim=True).add_(neps))  # keep ||O||_F as before the row scaling
-            o *= max(1, u.size(-2) / u.size(-1)) ** 0.5
-            if wd:
-                p.mul_(1 - lr * wd)
-            p.add_(o.reshape(p.shape), alpha=-lr)
+        os = self._orthogonalize(mats, group, schedule, group["eps"], out_dtype=params[0].dtype)
+        if any(p.dtype != params[0].dtype for p in params):
+            os = [o.to(p.dtype) for o, p in zip(os, params)]
+        vnorm = torch._foreach_norm(os)
+        rows = [sq.mean(dim=-1, keepdim=True) for sq in torch._foreach_mul(os, os)]
+        torch._foreach_lerp_([self.state[p]["second_momentum_buffer"] for p in params], rows, 1 - group["beta2"])
+        inv = torch._foreach_sqrt([self.state[p]["second_momentum_buffer"] for p in params])
+        torch._foreach_add_(inv, neps)
+        torch._foreach_reciprocal_(inv)
+        torch._foreach_mul_(os, inv)  # O / (sqrt(s) + eps), row by row
+        ratio = torch._foreach_norm(os)
+        torch._foreach_add_(ratio, neps)
+        torch._foreach_mul_(os, torch._foreach_div(vnorm, ratio))  # keep ||O||_F as before the row scaling
+        for u, o in zip(mats, os):
+            scale = max(1, u.size(-2) / u.size(-1)) ** 0.5
+            if scale != 1:
+                o *= scale
+        if wd:
+            torch._foreach_mul_(params, 1 - lr * wd)
+        torch._foreach_add_(params, [o.reshape(p.shape) for o, p in zip(os, params)], alpha=-lr)
 
 
 register(

@@ -48,9 +48,15 @@ def test_ratio_is_against_the_fastest_and_smallest_peer():
     assert optim_step.ratio_to_fastest_peer(timings[:2], 1) == (None, None)  # no peer: no verdict
 
 
-def test_state_bytes_counts_shared_storage_once():
+def test_state_bytes_counts_shared_storage_once_and_looks_into_objects():
     a = torch.zeros(10)
     assert optim_step.state_bytes({"p": {"m": a, "view": a[2:], "l": [torch.zeros(3, dtype=torch.float64)]}}) == 64
+
+    class Holder:  # statistics kept in an object's attributes; a cycle back to itself
+        def __init__(self):
+            self.stats, self.me, self.name = torch.zeros(4, dtype=torch.float16), self, "x"
+
+    assert optim_step.state_bytes({"p": {"pre": Holder(), "m": a}}) == 48
 
 
 def test_before_tree_is_a_separate_copy_with_its_own_registry(tmp_path):
