@@ -96,25 +96,32 @@ def test_muon_family_step_is_the_per_matrix_formula_on_mixed_shapes():
             assert torch.equal(ps[i].detach(), ws[i]), i
 
 
-def test_fused_adamw_is_the_default_only_where_it_is_the_same_update():
+def test_fused_adamw_is_used_where_it_is_the_same_update():
+    """build_optimizers turns torch's fused kernel on for float32 params (the CPU tracks' models), not for bf16
+    ones off CUDA; the rule reads tensors, (name, tensor) pairs and param groups."""
+    from optbench.optim.groups import build_optimizers
+    from optbench.optim.recipe import load_recipe
+    from optbench.tracks import get_track
+
+    model = get_track("nano").build_model()
+    for recipe in ("nano-adamw", "nano-muon"):
+        opts = build_optimizers(model, load_recipe(recipe))
+        adamws = [o for o in opts if isinstance(o, torch.optim.AdamW)]
+        assert adamws and all(g["fused"] for o in adamws for g in o.param_groups)
     f32 = [torch.nn.Parameter(torch.randn(4, 3))]
-    assert AdamW(f32).param_groups[0]["fused"] and Adam(f32).param_groups[0]["fused"]
-    assert not AdamW([torch.nn.Parameter(torch.randn(4, 3).bfloat16())]).param_groups[0]["fused"]
-    assert not AdamW(f32, foreach=True).param_groups[0]["fused"]  # an explicit choice wins
-    assert not AdamW(f32, fused=False).param_groups[0]["fused"]
-    assert AdamW(iter(f32)).param_groups[0]["params"] == f32  # a generator is not used up by the check
-    assert fused_is_same_update([{"params": f32}, ("w", f32[0])])
-    assert not fused_is_same_update([]) and not fused_is_same_update([torch.zeros(2, dtype=torch.float16)])
+    assert fused_is_same_update([{"params": f32}, ("w", f32[0])]) and fused_is_same_update(f32)
+    assert not fused_is_same_update([torch.zeros(2, dtype=torch.bfloat16)] + f32)
+    assert not fused_is_same_update([])
 
 
 @pytest.mark.parametrize("cls", [AdamW, Adam])
 def test_fused_default_matches_the_per_tensor_loop(cls):
-    """Same update as torch's per-tensor loop up to float32 rounding over 30 steps."""
+    """The fused kernel: the same update as torch's per-tensor loop up to float32 rounding over 30 steps."""
     gen = torch.Generator().manual_seed(3)
     init = [torch.randn(s, generator=gen) for s in [(16, 8), (8,), (3, 4, 5)]]
     grads = [[torch.randn(x.shape, generator=gen) for x in init] for _ in range(30)]
     runs = []
-    for kw in ({}, {"foreach": False}):
+    for kw in ({"fused": True}, {"foreach": False}):
         ps = [torch.nn.Parameter(x.clone()) for x in init]
         opt = cls(ps, lr=1e-2, betas=(0.9, 0.95), eps=1e-10, weight_decay=0.1, **kw)
         for gs in grads:
