@@ -198,12 +198,26 @@ def contests(zoo, before=None) -> list[Contest]:
     out = _first_order() + _muon_family() + _second_order()
     for c in out:
         cadence = c.settings.get("precondition_frequency", c.settings.get("hessian_interval", 1))
-        mine = [Impl("optbench", lambda ps, c=c: zoo.get(c.zoo)(ps, **c.settings), kind="zoo", cadence=cadence)]
+        mine = [Impl("optbench", _as_built(zoo, c, c.settings), kind="zoo", cadence=cadence)]
         if before is not None:  # settings the older checkout did not have yet (ns_fused) are left out
-            mine.append(Impl("optbench (before)", lambda ps, c=c: before.get(c.zoo)(ps, **_known(before, c)),
-                             kind="before", cadence=cadence))
+            mine.append(Impl("optbench (before)", _as_built(before, c, _known(before, c)), kind="before",
+                             cadence=cadence))
         c.impls = mine + c.impls
     return out
+
+
+def _as_built(zoo, c: Contest, settings: dict) -> Make:
+    """The zoo's optimizer as build_optimizers constructs it: AdamW/Adam with torch's fused kernel where that
+    checkout's rule (optim.adamw.fused_is_same_update, if it has one) says it is the same update."""
+    rule = getattr(importlib.import_module(zoo.__name__ + ".adamw"), "fused_is_same_update", None)
+
+    def make(ps):
+        kw = dict(settings)
+        if c.zoo in ("adamw", "adam") and rule is not None and rule(ps):
+            kw.setdefault("fused", True)
+        return zoo.get(c.zoo)(ps, **kw)
+
+    return make
 
 
 def _known(zoo, c: Contest) -> dict:
