@@ -10,22 +10,18 @@ artifact of such a run says so.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 
 from optbench.errors import OptbenchError
 from optbench.model.gpt import GPTConfig
 from optbench.standalone.schedule import is_eval_step, lr_multiplier
 from optbench.standalone.training import backward_scale
-
-
-def below_target(val_loss: float | None, target: float) -> bool:
-    """The single decision "this val loss reached the target": finite and strictly below it (upstream: `< 3.28`)."""
-    return val_loss is not None and math.isfinite(val_loss) and val_loss < target
+from optbench.target import below_target  # the one rule; re-exported here
 
 
 #: recipe init scheme -> the function of optbench.model.gpt that initializes a GPT (the exporter inlines it)
 GPT_INIT_FUNCTIONS = {"track3": "init_weights", "torch-default": "init_weights_torch_default"}
+BENCHMARK_EXCHANGE_RATE = 0.0045 / 100  # track 3's rule of thumb: 100 more steps buy 0.0045 val loss
 
 
 @dataclass(frozen=True)
@@ -48,6 +44,9 @@ class Track:
     upstream: str = ""  # where the definition comes from
     val_seq_len: int = 0  # tokens per validation row (0: seq_len); the medium record validates on 262,144-token rows
     loss_reduction: str = "sum"  # "sum": gradient of the summed loss (track 3); "mean": of the mean (medium record)
+    # val loss per training step near the target: turns a loss gap into steps (sweep objective `steps`);
+    # small/medium: the benchmark's 0.0045 per 100 steps; cpu/nano: measured, docs/tracks.md
+    exchange_rate: float = BENCHMARK_EXCHANGE_RATE
     unofficial: bool = False
     overrides: dict = field(default_factory=dict)  # fields changed under --unofficial
 
@@ -153,6 +152,7 @@ CPU = Track(
     batch_tokens=8 * 256, seq_len=256, micro_batch_rows=4, target=5.00, val_tokens=32768, train_steps=400,
     eval_every=50, eval_every_late=10, late_frac=0.9, data="books19c-mini", rule="workspace",
     upstream="optbench proxy; calibration in docs/tracks.md",
+    exchange_rate=0.0024,  # measured: bench/exchange_rate.py, docs/tracks.md
 )
 
 NANO = Track(
@@ -162,6 +162,7 @@ NANO = Track(
     batch_tokens=8 * 128, seq_len=128, micro_batch_rows=4, target=5.00, val_tokens=8192, train_steps=100,
     eval_every=20, eval_every_late=5, late_frac=0.9, data="books19c-mini", rule="workspace",
     upstream="optbench smoke track; calibration in docs/tracks.md",
+    exchange_rate=0.0049,  # measured: bench/exchange_rate.py, docs/tracks.md
 )
 
 _STATIC = {t.name: t for t in (SMALL, CPU, NANO)}
@@ -201,4 +202,38 @@ def with_overrides(track: Track, overrides: dict) -> Track:
     return replace(track, unofficial=True, overrides=dict(overrides), **overrides)
 
 
-__all__ = ["Track", "below_target", "get_track", "TRACK_NAMES", "with_overrides", "lr_multiplier"]
+def track_for_run(name: str, overrides: dict | None = None, *, unofficial: bool = False,
+                  custom_data: str | None = None) -> Track:
+    """The track a run uses: `name`, its fixed fields changed (`--override`, other shards via `--data`) only when
+    the run is unofficial."""
+    track = get_track(name)
+    if overrides:
+        if not unofficial:
+            raise OptbenchError("--override changes a fixed track field; it needs --unofficial")
+        return with_overrides(track, overrides)
+    if unofficial and custom_data is not None:
+        return with_overrides(track, {"data": f"custom:{custom_data}"})
+    return track
+
+
+def run_data_dir(track: Track, data, unofficial: bool):
+    """The shard folder a run trains on: `--data` for FineWeb tracks (required), the bundled corpus for the CPU
+    tracks (other shards only for an unofficial run)."""
+    if track.data == "fineweb":
+        if data is None:
+            raise OptbenchError(
+                f"--data: track {track.name} trains on FineWeb; download it with "
+                f"`optbench data fineweb --train-shards 20 --dir data/fineweb10B` and pass --data data/fineweb10B")
+        return data
+    if data is not None:
+        if not unofficial:
+            raise OptbenchError(f"--data: track {track.name}'s data is fixed ({track.data}); "
+                                f"pass --unofficial to train on other shards")
+        return data
+    from optbench.data.corpus import default_data_dir
+
+    return default_data_dir(track.vocab_size)
+
+
+__all__ = ["Track", "below_target", "get_track", "TRACK_NAMES", "with_overrides", "track_for_run", "run_data_dir",
+           "lr_multiplier"]

@@ -39,12 +39,10 @@ def fused_is_same_update(params) -> bool:
 register(
     "adamw",
     AdamW,
-    family="adamw",
     reference="Loshchilov & Hutter 2019 (arXiv:1711.05101); torch.optim.AdamW",
 )
 register(
     "adam",
     Adam,
-    family="adamw",
     reference="Kingma & Ba 2015 (arXiv:1412.6980); torch.optim.Adam (weight_decay is L2, not decoupled)",
 )

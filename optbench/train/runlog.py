@@ -1,15 +1,33 @@
 """Run logs: the upstream-format text log (code, a line of =, version line, =, one line per eval) and a JSONL
-of metrics. The text log is what `optbench stats` and upstream tooling parse."""
+of metrics. The text log is what `optbench stats` and upstream tooling parse.
+
+Metric sinks: inside `with metric_sinks(sink, ...)`, every RunLog.metric record (a dict with "event") also goes to
+each sink, called as sink(record). Experiment trackers and a sweep's pruner are sinks; a sink may raise to stop
+the run (the pruner raises optuna.TrialPruned)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
 from optbench.fsutil import atomic_write_text
 from optbench.standalone.logformat import RULE, eval_line, version_line
 
-__all__ = ["RunLog", "RULE", "eval_line", "version_line"]
+__all__ = ["RunLog", "RULE", "eval_line", "version_line", "metric_sinks"]
+
+_SINKS: list = []
+
+
+@contextlib.contextmanager
+def metric_sinks(*sinks):
+    """Send every metric record of the runs made inside the block to each sink as well."""
+    _SINKS.extend(sinks)
+    try:
+        yield
+    finally:
+        for s in sinks:
+            _SINKS.remove(s)
 
 
 class RunLog:
@@ -33,3 +51,5 @@ class RunLog:
     def metric(self, **record) -> None:
         with open(self.jsonl_path, "a") as f:
             f.write(json.dumps(record) + "\n")
+        for sink in list(_SINKS):
+            sink(record)
