@@ -260,6 +260,8 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=20, help="timed steps (rounded up to whole windows; default 20)")
     ap.add_argument("--warmup", type=int, default=3, help="untimed first steps, reported apart (default 3)")
     ap.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: on a shared machine a "
+                    "2-thread kernel stalls whenever another process takes one core, which swamps the differences)")
     ap.add_argument("--before", default=None, help="folder holding an older checkout's optbench/ package: its zoo "
                     "runs in the same race as 'optbench (before)'")
     ap.add_argument("--out", default=None, help="also write the tables (with the command) to FILE.md")
@@ -267,6 +269,9 @@ def main(argv=None) -> int:
     sets = [s.strip() for s in args.shapes.split(",") if s.strip()]
     if args.steps < 1 or args.warmup < 1 or not sets or any(s not in SHAPE_SETS for s in sets):
         ap.error(f"--steps and --warmup must be >= 1; --shapes from {', '.join(SHAPE_SETS)}")
+    if args.threads < 1:
+        ap.error("--threads must be >= 1")
+    torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         ap.error("--device cuda: no CUDA device here")

@@ -48,14 +48,14 @@ class Lion(torch.optim.Optimizer):
                     self.state[p]["exp_avg"] = torch.zeros_like(p)
             grads = [p.grad for p in params]
             ms = [self.state[p]["exp_avg"] for p in params]
-            # the per-tensor reference's operations, one multi-tensor call each (same rounding: the sign is exact)
-            torch._foreach_mul_(params, 1 - lr * wd)
-            direction = torch._foreach_mul(ms, beta1)
-            torch._foreach_add_(direction, torch._foreach_mul(grads, 1 - beta1))
+            # the reference's update in the fewest multi-tensor passes (5, as pytorch_optimizer's foreach Lion):
+            # beta1*m + (1-beta1)*g and m*beta2 + (1-beta2)*g as lerps -- the same values up to float rounding
+            direction = torch._foreach_lerp(ms, grads, 1 - beta1)
             torch._foreach_sign_(direction)
+            torch._foreach_lerp_(ms, grads, 1 - beta2)
+            if wd != 0:
+                torch._foreach_mul_(params, 1 - lr * wd)
             torch._foreach_add_(params, direction, alpha=-lr)
-            torch._foreach_mul_(ms, beta2)
-            torch._foreach_add_(ms, grads, alpha=1 - beta2)
         return loss
 
 

@@ -144,60 +144,53 @@ class MARS(torch.optim.Optimizer):
         return loss
 
     def _update(self, params: list[torch.Tensor], group: dict, t: int, branch: str) -> None:
-        """The reference's per-tensor operations for one branch at step t, each as one multi-tensor call."""
-        lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
+        """The reference's per-tensor step for one branch at step t as few multi-tensor passes: the EMAs as lerps,
+        the bias corrections folded into scalars, decay then one addcdiv (the same values up to float rounding)."""
+        lr, wd = group["lr"], group["weight_decay"]
         beta1, beta2 = group["betas"]
         grads = [p.grad for p in params]
-        m, v = ([self.state[p][k] for p in params] for k in ("exp_avg", "exp_avg_sq"))
+        m = [self.state[p]["exp_avg"] for p in params]
         if branch == "adamw-1d":
             b1, b2 = group["betas_1d"]
-            torch._foreach_mul_(m, b1)
-            torch._foreach_add_(m, grads, alpha=1.0 - b1)
-            torch._foreach_mul_(v, b2)
-            torch._foreach_addcmul_(v, grads, grads, value=1.0 - b2)
-            update = torch._foreach_mul(params, group["weight_decay_1d"])
-            torch._foreach_add_(update, torch._foreach_div(m, self._denom(params, v, group, t, b1, b2)))
-            torch._foreach_mul_(update, -lr * group["lr_1d_factor"])
-            torch._foreach_add_(params, update)
+            torch._foreach_lerp_(m, grads, 1.0 - b1)
+            self._adam_apply(params, m, grads, group, t, b1, b2, lr * group["lr_1d_factor"], group["weight_decay_1d"])
             return
-        c = torch._foreach_sub(grads, [self.state[p]["last_grad"] for p in params])
-        torch._foreach_mul_(c, group["gamma"] * (beta1 / (1.0 - beta1)))
-        torch._foreach_add_(c, grads)
+        # c = g + gamma beta1 / (1 - beta1) (g - last_g), as one lerp from last_g past g
+        k = group["gamma"] * (beta1 / (1.0 - beta1))
+        c = torch._foreach_lerp([self.state[p]["last_grad"] for p in params], grads, 1.0 + k)
         for ci, norm in zip(c, torch._foreach_norm(c)):  # per-tensor clip to unit norm
             if norm > 1.0:
                 ci.div_(norm)
-        torch._foreach_mul_(m, beta1)
-        torch._foreach_add_(m, c, alpha=1.0 - beta1)
+        torch._foreach_lerp_(m, c, 1.0 - beta1)
         if branch == "mars-adamw":
-            torch._foreach_mul_(v, beta2)
-            torch._foreach_addcmul_(v, c, c, value=1.0 - beta2)
-            update = torch._foreach_mul(params, wd)
-            torch._foreach_add_(update, torch._foreach_div(m, self._denom(params, v, group, t, beta1, beta2)))
-            torch._foreach_mul_(update, -lr)
-        elif branch == "mars-lion":
-            update = torch._foreach_mul(params, wd)
-            torch._foreach_add_(update, torch._foreach_sign(m))
-            torch._foreach_mul_(update, -lr)
+            self._adam_apply(params, m, c, group, t, beta1, beta2, lr, wd)
+            return
+        if branch == "mars-lion":
+            update = torch._foreach_sign(m)
         else:  # mars-shampoo on matrices: same-shape matrices in one batched Newton-Schulz iteration
             orth = newton_schulz_batched(torch._foreach_mul(m, 1.0 / (1.0 - beta1)), resolve_ns_schedule("tuned5", None),
-                                         eps=eps)
-            update = [o.to(p.dtype).mul(max(1, p.size(0) / p.size(1)) ** 0.5).add(p, alpha=wd).mul(-lr)
-                      for p, o in zip(params, orth)]
-        torch._foreach_add_(params, update)
+                                         eps=group["eps"])
+            update = [o.to(p.dtype).mul_(max(1, p.size(0) / p.size(1)) ** 0.5) for p, o in zip(params, orth)]
+        if wd != 0:
+            torch._foreach_mul_(params, 1.0 - lr * wd)
+        torch._foreach_add_(params, update, alpha=-lr)
 
-    def _denom(self, params, v, group, t, beta1, beta2) -> list[torch.Tensor]:
-        """(sqrt(v) / sqrt(1 - beta2^t) + eps) * (1 - beta1^t), with v the running max under amsgrad."""
-        bc1 = 1.0 - beta1**t
-        bc2 = 1.0 - beta2**t
+    def _adam_apply(self, params, m, x, group, t, beta1, beta2, lr, wd) -> None:
+        """v <- beta2 v + (1 - beta2) x^2, then p <- p (1 - lr wd) - lr m / ((sqrt(v) / sqrt(bc2) + eps) bc1),
+        written as one addcdiv over sqrt(v) + eps sqrt(bc2); v is the running max under amsgrad."""
+        v = [self.state[p]["exp_avg_sq"] for p in params]
+        torch._foreach_mul_(v, beta2)
+        torch._foreach_addcmul_(v, x, x, value=1.0 - beta2)
         if group["amsgrad"]:
             maxes = [self.state[p]["max_exp_avg_sq"] for p in params]
             torch._foreach_maximum_(maxes, v)
             v = maxes
+        sqrt_bc2 = math.sqrt(1.0 - beta2**t)
         denom = torch._foreach_sqrt(v)
-        torch._foreach_mul_(denom, 1 / math.sqrt(bc2))
-        torch._foreach_add_(denom, group["eps"])
-        torch._foreach_mul_(denom, bc1)
-        return denom
+        torch._foreach_add_(denom, group["eps"] * sqrt_bc2)
+        if wd != 0:
+            torch._foreach_mul_(params, 1.0 - lr * wd)
+        torch._foreach_addcdiv_(params, m, denom, value=-lr * sqrt_bc2 / (1.0 - beta1**t))
 
 
 register(

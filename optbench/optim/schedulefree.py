@@ -18,6 +18,8 @@ through optbench.optim.protocol for every optimizer).
 from __future__ import annotations
 
 
+import math
+
 import torch
 
 from optbench.optim._args import check_betas, check_nonneg
@@ -145,27 +147,28 @@ class AdamWScheduleFree(torch.optim.Optimizer):
                     state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 if mom > 0 and "exp_avg" not in state:
                     state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            if params:  # the reference's per-tensor operations, one multi-tensor call each (same rounding)
+            if params:  # the reference's step as multi-tensor passes, sqrt(bias_correction2) folded into scalars
                 grads = [p.grad for p in params]
                 z, v = ([self.state[p][key] for p in params] for key in ("z", "exp_avg_sq"))
                 torch._foreach_mul_(v, beta2)
                 torch._foreach_addcmul_(v, grads, grads, value=1 - beta2)
-                denom = torch._foreach_div(v, bias_correction2)
-                torch._foreach_sqrt_(denom)
-                torch._foreach_add_(denom, eps)
+                # d = s * (x / (sqrt(v) + eps s) + decay / s * y) with s = sqrt(bc2): the reference's
+                # x / (sqrt(v / bc2) + eps) + decay * y up to float rounding; s goes into the two alphas below
+                s = math.sqrt(bias_correction2)
+                denom = torch._foreach_sqrt(v)
+                torch._foreach_add_(denom, eps * s)
                 if mom > 0:
                     m = [self.state[p]["exp_avg"] for p in params]
-                    torch._foreach_mul_(m, mom)
-                    torch._foreach_add_(m, grads, alpha=1 - mom)
-                    d = torch._foreach_div(m, 1 - mom ** (k + 1))
-                    torch._foreach_div_(d, denom)
+                    torch._foreach_lerp_(m, grads, 1 - mom)
+                    d = torch._foreach_div(m, denom)
+                    s /= 1 - mom ** (k + 1)  # the momentum's bias correction joins the scale
                 else:
                     d = torch._foreach_div(grads, denom)  # new tensors: p.grad is left as the loop handed it over
                 if decay != 0:
-                    torch._foreach_add_(d, params, alpha=decay)
+                    torch._foreach_add_(d, params, alpha=decay / s)
                 torch._foreach_lerp_(params, z, ckp1)
-                torch._foreach_add_(params, d, alpha=lr * (beta1 * (1 - ckp1) - 1))
-                torch._foreach_sub_(z, d, alpha=lr)
+                torch._foreach_add_(params, d, alpha=lr * (beta1 * (1 - ckp1) - 1) * s)
+                torch._foreach_sub_(z, d, alpha=lr * s)
             group["k"] = k + 1
         return loss
 
