@@ -116,13 +116,15 @@ class AdaMuon(ShardedMatrixOptimizer):
         den = torch._foreach_sqrt(v_hat)
         torch._foreach_add_(den, eps)
         os = torch._foreach_div(os, den)
+        # the RMS rescale rms * sqrt(numel) / (||O|| + eps) as a 0-d factor per matrix, applied with the step
         scale = torch._foreach_norm(os)
         torch._foreach_add_(scale, eps)
-        torch._foreach_reciprocal_(scale)  # rms * sqrt(numel) / (||O|| + eps), as Python evaluates it
+        torch._foreach_reciprocal_(scale)  # as Python evaluates it
         torch._foreach_mul_(scale, [group["rms_target"] * math.sqrt(o.numel()) for o in os])
-        torch._foreach_mul_(os, scale)
-        torch._foreach_mul_(params, 1 - lr * wd)
-        torch._foreach_add_(params, [o.reshape(p.shape) for o, p in zip(os, params)], alpha=-lr)
+        if wd:
+            torch._foreach_mul_(params, 1 - lr * wd)
+        for p, o, c in zip(params, os, scale):
+            p.view(o.shape).addcmul_(o, c, value=-lr)
 
 
 register(

@@ -97,28 +97,29 @@ class NorMuon(ShardedMatrixOptimizer):
                 state["second_momentum_buffer"] = torch.zeros(p.size(0), 1, dtype=p.dtype, device=p.device)
         us = self._momentum(params, [self.state[p]["momentum_buffer"] for p in params], group)
         mats = [u.reshape(u.size(0), -1) if u.ndim > 2 else u for u in us]
-        # the reference's per-matrix operations as multi-tensor calls (same rounding); params share one dtype here
+        # the reference's per-matrix scalings folded into one per-row factor c (tiny tensors), applied in one pass:
+        #   s <- lerp(s, rowmean(O^2), 1 - beta2);  O' = O / (sqrt(s) + eps);  O'' = O' ||O|| / (||O'|| + eps)
+        # with ||O||^2 = sum(r) and ||O'||^2 = sum(r / (sqrt(s) + eps)^2), r = the rows' sums of squares: O is read
+        # twice (r, the update) instead of eight times; the same values up to float rounding
         neps, lr, wd = group["norm_eps"], group["lr"], group["weight_decay"]
         os = self._orthogonalize(mats, group, schedule, group["eps"], out_dtype=params[0].dtype)
         if any(p.dtype != params[0].dtype for p in params):
             os = [o.to(p.dtype) for o, p in zip(os, params)]
-        vnorm = torch._foreach_norm(os)
-        rows = [sq.mean(dim=-1, keepdim=True) for sq in torch._foreach_mul(os, os)]
-        torch._foreach_lerp_([self.state[p]["second_momentum_buffer"] for p in params], rows, 1 - group["beta2"])
-        inv = torch._foreach_sqrt([self.state[p]["second_momentum_buffer"] for p in params])
+        r = [torch.linalg.vector_norm(o, dim=-1, keepdim=True).square_() for o in os]
+        s2 = [self.state[p]["second_momentum_buffer"] for p in params]
+        torch._foreach_lerp_(s2, [ri / o.size(-1) for ri, o in zip(r, os)], 1 - group["beta2"])
+        inv = torch._foreach_sqrt(s2)
         torch._foreach_add_(inv, neps)
         torch._foreach_reciprocal_(inv)
-        torch._foreach_mul_(os, inv)  # O / (sqrt(s) + eps), row by row
-        ratio = torch._foreach_norm(os)
-        torch._foreach_add_(ratio, neps)
-        torch._foreach_mul_(os, torch._foreach_div(vnorm, ratio))  # keep ||O||_F as before the row scaling
-        for u, o in zip(mats, os):
-            scale = max(1, u.size(-2) / u.size(-1)) ** 0.5
-            if scale != 1:
-                o *= scale
+        cs = []
+        for o, ri, iv in zip(os, r, inv):
+            shape_scale = max(1, o.size(-2) / o.size(-1)) ** 0.5
+            ratio = ri.sum().sqrt() / ((ri * iv * iv).sum().sqrt() + neps)
+            cs.append(iv.mul_(ratio * shape_scale))
         if wd:
             torch._foreach_mul_(params, 1 - lr * wd)
-        torch._foreach_add_(params, [o.reshape(p.shape) for o, p in zip(os, params)], alpha=-lr)
+        for p, o, c in zip(params, os, cs):
+            p.view(o.shape).addcmul_(o, c, value=-lr)
 
 
 register(

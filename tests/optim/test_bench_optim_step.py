@@ -32,6 +32,8 @@ def test_amortised_time_covers_whole_preconditioner_cycles():
     assert t.median() == 1.0 and t.amortised(10) == 2.0
     t.steps[3] = 50.0  # a stray slow step (another process) does not count
     assert t.amortised(10) == 2.0 and optim_step.Timing("y", "zoo", False, steps=[1.0]).amortised(10) != 1.0
+    t.steps[9] = 5.0  # --stat min: each position's least disturbed step (the refresh at 11, 5, 11 counts as 5)
+    assert t.amortised(10, min) == 1.4 and t.amortised(10) == 2.0
     impls = [Impl("a", None, cadence=10), Impl("b", None, cadence=4), Impl("c", None)]
     assert window(impls) == 20
 
