@@ -99,13 +99,22 @@ def _solve_right_upper(X: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
     ).to(Q.dtype).reshape_as(X)
 
 
-def _triu_mask(n: int, device) -> torch.Tensor:
-    return torch.ones(n, n, dtype=torch.bool, device=device).triu_()
+_TRIU_INDEX: dict[tuple[int, str], torch.Tensor] = {}
+
+
+def _triu_index(n: int, device) -> torch.Tensor:
+    """Flat indices of an n x n matrix's upper triangle, row by row (built once per size and device: a gather
+    with them is cheaper than a boolean mask built and scanned every step)."""
+    key = (n, str(device))
+    if key not in _TRIU_INDEX:
+        mask = torch.ones(n, n, dtype=torch.bool, device=device).triu_()
+        _TRIU_INDEX[key] = mask.view(-1).nonzero().squeeze(1)
+    return _TRIU_INDEX[key]
 
 
 def pack_triu(q: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """The upper triangle of a square q, row by row, as a vector of n(n+1)/2 (how Kron stores its factors)."""
-    return torch.masked_select(q, _triu_mask(q.size(0), q.device), out=out)
+    return torch.take(q, _triu_index(q.size(0), q.device), out=out)
 
 
 def factors(state: dict) -> list[torch.Tensor]:
@@ -118,7 +127,7 @@ def factors(state: dict) -> list[torch.Tensor]:
         else:
             n = (math.isqrt(8 * q.numel() + 1) - 1) // 2
             full = q.new_zeros(n, n)
-            out.append(full.masked_scatter_(_triu_mask(n, q.device), q))
+            out.append(full.view(-1).index_copy_(0, _triu_index(n, q.device), q).view(n, n))
     return out
 
 
