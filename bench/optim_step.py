@@ -246,6 +246,9 @@ def summary_table(by_set: dict[str, list[tuple[Contest, list[Timing]]]], before:
         cells = [c.title + ("" if c.verdict else " *")]
         fastest = ""
         for s in sets:
+            if k >= len(by_set[s]):  # an interrupted run: this set did not get to the row
+                cells += ["-"] * (3 if before else 2)
+                continue
             cs, timings = by_set[s][k]
             w = window(cs.impls)
             r, m = ratio_to_fastest_peer(timings, w)
@@ -304,22 +307,32 @@ def main(argv=None) -> int:
            + ("CUDA available" if torch.cuda.is_available() else "no GPU here (CPU rows only)"))
     print(env, flush=True)
     by_set: dict[str, list[tuple[Contest, list[Timing]]]] = {}
-    for s in sets:
-        shapes = shape_set(s)
-        print(f"\n== shapes {s}: {len(shapes)} matrices, {sum(math.prod(x) for x in shapes):,} parameters", flush=True)
-        by_set[s] = []
-        for c in rows:
-            t0 = time.perf_counter()
-            timings = race(c, shapes, device, args.steps, args.warmup)
-            by_set[s].append((c, timings))
-            r, _ = ratio_to_fastest_peer(timings, window(c.impls))
-            print(f"  {c.title}: {len(c.impls)} implementations, {time.perf_counter() - t0:.0f} s"
-                  + (f", optbench {r:.2f}x the fastest peer" if r is not None else ""), flush=True)
+    stopped = ""
+    try:
+        for s in sets:
+            shapes = shape_set(s)
+            print(f"\n== shapes {s}: {len(shapes)} matrices, {sum(math.prod(x) for x in shapes):,} parameters",
+                  flush=True)
+            by_set[s] = []
+            for c in rows:
+                t0 = time.perf_counter()
+                timings = race(c, shapes, device, args.steps, args.warmup)
+                by_set[s].append((c, timings))
+                r, _ = ratio_to_fastest_peer(timings, window(c.impls))
+                print(f"  {c.title}: {len(c.impls)} implementations, {time.perf_counter() - t0:.0f} s"
+                      + (f", optbench {r:.2f}x the fastest peer" if r is not None else ""), flush=True)
+    except KeyboardInterrupt:  # Ctrl-C or `timeout -s INT`: the rows measured so far are still printed
+        stopped = "**Interrupted**: only the rows below were measured."
+        by_set = {s: done for s, done in by_set.items() if done}
+        if not by_set:
+            print("interrupted before any row was measured", file=sys.stderr)
+            return 130
     parts = [f"Environment: {env}; {args.steps} timed steps (whole windows), {args.warmup} warm-up steps.", ""]
+    parts += [stopped, ""] if stopped else []
     parts += [f"## Summary (amortised step time, per-position {args.stat}, and state memory relative to the "
               "fastest / smallest peer; "
               "* = peers cannot run the same settings, not judged)", "", summary_table(by_set, before is not None)]
-    for s in sets:
+    for s in by_set:
         parts += ["", f"## Shapes: {s}", "", detail_table(by_set[s])]
     text = "\n".join(parts)
     print("\n" + text)
