@@ -39,7 +39,7 @@ class Track:
     eval_every: int  # eval cadence while step/T < late_frac
     eval_every_late: int  # eval cadence once step/T >= late_frac
     late_frac: float
-    data: str  # "fineweb" or "books19c-mini"
+    data: str  # "fineweb", or a bundled corpus: "books19c-mini", "books19c-mini-mixed" (optbench.data.corpus)
     rule: str  # default significance-rule preset (optbench.results.stats)
     upstream: str = ""  # where the definition comes from
     val_seq_len: int = 0  # tokens per validation row (0: seq_len); the medium record validates on 262,144-token rows
@@ -165,8 +165,19 @@ NANO = Track(
     exchange_rate=0.0049,  # measured: bench/exchange_rate.py, docs/tracks.md
 )
 
-_STATIC = {t.name: t for t in (SMALL, CPU, NANO)}
-TRACK_NAMES = ("small", "medium", "cpu", "nano")
+PROXY = Track(
+    name="proxy",
+    description="Rank proxy of track 3 (docs/proxy.md): 2x32 GPT (2 heads of 16), 768-id GPT-2 vocabulary, "
+                "books19c-mini-mixed, 768 tokens/step, 1,000 steps (~10 tokens per parameter)",
+    model="gpt", model_config=GPTConfig(vocab_size=768, num_layers=2, model_dim=32, head_dim=16),
+    batch_tokens=12 * 64, seq_len=64, micro_batch_rows=12, target=3.128, val_tokens=96 * 64, train_steps=1000,
+    eval_every=50, eval_every_late=10, late_frac=0.9, data="books19c-mini-mixed", rule="proxy",
+    upstream="optbench rank proxy of track 3; design and calibration in docs/proxy.md",
+    exchange_rate=1.1e-4,  # measured: bench/exchange_rate.py at T=700 and 1,000, docs/proxy.md
+)
+
+_STATIC = {t.name: t for t in (SMALL, CPU, NANO, PROXY)}
+TRACK_NAMES = ("small", "medium", "cpu", "nano", "proxy")
 
 
 def get_track(name: str) -> Track:
@@ -232,7 +243,7 @@ def run_data_dir(track: Track, data, unofficial: bool):
         return data
     from optbench.data.corpus import default_data_dir
 
-    return default_data_dir(track.vocab_size)
+    return default_data_dir(track.vocab_size, track.data)
 
 
 __all__ = ["Track", "below_target", "get_track", "TRACK_NAMES", "with_overrides", "track_for_run", "run_data_dir",

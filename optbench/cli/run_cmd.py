@@ -33,7 +33,7 @@ def _broadcast_path(p: Path, env) -> Path:
 
 @app.command("run")
 def run_cmd(
-    track: str = typer.Option("cpu", "--track", help="small | medium | cpu | nano"),
+    track: str = typer.Option("cpu", "--track", help="small | medium | cpu | nano | proxy"),
     optimizer: Optional[str] = typer.Option(None, "--optimizer", help="optimizer under test (registry name)"),
     recipe: Optional[str] = typer.Option(None, "--recipe", help="bundled recipe name or a .toml file"),
     seed: int = typer.Option(0, "--seed", help="first seed; --runs N uses seed..seed+N-1"),
@@ -51,8 +51,14 @@ def run_cmd(
     agent_id: str = typer.Option("local", "--agent-id", envvar=["OPTBENCH_AGENT_ID", "AGENT_ID"]),
     quiet: bool = typer.Option(False, "--quiet", help="no progress output"),
     tracker: List[str] = typer.Option([], "--tracker", help="also log to wandb | tensorboard | trackio (repeatable)"),
+    script: Optional[Path] = typer.Option(None, "--script", help="an upstream-layout train_gpt_simple.py instead of a "
+                                                                 "recipe: small = torchrun on GPUs, cpu/nano = shim"),
 ) -> None:
     """Train: one track + optimizer/recipe + seed(s). Writes train_log.txt, metrics.jsonl, results.json."""
+    if script is not None:
+        return _run_script(script, track, seed, runs, data, out, settings, agent_id, quiet,
+                           conflicting=[n for n, v in (("--recipe", recipe), ("--optimizer", optimizer),
+                                                       ("--resume", resume)) if v is not None])
     from optbench.assignments import parse_assignment
     from optbench.optim.recipe import resolve_recipe
     from optbench.tracks import run_data_dir, track_for_run
@@ -87,6 +93,31 @@ def run_cmd(
             raise typer.Exit(3)
     finally:
         distributed.teardown()
+
+
+def _run_script(script: Path, track: str, seed: int, runs: int, data: Optional[Path], out: Optional[Path],
+                settings: List[str], agent_id: str, quiet: bool, conflicting: list[str]) -> None:
+    """`run --script`: optbench.submission.shim.script_run (plan, run, results.json)."""
+    from optbench.assignments import parse_assignment
+    from optbench.submission.shim.script_run import plan_run, run_script
+
+    if conflicting:
+        raise OptbenchError(f"--script: the script is the run; {', '.join(conflicting)} cannot be given with it")
+    steps = None
+    for s in settings:
+        key, value = parse_assignment(s, "--set", "train_steps")
+        if key != "train_steps" or not str(value).isdigit() or int(value) < 1:
+            raise OptbenchError(f"--set {s}: with --script only train_steps=N (N >= 1) applies (the script's "
+                                "hyperparameters are hard-coded)")
+        steps = int(value)
+    plan = plan_run(script, track, seed=seed, runs=runs, steps=steps, data_dir=data)
+    out_dir = out or _default_out(plan.track.name, Path(script).stem)
+    results = run_script(plan, out_dir, agent_id=agent_id, echo=not quiet)
+    print(f"{Path(script).name} on {plan.track.name}: final val loss "
+          + ", ".join(f"{r.final_val_loss:.5f}" for r in results.runs) + f" over {results.num_runs} run(s); "
+          + (f"target {plan.track.target} reached at step {results.steps_to_target}" if results.reached_target
+             else f"target {plan.track.target} not reached"))
+    print(f"results: {Path(out_dir) / 'results.json'}   log: {Path(out_dir) / 'train_log.txt'}")
 
 
 def _summary(cfg, results) -> None:
@@ -140,6 +171,6 @@ def data_default(track: str = typer.Option("cpu", "--track")) -> None:
     from optbench.tracks import get_track
 
     t = get_track(track)
-    if t.data != "books19c-mini":
+    if t.data == "fineweb":
         raise OptbenchError(f"--track: {track} has no bundled data (it trains on {t.data})")
-    print(default_data_dir(t.vocab_size))
+    print(default_data_dir(t.vocab_size, t.data))

@@ -48,18 +48,22 @@ def check_cmd(
     data: Optional[Path] = typer.Option(None, "--data", help="nano shards for the dynamic check (default: bundled)"),
     rule: Optional[str] = typer.Option(None, "--rule", help="stats rule for a log's verdict (default: the track's)"),
 ) -> None:
-    """Check a script or log against the benchmark rules; exit 1 on any violation, 0 if clean."""
+    """Check a script or log against the benchmark rules; exit 1 on any violation (a rule broken), 0 otherwise
+    (guidelines not followed are printed as warnings)."""
     from optbench.submission.check import check
 
     rep = check(path, log=log, track=track, dynamic=dynamic, steps=steps, data_dir=data, rule=rule)
     for v in rep.violations:
         print(f"VIOLATION {v}")
+    for v in rep.warnings:
+        print(f"WARNING {v}")
     for n in rep.notes:
         print(f"note: {n}")
+    warned = f" ({len(rep.warnings)} warning(s): guidelines, not rules)" if rep.warnings else ""
     if rep.violations:
-        print(f"{path}: {len(rep.violations)} violation(s)")
+        print(f"{path}: {len(rep.violations)} violation(s){warned}")
         raise typer.Exit(1)
-    print(f"{path}: clean")
+    print(f"{path}: no violations{warned}" if rep.warnings else f"{path}: clean")
 
 
 @submission_app.command("pack")

@@ -1,9 +1,10 @@
 """Subprocess harness of `optbench check`'s dynamic check (run as `python -m optbench.submission._harness`).
 
-    python -m optbench.submission._harness SCRIPT OUT.pt MAX_STEPS FULL_CONFIG_JSON
+    python -m optbench.submission._harness SCRIPT OUT.pt MAX_STEPS FULL_CONFIG_JSON [SHIM_TRACK DATA_DIR]
 
-Executes SCRIPT's top-level code as __main__ (the caller sets the test-only switch in the environment) with a
-namespace that sees every top-level binding:
+Executes SCRIPT's top-level code as __main__ (the caller sets the test-only switch in the environment; with
+SHIM_TRACK, a plain upstream-layout script is rewritten and its process prepared by the shim, see
+optbench.submission.shim) with a namespace that sees every top-level binding:
 - nn.Module subclasses bound at top level get their __init__ wrapped to record the constructor call;
 - global module forward hooks find root calls (a module call not nested in another): the root-called module with
   the most parameters is the model (DDP / compile wrappers unwrapped for the fingerprint). Its calls in train mode
@@ -61,6 +62,7 @@ def _fingerprint(model) -> dict:
 
 def main(argv: list[str]) -> int:
     script, out, max_steps, full_json = argv[0], argv[1], int(argv[2]), argv[3]
+    shim_track, shim_data = (argv[4], argv[5]) if len(argv) > 5 else (None, None)
     full = json.loads(full_json)
     import torch
 
@@ -202,7 +204,16 @@ def main(argv: list[str]) -> int:
         def __len__(self):
             return len(self.g)
 
-    src = open(script).read()
+    if shim_track is None:
+        code = compile(open(script).read(), script, "exec", dont_inherit=True)
+    else:
+        from pathlib import Path
+
+        from optbench.submission.shim.runner import prepare_process, shimmed_code
+        from optbench.tracks import get_track
+
+        code, _ = shimmed_code(Path(script), get_track(shim_track), max_steps + 1, Path.cwd())
+        prepare_process(Path.cwd(), Path(shim_data), seed=None)
     mod = types.ModuleType("__main__")
     mod.__file__ = script
     sys.modules["__main__"] = mod
@@ -211,7 +222,6 @@ def main(argv: list[str]) -> int:
     sys.argv = [script]
     sys.path[0] = os.path.dirname(script)
     try:
-        code = compile(src, script, "exec", dont_inherit=True)
         # a dict subclass as locals: CPython's STORE_NAME / LOAD_NAME go through __setitem__ / __getitem__
         exec(code, g, Namespace(g))
     except _Stop:

@@ -101,17 +101,29 @@ def test_data_order_compares_stream_windows(nano_data):
     assert [v.rule for v in rep.violations] == ["data-order"]
 
 
-def test_script_without_test_switch_gets_static_checks_only(tmp_path):
+def _plain_script(tmp_path):
     s = tmp_path / "upstream_layout.py"
     s.write_text("import os\nimport sys\nimport torch\n"
                  "device = torch.device('cuda', int(os.environ['LOCAL_RANK']))\n"
                  "batch_size = 8 * 64 * 1024\nval_tokens = 20 * 524288\n"
                  "num_trials = int(sys.argv[-1]) if len(sys.argv) > 1 else 1\n")
-    rep = check(s)
-    assert rep.ok and any(n.startswith("dynamic: skipped") for n in rep.notes)
+    return s
+
+
+def test_script_without_test_switch_static_checks(tmp_path):
+    s = _plain_script(tmp_path)
+    assert check(s, dynamic=False).ok
     s.write_text(s.read_text().replace("8 * 64 * 1024", "4 * 64 * 1024"))
-    rep = check(s)
+    rep = check(s, dynamic=False)
     assert [v.rule for v in rep.violations] == ["fixed-fields"] and rep.violations[0].where == f"{s}:5"
+
+
+@pytest.mark.slow
+def test_script_without_test_switch_runs_through_the_shim(tmp_path, nano_data):
+    """A plain upstream-layout script gets the dynamic check through the shim; this one builds no model."""
+    rep = check(_plain_script(tmp_path), data_dir=nano_data)
+    assert any("run through the shim at nano size" in n for n in rep.notes)
+    assert [v.rule for v in rep.violations] == ["architecture"] and "no model was found" in rep.violations[0].message
 
 
 @pytest.mark.slow
@@ -157,30 +169,31 @@ def test_other_third_party_import_fails_allowlist(exported, tmp_path):
     assert [v.rule for v in rep.violations] == ["import-allowlist"] and "'scipy'" in rep.violations[0].message
 
 
-def test_hyperparameters_from_argparse_fail(exported, tmp_path):
+def test_hyperparameters_from_argparse_are_a_guideline(exported, tmp_path):
     s = mutate(exported["muon"], tmp_path, INIT_SECTION,
                "    import argparse\n"
                "    parser = argparse.ArgumentParser()\n"
                "    parser.add_argument('--lr', type=float, default=0.025)\n"
                "    args = parser.parse_args()\n" + INIT_SECTION)
     rep = static_check(s.read_text(), str(s))
-    [v] = rep.violations
-    assert v.rule == "cli-hyperparameters" and "'argparse'" in v.message
-    assert v.where == f"{s}:{line_of(s, 'import argparse')}"
+    assert rep.ok and not rep.violations
+    [w] = rep.warnings
+    assert w.rule == "cli-hyperparameters" and "argparse reads --lr" in w.message
+    assert w.where == f"{s}:{line_of(s, 'import argparse')}"
 
 
-def test_hyperparameters_from_sys_argv_and_environment_fail(exported, tmp_path):
+def test_sys_argv_and_environment_reads(exported, tmp_path):
     s = mutate(exported["muon"], tmp_path, INIT_SECTION,
                "    lr = float(sys.argv[1])\n"
                "    wd = float(os.environ.get('WD', '0.05'))\n"
                "    steps = int(os.environ['OPTBENCH_TEST_STEPS'])\n" + INIT_SECTION)
     rep = static_check(s.read_text(), str(s))
-    got = {(v.rule, v.where) for v in rep.violations}
     STEPS_READ = "os.environ['OPTBENCH_TEST_STEPS']"
-    assert got == {("cli-hyperparameters", f"{s}:{line_of(s, 'sys.argv[1]')}"),
-                   ("environment", f"{s}:{line_of(s, 'WD')}"),
-                   ("environment", f"{s}:{line_of(s, STEPS_READ)}")}, got
-    assert any("outside the marked test-only block" in v.message for v in rep.violations)
+    assert {(v.rule, v.where) for v in rep.violations} == {("environment", f"{s}:{line_of(s, STEPS_READ)}")}
+    assert "outside the marked test-only block" in rep.violations[0].message
+    assert {(v.rule, v.where) for v in rep.warnings} == {
+        ("cli-hyperparameters", f"{s}:{line_of(s, 'sys.argv[1]')}"),
+        ("environment-defaults", f"{s}:{line_of(s, 'WD')}")}
 
 
 def test_allowed_reads_are_clean():

@@ -194,6 +194,21 @@ def test_exported_protocol_matches_optbench_run(recipe, extra, nano_data, tmp_pa
     assert diff <= 1e-6, (got, want)
 
 
+def test_trials_compile_once_and_do_not_reseed(exported):
+    """As upstream's train_gpt_simple.py: the model is built and compiled once before the trials loop, each trial
+    re-initializes it in place and builds new optimizers; the RNG is seeded once, before the loop."""
+    import ast
+
+    tree = ast.parse(exported["muon"].read_text())
+    [loop] = [n for n in tree.body if isinstance(n, ast.For) and ast.unparse(n.target) == "trial"]
+    before = "\n".join(ast.unparse(n) for n in tree.body[:tree.body.index(loop)])
+    inside = ast.unparse(loop)
+    assert "torch.manual_seed(0)" in before and "model = GPT(model_config" in before
+    assert "if on_cuda:\n    model.compile(dynamic=False)" in before
+    assert "manual_seed" not in inside and "GPT(" not in inside and ".compile(" not in inside
+    assert "init_weights(model)" in inside and "optimizer2 = Muon(groups" in inside
+
+
 def test_torch_default_init_is_exported():
     from optbench.optim.recipe import load_recipe
 
@@ -207,7 +222,8 @@ def test_torch_default_init_is_exported():
 
 @pytest.mark.slow
 def test_trials_argument_appends_trials_to_one_log(exported, nano_data, tmp_path):
-    """`train_gpt_simple.py 2`: two trials (seeds 0 and 1) in one upstream log, which the checker accepts."""
+    """`train_gpt_simple.py 2`: two trials in one upstream log, which the checker accepts; the second trial
+    re-initializes the same model from the continuing RNG (as upstream: no reseed)."""
     from optbench.submission.check import log_check
 
     env = sub_env(OPTBENCH_TEST_TRACK="nano", OPTBENCH_TEST_DATA=str(nano_data), OPTBENCH_TEST_STEPS="2")
@@ -219,6 +235,13 @@ def test_trials_argument_appends_trials_to_one_log(exported, nano_data, tmp_path
     assert [[e.step for e in t.evals] for t in log.trials] == [[0, 2], [0, 2]]
     assert log.trials[0].evals[0].val_loss == log.trials[1].evals[0].val_loss  # ln(V): zero-init head
     assert log.trials[0].evals[1].val_loss != log.trials[1].evals[1].val_loss  # a new init per trial
+    one = tmp_path / "one"
+    one.mkdir()
+    p1 = subprocess.run([sys.executable, str(exported["adamw"])], cwd=one, env=env, capture_output=True, text=True,
+                        timeout=600)
+    [log1] = (one / "logs").glob("*.txt")
+    pairs = lambda t: [(e.step, e.val_loss) for e in t.evals]  # noqa: E731
+    assert p1.returncode == 0 and pairs(parse_log(log1).trials[0]) == pairs(log.trials[0])  # trial 0 = seed 0
     rep = log_check(logfile, script_text=exported["adamw"].read_text(), track="nano")
     assert rep.ok, [str(v) for v in rep.violations]
 

@@ -1,6 +1,6 @@
 """`optbench check`: a training script or an upstream-format log against the benchmark rules (track3.md 1, 5-8).
 
-One job per module: `static` (the AST rules), `dynamic` (run a few steps at nano size and compare with the
+One job per module: `rules` (the one table of rules and guidelines), `static` (the AST rules), `dynamic` (run a few steps at nano size and compare with the
 track), `logs` (an upstream log's code section, trials and verdict), `report` (what a check returns). This
 module is the entry point that picks the checks for what it is given.
 """
@@ -15,6 +15,7 @@ from optbench.errors import OptbenchError
 from optbench.submission.check.dynamic import dynamic_check, expected_fingerprint, judge_steps
 from optbench.submission.check.logs import OPTBENCH_RUN_LOG, log_check
 from optbench.submission.check.report import Report, Violation
+from optbench.submission.check.rules import RULES, Rule
 from optbench.submission.check.static import CLI_MODULES, THIRD_PARTY_OPTIMIZERS, static_check
 
 
@@ -53,5 +54,5 @@ def check(path: str | os.PathLike, *, log: str | os.PathLike | None = None, trac
     return rep
 
 
-__all__ = ["check", "static_check", "dynamic_check", "log_check", "judge_steps", "Report", "Violation",
+__all__ = ["check", "RULES", "Rule", "static_check", "dynamic_check", "log_check", "judge_steps", "Report", "Violation",
            "THIRD_PARTY_OPTIMIZERS", "CLI_MODULES", "OPTBENCH_RUN_LOG", "expected_fingerprint"]

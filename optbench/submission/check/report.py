@@ -1,8 +1,12 @@
-"""What `optbench check` returns: the violations (rule, message, where) and the notes of what was checked."""
+"""What `optbench check` returns: violations (rules broken), warnings (guidelines not followed) and notes.
+
+Whether a finding is a violation or a warning is decided by its rule's kind in check.rules (the one table)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from optbench.submission.check.rules import is_guideline
 
 
 @dataclass
@@ -19,6 +23,7 @@ class Violation:
 class Report:
     subject: str
     violations: list[Violation] = field(default_factory=list)
+    warnings: list[Violation] = field(default_factory=list)  # guidelines (check.rules): reported, never failing
     notes: list[str] = field(default_factory=list)  # what was checked / skipped, the verdict
 
     @property
@@ -26,11 +31,18 @@ class Report:
         return not self.violations
 
     def add(self, rule: str, message: str, where: str) -> None:
-        self.violations.append(Violation(rule, message, where))
+        """A finding of `rule`: a warning when the rule is a guideline, else a violation."""
+        (self.warnings if is_guideline(rule) else self.violations).append(Violation(rule, message, where))
 
     def extend(self, other: "Report") -> None:
         self.violations += other.violations
+        self.warnings += other.warnings
         self.notes += other.notes
 
     def rules(self) -> set[str]:
+        """The rules broken (violations only)."""
         return {v.rule for v in self.violations}
+
+    def guidelines(self) -> set[str]:
+        """The guidelines not followed (warnings)."""
+        return {v.rule for v in self.warnings}

@@ -1,13 +1,17 @@
-"""Static rules of `optbench check`: the AST of a script (or of a log's code section); each violation names file:line.
+"""Static rules of `optbench check`: the AST of a script (or of a log's code section); each finding names file:line.
+Which findings are violations and which are warnings is check.rules' table (rule vs guideline).
 
 - import-allowlist: every import is torch, numpy or the standard library (one file: no local modules).
 - third-party-optimizer: no known optimizer package (THIRD_PARTY_OPTIMIZERS, the one list) is imported.
 - dynamic-import: no exec/eval/__import__, importlib loaders or runpy (they would hide code or imports).
-- cli-hyperparameters: no argparse/click/typer/fire/absl/optparse/getopt, no input(); sys.argv only as
-  sys.argv[0] (the script reads its own source) and the trailing trials int (int(sys.argv[-1]), len(sys.argv)).
-- environment: os.environ/os.getenv reads only of torchrun's RANK, WORLD_SIZE, LOCAL_RANK; OPTBENCH_TEST_*
-  only inside the one marked test-only block (export.TEST_BEGIN .. TEST_END, a single `if` guarded by
-  OPTBENCH_TEST_TRACK). Writing the environment (os.environ[k] = v) is allowed.
+- cli-hyperparameters (guideline): a command-line parser (argparse/click/typer/...) whose arguments all have
+  defaults, e.g. upstream's `--seed`-only argparse; sys.argv beyond sys.argv[0] and the trailing trials int.
+  cli-required (rule): a required or positional argparse argument, input().
+- environment-defaults (guideline): os.environ.get(K[, default]) / os.getenv(K[, default]) of any other variable.
+  environment (rule): os.environ[K] of a variable other than torchrun's RANK, WORLD_SIZE, LOCAL_RANK (the run
+  needs it set), a non-constant key, the environment as a whole, OPTBENCH_TEST_* outside the one marked
+  test-only block (export.TEST_BEGIN .. TEST_END, a single `if` guarded by OPTBENCH_TEST_TRACK). Writing the
+  environment (os.environ[k] = v) is allowed.
 - fixed-fields: the official-path constants the script states (GPTConfig(...)/GPT(...) keywords vocab_size,
   num_layers, model_dim, head_dim; batch_tokens/batch_size, seq_len, val_tokens) equal the track's.
 """
@@ -131,8 +135,7 @@ def static_check(src: str, name: str, track=None) -> Report:
             rep.add("third-party-optimizer", f"imports the optimizer package {top!r}: third-party optimizer "
                                              "libraries must be copied into the script, not imported", where(node))
         elif top in CLI_MODULES:
-            rep.add("cli-hyperparameters", f"imports {top!r}: hyperparameters must be hard-coded, not read from "
-                                           "the command line", where(node))
+            _cli_parser(top, node, tree, rep, where)
         elif top not in stdlib and top not in ALLOWED_THIRD_PARTY:
             rep.add("import-allowlist", f"imports {top!r}: a submission may import only torch, numpy and the "
                                         "standard library (all other code must be inside the one file)", where(node))
@@ -150,21 +153,23 @@ def static_check(src: str, name: str, track=None) -> Report:
                     rep.add("environment", "imports os.environ/os.getenv by name; read torchrun's variables as "
                                            "os.environ[...] so the checker can see the keys", where(node))
                 if node.module == "sys" and any(a.name == "argv" for a in node.names):
-                    rep.add("cli-hyperparameters", "imports sys.argv by name; use sys.argv[0] / the trailing "
-                                                   "trials int only", where(node))
+                    rep.add("cli-hyperparameters", "imports sys.argv by name; hard-coded values are preferred "
+                                                   "(sys.argv[0] / the trailing trials int are fine)", where(node))
         elif isinstance(node, ast.Call):
             f = node.func
             if isinstance(f, ast.Name) and f.id in ("exec", "eval", "__import__"):
                 rep.add("dynamic-import", f"calls {f.id}(): code and imports must be visible in the file", where(node))
             elif isinstance(f, ast.Name) and f.id == "input":
-                rep.add("cli-hyperparameters", "calls input(): hyperparameters must be hard-coded", where(node))
+                rep.add("cli-required", "calls input(): the run needs a value typed in, the log alone does not "
+                                        "reproduce it", where(node))
             elif isinstance(f, ast.Attribute) and f.attr in _LOADERS:
                 rep.add("dynamic-import", f"calls {f.attr}(): code and imports must be visible in the file",
                         where(node))
         elif isinstance(node, ast.Attribute) and node.attr == "argv" and _is_name(node.value, "sys"):
             if not _argv_use_ok(node, parents):
                 rep.add("cli-hyperparameters", "reads sys.argv beyond sys.argv[0] and the trailing trials int "
-                                               "(int(sys.argv[-1])): hyperparameters must be hard-coded", where(node))
+                                               "(int(sys.argv[-1])): hard-coded hyperparameters are preferred",
+                        where(node))
         elif _is_environ(node) or (isinstance(node, ast.Attribute) and node.attr in ("getenv", "getenvb")
                                    and _is_name(node.value, "os")):
             _env_use(node, parents, in_block, rep, where)
@@ -202,31 +207,27 @@ def _argv_use_ok(node: ast.Attribute, parents) -> bool:
 
 
 def _env_use(node, parents, in_block, rep: Report, where) -> None:
+    """One use of os.environ / os.getenv: a write (fine), a read with a default (guideline), a required read."""
     p = parents.get(node)
-    key = None
     if isinstance(node, ast.Attribute) and node.attr in ("getenv", "getenvb"):
         call = p if isinstance(p, ast.Call) and p.func is node else None
         key = call.args[0].value if call and call.args and isinstance(call.args[0], ast.Constant) else None
-        read = True
+        required = False  # os.getenv(K) is None when K is unset
     elif isinstance(p, ast.Subscript) and p.value is node:
         if isinstance(p.ctx, (ast.Store, ast.Del)):
             return  # setting the environment (allocator flags etc.) reads no hyperparameter
         key = p.slice.value if isinstance(p.slice, ast.Constant) else None
-        read = True
+        required = True  # os.environ[K] raises when K is unset
     elif isinstance(p, ast.Attribute) and p.value is node and p.attr in ("get", "setdefault", "pop"):
         call = parents.get(p)
-        if p.attr == "setdefault" or p.attr == "pop":
-            if call is not None and isinstance(call, ast.Call) and call.args and isinstance(call.args[0], ast.Constant) \
-                    and p.attr == "setdefault" and isinstance(parents.get(call), ast.Expr):
-                return  # os.environ.setdefault(K, V) as a statement: a write
+        if p.attr == "setdefault" and isinstance(call, ast.Call) and isinstance(parents.get(call), ast.Expr):
+            return  # os.environ.setdefault(K, V) as a statement: a write
         key = call.args[0].value if isinstance(call, ast.Call) and call.args and isinstance(call.args[0], ast.Constant) \
             else None
-        read = True
+        required = p.attr == "pop" and isinstance(call, ast.Call) and len(call.args) < 2
     else:
         rep.add("environment", "uses os.environ as a whole: only torchrun's RANK/WORLD_SIZE/LOCAL_RANK may be "
-                               "read (and OPTBENCH_TEST_* in the marked test-only block)", where(node))
-        return
-    if not read:
+                               "required (and OPTBENCH_TEST_* in the marked test-only block)", where(node))
         return
     if key is None:
         rep.add("environment", "reads an environment variable whose name is not a constant", where(node))
@@ -235,9 +236,42 @@ def _env_use(node, parents, in_block, rep: Report, where) -> None:
     elif isinstance(key, str) and key.startswith(TEST_ENV_PREFIX):
         if not in_block(node):
             rep.add("environment", f"reads {key} outside the marked test-only block", where(node))
+    elif required:
+        rep.add("environment", f"requires the environment variable {key!r} (os.environ[...] without a default): "
+                               "the log alone does not reproduce the run", where(node))
     else:
-        rep.add("environment", f"reads the environment variable {key!r}: hyperparameters must be hard-coded "
-                               f"(allowed: {', '.join(TORCHRUN_ENV)})", where(node))
+        rep.add("environment-defaults", f"reads the environment variable {key!r} with a default: hard-coded "
+                                        "hyperparameters are preferred", where(node))
+
+
+def _cli_parser(module: str, node: ast.AST, tree: ast.Module, rep: Report, where) -> None:
+    """A command-line parser import: argparse's add_argument calls are read (required or positional arguments
+    are a rule violation, options with defaults a guideline warning); other parsers are a guideline warning."""
+    if module != "argparse":
+        rep.add("cli-hyperparameters", f"imports {module!r}: hard-coded hyperparameters are preferred over "
+                                       "command-line flags", where(node))
+        return
+    options, required = [], []
+    for call in ast.walk(tree):
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+                and call.func.attr == "add_argument"):
+            continue
+        names = [a.value for a in call.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+        kw = {k.arg: k.value for k in call.keywords if k.arg}
+        positional = bool(names) and not names[0].startswith("-")
+        flag = isinstance(kw.get("required"), ast.Constant) and kw["required"].value is True
+        optional_positional = isinstance(kw.get("nargs"), ast.Constant) and kw["nargs"].value in ("?", "*")
+        options += names[:1]
+        if flag or (positional and not (optional_positional or "default" in kw)):
+            required.append((names[:1] or ["?"])[0])
+            rep.add("cli-required", f"argparse argument {required[-1]!r} is required: the log alone does not "
+                                    "reproduce the run", where(call))
+    if options == ["--seed"]:
+        what = "argparse reads only --seed (with a default)"
+    else:
+        what = f"argparse reads {', '.join(options) or 'no declared option'}"
+    rep.add("cli-hyperparameters", f"imports 'argparse': {what}; hard-coded hyperparameters are preferred over "
+                                   "command-line flags", where(node))
 
 
 _CONFIG_KEYS = ("vocab_size", "num_layers", "model_dim", "head_dim", "mlp_ratio")
