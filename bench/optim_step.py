@@ -1,305 +1,344 @@
-"""Optimizer step time and state memory on the `small` track's real parameter shapes (CPU).
+"""Optimizer step time and state memory: every zoo optimizer raced against its peers, side by side.
 
-For every registered optimizer (``optbench.optim.names()``, so optimizers added later are included) this builds
-the 162,354,816 parameters of the small track's GPT directly as tensors (no model):
+For each zoo optimizer (at the cpu-track recipe's settings; see bench/optim_peers.py for every row and peer) this
+builds the same parameters for every implementation -- the zoo's, optionally an older checkout's (``--before``),
+``torch.optim`` foreach / fused, pytorch_optimizer, HeavyBall eager and compiled -- and then, step after step,
+draws fresh random gradients (untimed), gives each implementation its own copy and times its ``step()``,
+rotating the order every step so that no implementation always runs first (interleaved on a noisy machine).
 
-    embed 50304x768, LM head 50304x768 + bias 50304, 12 blocks x (q, k, v, attn.proj 768x768 + 768 bias,
-    mlp.fc 3072x768 + 3072 bias, mlp.proj 768x3072 + 768 bias, norm1 / norm2 gains 768), embedding norm and
-    final norm gains 768
+- untimed warm-up steps first (``--warmup``), reported apart as "first steps": state allocation, SOAP's first
+  eigendecompositions, and for compiled HeavyBall the compilation;
+- "median" is the median timed step; "amortised" is the mean step time over a window covering whole
+  preconditioner cycles of every implementation in the row (SOAP / Shampoo refresh every 10 steps, Sophia's
+  Hessian EMA every 10), each position of the window taken as its median over >= 3 windows, so a refresh is
+  paid once per cycle and a stray slow step (another process) not at all;
+- "x fastest peer" compares amortised times with the fastest peer (zoo and --before rows excluded), by default
+  taking each window position's minimum (``--stat min``: on a shared machine most steps are disturbed by other
+  processes; ``--stat median`` for a quiet one);
+- state = bytes of all distinct tensor storages reachable from ``opt.state`` after the timed steps.
 
-gives them random gradients (two fixed random sets, alternated, so no time goes into drawing numbers), runs one
-untimed warm-up step (reported separately as "first step": it allocates state and, for SOAP, builds the
-eigenbases), then times ``--steps`` steps and reports the median and the amortised mean. Optimizers with a
-``precondition_frequency`` default are timed over at least that many steps so the window contains a
-preconditioner refresh (Kron refreshes its preconditioner every step for the first 500 steps). State memory is
-the sum of the bytes of all distinct tensors reachable from ``opt.state`` after the timed steps. Both are also
-given relative to ``torch.optim.AdamW`` (defaults) on the same parameters; optimizers registered as
-``matrix_only`` (Muon family) get only the >= 2-D parameters and are compared with AdamW on those.
-
-Each optimizer runs in its own child process with a wall-clock budget (``--budget`` seconds, setup included);
-an optimizer that does not finish is reported as too slow at that scale with whatever it did finish (state size,
-first-step time) rather than skipped. Optimizers use their constructor defaults unless ``--opt-kwargs`` says
-otherwise.
+Shape sets (``--shapes``): ``cpu`` = the cpu track's 24 hidden matrices, ``mid`` = a slice of the small track
+(6 x 768x768 + 6 x 3072x768), ``small`` = all 72 hidden matrices of the small track (slow on a CPU).
 
 Usage::
 
-    python bench/optim_step.py                          # full scale, all optimizers
-    python bench/optim_step.py --optimizers adamw,soap --steps 10 --out bench.md
-    python bench/optim_step.py --scale 0.25             # quick run: see --scale
+    python bench/optim_step.py                                   # all rows, cpu and mid shapes
+    python bench/optim_step.py --optimizers muon,kron --shapes cpu --steps 30
+    git archive <commit> optbench | tar -x -C /tmp/before        # then, before vs after in one run:
+    python bench/optim_step.py --before /tmp/before --out bench.md
+    python bench/optim_step.py --device cuda                     # on a GPU (times synchronised)
 
-``--scale s`` multiplies the vocabulary (50304), the model width (768) and the MLP width (3072) by ``s``
-(rounded, at least 1; the 12 layers are kept), so parameter count shrinks roughly by s^2 and the
-second-order optimizers' factor sizes by s. Numbers at a reduced scale are for smoke tests only.
+The peers are optional bench extras: ``pip install 'optbench[bench]'`` (HeavyBall: ``--no-deps`` keeps a CPU torch).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import os
 import statistics
-import subprocess
 import sys
-import threading
 import time
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
-FULL = {"vocab": 50304, "d": 768, "mlp": 3072, "layers": 12}
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from optim_peers import Contest, contests, heavyball_compile, window  # noqa: E402
+
+SHAPE_SETS = ("cpu", "mid", "small")
 
 
-def small_track_shapes(scale: float = 1.0) -> list[tuple[str, tuple[int, ...]]]:
-    """(name, shape) of every parameter of the small track's GPT, optionally scaled down."""
-    v, d, f = (max(1, round(FULL[k] * scale)) for k in ("vocab", "d", "mlp"))
-    shapes: list[tuple[str, tuple[int, ...]]] = [("embed.weight", (v, d)), ("embed_norm.weight", (d,))]
-    for i in range(FULL["layers"]):
-        b = f"blocks.{i}."
-        shapes.append((b + "norm1.weight", (d,)))
-        for n in ("q", "k", "v", "proj"):
-            shapes += [(b + f"attn.{n}.weight", (d, d)), (b + f"attn.{n}.bias", (d,))]
-        shapes.append((b + "norm2.weight", (d,)))
-        shapes += [(b + "mlp.fc.weight", (f, d)), (b + "mlp.fc.bias", (f,))]
-        shapes += [(b + "mlp.proj.weight", (d, f)), (b + "mlp.proj.bias", (d,))]
-    shapes += [("final_norm.weight", (d,)), ("lm_head.weight", (v, d)), ("lm_head.bias", (v,))]
-    return shapes
+def hidden_matrices(track_name: str) -> list[tuple[int, ...]]:
+    """Shapes of a track's hidden matrices (role "matrix"), model built on the meta device."""
+    from optbench.model.gpt import GPT
+    from optbench.tracks import get_track
+
+    with torch.device("meta"):
+        model = GPT(get_track(track_name).model_config)
+    roles = model.param_roles()
+    return [tuple(p.shape) for n, p in model.named_parameters() if roles[n] == "matrix"]
+
+
+def shape_set(name: str) -> list[tuple[int, ...]]:
+    if name == "cpu":
+        return hidden_matrices("cpu")
+    small = hidden_matrices("small")
+    if name == "small":
+        return small
+    square = [s for s in small if s == (768, 768)][:6]
+    tall = [s for s in small if s == (3072, 768)][:6]
+    return square + tall
 
 
 def state_bytes(state) -> int:
-    """Bytes of all distinct tensors reachable from an optimizer's state (views of one storage counted once)."""
-    import torch
-
-    seen: set[tuple[int, int]] = set()
+    """Bytes of all distinct tensor storages reachable from an optimizer's state (shared storage counted once),
+    also through the attributes of objects kept in it (pytorch_optimizer's ScalableShampoo keeps its statistics
+    in preconditioner objects)."""
+    seen_storage: set[tuple[int, int]] = set()
+    seen_obj: set[int] = set()
     total = 0
 
     def walk(x):
         nonlocal total
         if isinstance(x, torch.Tensor):
-            key = (x.untyped_storage().data_ptr(), x.untyped_storage().nbytes())
-            if key not in seen:
-                seen.add(key)
-                total += x.untyped_storage().nbytes()
-        elif isinstance(x, dict):
-            for v in x.values():
-                walk(v)
-        elif isinstance(x, (list, tuple)):
-            for v in x:
+            st = x.untyped_storage()
+            key = (st.data_ptr(), st.nbytes())
+            if key not in seen_storage:
+                seen_storage.add(key)
+                total += st.nbytes()
+        elif id(x) in seen_obj or isinstance(x, (str, bytes, int, float, bool, type(None), torch.dtype)):
+            return
+        else:
+            seen_obj.add(id(x))
+            if isinstance(x, dict):
+                items = x.values()
+            elif isinstance(x, (list, tuple, set)):
+                items = x
+            else:
+                items = getattr(x, "__dict__", {}).values()
+            for v in items:
                 walk(v)
 
     walk(dict(state))
     return total
 
 
-# ------------------------------------------------------------------------------------------------------------
-# child: one optimizer, JSON lines on stdout
-# ------------------------------------------------------------------------------------------------------------
-def _emit(**kw) -> None:
-    print(json.dumps(kw), flush=True)
+@dataclass
+class Timing:
+    label: str
+    kind: str
+    compiled: bool
+    first: float = 0.0
+    steps: list[float] = field(default_factory=list)
+    state: int | None = None
+    error: str = ""
+
+    def median(self) -> float:
+        return statistics.median(self.steps)
+
+    def amortised(self, w: int, stat=statistics.median) -> float:
+        """Mean step time over a window of w steps (one preconditioner cycle), each position in the window taken
+        as its median (or ``stat``: min = the least disturbed) over all windows: a refresh step counts once per
+        cycle, a stray slow step not at all."""
+        n = len(self.steps) // w * w
+        if n == 0:
+            return float("nan")
+        return statistics.fmean(stat(self.steps[k:n:w]) for k in range(w))
 
 
-def child(name: str, scale: float, steps: int, budget: float, matrices_only: bool, kwargs: dict) -> None:
-    import torch
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
-    import optbench.optim as zoo
+
+def race(contest: Contest, shapes, device: torch.device, steps: int, warmup: int, seed: int = 0) -> list[Timing]:
+    """Run every implementation of a contest interleaved on the same parameters and fresh gradients."""
     from optbench.optim.protocol import set_train_mode
 
-    t_setup = time.perf_counter()
-    torch.manual_seed(0)
-    shapes = [s for _, s in small_track_shapes(scale) if not matrices_only or len(s) >= 2]
-    params = [torch.nn.Parameter(torch.randn(s)) for s in shapes]  # one RNG pass; the values do not matter
-    grads = [p.detach() * 1e-2 for p in params]
-    cls = torch.optim.AdamW if name == "__adamw__" else zoo.get(name)
-    opt = cls(params, **kwargs)
-    set_train_mode([opt])
-    freq = opt.defaults.get("precondition_frequency")
-    n_steps = max(steps, int(freq) if isinstance(freq, int) else 0)
-    _emit(event="built", numel=sum(p.numel() for p in params), n_params=len(params), n_steps=n_steps,
-          precondition_frequency=freq, threads=torch.get_num_threads(), setup=time.perf_counter() - t_setup)
-
-    def one() -> float:
-        for p, g in zip(params, grads):
-            p.grad = g
-        t0 = time.perf_counter()
-        opt.step()
-        return time.perf_counter() - t0
-
-    _emit(event="warmup", seconds=one(), state_bytes=state_bytes(opt.state))
-    # the timing budget may cut the window short, but never before a preconditioner refresh is included
-    min_steps = int(freq) if isinstance(freq, int) else 1
-    t_timed = time.perf_counter()
-    for i in range(1, n_steps + 1):
-        _emit(event="step", seconds=one())
-        if i >= min_steps and time.perf_counter() - t_timed > budget:
-            break
-    _emit(event="done", state_bytes=state_bytes(opt.state))
-
-
-# ------------------------------------------------------------------------------------------------------------
-# parent
-# ------------------------------------------------------------------------------------------------------------
-def run_one(name: str, args, matrices_only: bool, kwargs: dict) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", name, "--scale", str(args.scale),
-           "--steps", str(args.steps), "--budget", str(args.budget), "--child-kwargs", json.dumps(kwargs)]
-    if matrices_only:
-        cmd.append("--matrices-only")
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1]) + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    events: list[dict] = []
-    err: list[str] = []
-
-    def read_out():
-        for line in proc.stdout:
+    gen = torch.Generator(device=device).manual_seed(seed)
+    init = [torch.randn(s, generator=gen, device=device) * 0.02 for s in shapes]
+    runners = []
+    for impl in contest.impls:
+        t = Timing(impl.label, impl.kind, impl.compiled)
+        try:
+            params = [torch.nn.Parameter(x.clone()) for x in init]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                opt = impl.make(params)
+            set_train_mode([opt])
+            runners.append((impl, t, params, opt))
+        except Exception as e:  # a peer that cannot run these shapes / settings is reported, not fatal
+            t.error = f"{type(e).__name__}: {e}"[:160]
+            runners.append((impl, t, None, None))
+    w = window(contest.impls)
+    total = warmup + max(math.ceil(steps / w), 3 if w > 1 else 1) * w  # >= 3 cycles: a median per position
+    for i in range(total):
+        grads = [torch.randn(s, generator=gen, device=device) * 1e-2 for s in shapes]
+        k = i % len(runners)
+        for impl, t, params, opt in runners[k:] + runners[:k]:
+            if opt is None or t.error:
+                continue
+            for p, g in zip(params, grads):
+                p.grad = g.clone()
             try:
-                events.append(json.loads(line))
-            except json.JSONDecodeError:
-                err.append(line)
-
-    def read_err():
-        err.extend(proc.stderr)
-
-    threads = [threading.Thread(target=read_out, daemon=True), threading.Thread(target=read_err, daemon=True)]
-    for t in threads:
-        t.start()
-    t0 = time.perf_counter()
-    timed_out = False
-    try:
-        proc.wait(timeout=args.timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        proc.kill()
-        proc.wait()
-    for t in threads:
-        t.join(timeout=5)
-    out = {"name": name, "matrices_only": matrices_only, "wall": time.perf_counter() - t0, "timed_out": timed_out,
-           "returncode": proc.returncode, "stderr": "".join(err)[-2000:], "kwargs": kwargs}
-    for e in events:
-        if e["event"] == "built":
-            out.update(numel=e["numel"], n_steps=e["n_steps"], freq=e["precondition_frequency"])
-            out["setup"] = e["setup"]
-        elif e["event"] == "warmup":
-            out.update(first=e["seconds"], state=e["state_bytes"])
-        elif e["event"] == "step":
-            out.setdefault("steps", []).append(e["seconds"])
-        elif e["event"] == "done":
-            out.update(state=e["state_bytes"], done=True)
-    return out
-
-
-def _fmt_s(x: float) -> str:
-    return f"{x:.3f}" if x < 10 else f"{x:.1f}"
-
-
-def table(results: list[dict], baselines: dict[bool, dict], args) -> str:
-    lines = [
-        "| optimizer | params | median step (s) | mean step (s) | x AdamW (median) | state (MB) | x AdamW state "
-        "| first step (s) | timed steps | notes |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in results:
-        base = baselines.get(r["matrices_only"])
-        scope = ">=2-D only" if r["matrices_only"] else "all"
-        state = r.get("state")
-        state_mb = f"{state / 2**20:.0f}" if state is not None else "n/a"
-        rel_state = f"{state / base['state']:.2f}" if state is not None and base and base.get("state") else "n/a"
-        first = _fmt_s(r["first"]) if "first" in r else "n/a"
-        notes = []
-        if r.get("kwargs"):
-            notes.append("kwargs " + json.dumps(r["kwargs"]))
-        if r.get("done"):
-            st = r["steps"]
-            med, mean = statistics.median(st), statistics.fmean(st)
-            rel = f"{med / statistics.median(base['steps']):.2f}" if base and base.get("done") else "n/a"
-            if len(st) < r["n_steps"]:
-                notes.append(f"timed {len(st)} of {r['n_steps']} steps (--budget {args.budget:.0f} s)")
-            if r.get("freq"):
-                refresh = "includes" if len(st) >= r["freq"] else "does NOT include"
-                notes.append(f"precondition_frequency {r['freq']}: timed window {refresh} a refresh")
-            lines.append(f"| {r['name']} | {scope} | {_fmt_s(med)} | {_fmt_s(mean)} | {rel} | {state_mb} | "
-                         f"{rel_state} | {first} | {len(st)} | {'; '.join(notes)} |")
-        else:
-            n = len(r.get("steps", []))
-            if r["timed_out"]:
-                if "setup" not in r:
-                    what = "while building parameters / the optimizer"
-                elif "first" not in r:
-                    what = f"during the warm-up (first) step (setup took {r['setup']:.0f} s)"
-                else:
-                    what = f"after {n} of {r.get('n_steps', '?')} timed steps"
-                notes.insert(0, f"**too slow at this scale**: killed at the {args.timeout:.0f} s limit {what}")
+                with warnings.catch_warnings(), _compile_mode(impl):
+                    warnings.simplefilter("ignore")
+                    _sync(device)
+                    t0 = time.perf_counter()
+                    opt.step()
+                    _sync(device)
+                    dt = time.perf_counter() - t0
+            except Exception as e:
+                t.error = f"{type(e).__name__}: {e}"[:160]
+                continue
+            if i < warmup:
+                t.first += dt
             else:
-                tail = r["stderr"].strip().splitlines()[-1:] or ["no output"]
-                notes.insert(0, f"**failed** (exit {r['returncode']}): {tail[0][:200]}")
-            med = _fmt_s(statistics.median(r["steps"])) if n else "n/a"
-            mean = _fmt_s(statistics.fmean(r["steps"])) if n else "n/a"
-            lines.append(f"| {r['name']} | {scope} | {med} | {mean} | n/a | {state_mb} | {rel_state} | {first} | "
-                         f"{n} | {'; '.join(notes)} |")
+                t.steps.append(dt)
+    for _, t, _, opt in runners:
+        if opt is not None and not t.error:
+            t.state = state_bytes(opt.state)
+    return [t for _, t, _, _ in runners]
+
+
+def _compile_mode(impl):
+    import contextlib
+
+    if impl.label.startswith("heavyball"):
+        return heavyball_compile(impl.compiled)
+    return contextlib.nullcontext()
+
+
+STATS = {"median": statistics.median, "min": min}
+JUDGE = {"stat": min}  # which per-position statistic the "x fastest peer" columns use (--stat)
+
+
+def ratio_to_fastest_peer(timings: list[Timing], w: int, who: str = "zoo") -> tuple[float | None, float | None]:
+    """(amortised time / fastest peer's, state / smallest peer state) for the zoo (or 'before') implementation,
+    amortised times by the --stat statistic."""
+    peers = [t for t in timings if t.kind == "peer" and t.steps and not t.error]
+    mine = [t for t in timings if t.kind == who and t.steps and not t.error]
+    if not peers or not mine:
+        return None, None
+    best = min(t.amortised(w, JUDGE["stat"]) for t in peers)
+    mem = min(t.state for t in peers if t.state is not None)
+    return mine[0].amortised(w, JUDGE["stat"]) / best, (mine[0].state / mem if mem else None)
+
+
+def _ms(x: float) -> str:
+    return f"{x * 1e3:.2f}" if x < 1 else f"{x * 1e3:.0f}"
+
+
+def detail_table(results: list[tuple[Contest, list[Timing]]]) -> str:
+    lines = ["| optimizer (settings) | implementation | median step (ms) | amortised, median (ms) "
+             "| amortised, min (ms) | x fastest peer | state (MB) | first steps (s) |", "|---|---|---|---|---|---|---|---|"]
+    for c, timings in results:
+        w = window(c.impls)
+        stat = JUDGE["stat"]
+        peers = [t.amortised(w, stat) for t in timings if t.kind == "peer" and t.steps and not t.error]
+        best = min(peers) if peers else None
+        for j, t in enumerate(timings):
+            title = c.title if j == 0 else ""
+            if t.error or not t.steps:
+                lines.append(f"| {title} | {t.label} | **failed**: {t.error or 'no timed step'} | | | | | |")
+                continue
+            rel = f"{t.amortised(w, stat) / best:.2f}" if best else "-"
+            state = f"{t.state / 2**20:.1f}" if t.state is not None else "n/a"
+            first = f"{t.first:.2f}" + (" (incl. compile)" if t.compiled else "")
+            lines.append(f"| {title} | {t.label} | {_ms(t.median())} | {_ms(t.amortised(w))} | {_ms(t.amortised(w, min))} | {rel} | {state} | "
+                         f"{first} |")
+    return "\n".join(lines)
+
+
+def summary_table(by_set: dict[str, list[tuple[Contest, list[Timing]]]], before: bool) -> str:
+    """One row per contest: the zoo's (and the older checkout's) time and state relative to the fastest peer."""
+    sets = list(by_set)
+    head = ["optimizer (settings)"]
+    for s in sets:
+        head += ([f"before, x peer ({s})"] if before else []) + [f"x fastest peer ({s})", f"state x peer ({s})"]
+    head.append("fastest peer / note")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    first = by_set[sets[0]]
+    for k, (c, _) in enumerate(first):
+        cells = [c.title + ("" if c.verdict else " *")]
+        fastest = ""
+        for s in sets:
+            if k >= len(by_set[s]):  # an interrupted run: this set did not get to the row
+                cells += ["-"] * (3 if before else 2)
+                continue
+            cs, timings = by_set[s][k]
+            w = window(cs.impls)
+            r, m = ratio_to_fastest_peer(timings, w)
+            if before:
+                rb, _ = ratio_to_fastest_peer(timings, w, "before")
+                cells.append(f"{rb:.2f}x" if rb is not None else "-")
+            cells += [f"{r:.2f}x" if r is not None else "-", f"{m:.2f}x" if m is not None else "-"]
+            peers = [t for t in timings if t.kind == "peer" and t.steps and not t.error]
+            if peers and not fastest:
+                fastest = min(peers, key=lambda t: t.amortised(w, JUDGE["stat"])).label
+        cells.append("; ".join(x for x in (fastest, c.note) if x) or "-")
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--optimizers", default="", help="comma-separated registry names (default: all registered)")
-    ap.add_argument("--steps", type=int, default=5, help="timed steps after the warm-up (default 5; raised to "
-                    "precondition_frequency where an optimizer has one)")
-    ap.add_argument("--scale", type=float, default=1.0, help="shrink vocab / width / MLP width by this factor "
-                    "(quick runs; default 1 = the real small-track shapes)")
-    ap.add_argument("--budget", type=float, default=15.0, help="stop timing an optimizer after this many seconds "
-                    "of timed steps (at least one step, and at least precondition_frequency steps; default 15)")
-    ap.add_argument("--timeout", type=float, default=75.0, help="hard wall-clock limit per optimizer, setup and "
-                    "warm-up included; beyond it the optimizer is reported as too slow (default 75)")
-    ap.add_argument("--opt-kwargs", default="{}", help='JSON {name: {kwarg: value}} passed to constructors, e.g. '
-                    '\'{"shampoo": {"precondition_frequency": 10}}\'')
-    ap.add_argument("--out", default=None, help="also write the table (with the command and settings) to FILE.md")
-    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--child-kwargs", default="{}", help=argparse.SUPPRESS)
-    ap.add_argument("--matrices-only", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--optimizers", default="", help="comma-separated registry names (default: every row)")
+    ap.add_argument("--shapes", default="cpu,mid", help=f"comma-separated shape sets from {SHAPE_SETS} (default cpu,mid)")
+    ap.add_argument("--steps", type=int, default=20, help="timed steps (rounded up to whole windows; default 20)")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed first steps, reported apart (default 3)")
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: on a shared machine a "
+                    "2-thread kernel stalls whenever another process takes one core, which swamps the differences)")
+    ap.add_argument("--stat", default="min", choices=sorted(STATS), help="per-position statistic of the "
+                    "amortised times that the ratios use (default min: on a shared machine the median step is "
+                    "often a disturbed one; both are printed)")
+    ap.add_argument("--before", default=None, help="folder holding an older checkout's optbench/ package: its zoo "
+                    "runs in the same race as 'optbench (before)'")
+    ap.add_argument("--out", default=None, help="also write the tables (with the command) to FILE.md")
     args = ap.parse_args(argv)
-    if args.steps < 1 or args.scale <= 0 or args.budget <= 0 or args.timeout <= 0:
-        ap.error("--steps must be >= 1; --scale, --budget and --timeout > 0")
-
-    if args.child:
-        child(args.child, args.scale, args.steps, args.budget, args.matrices_only, json.loads(args.child_kwargs))
-        return 0
+    sets = [s.strip() for s in args.shapes.split(",") if s.strip()]
+    if args.steps < 1 or args.warmup < 1 or not sets or any(s not in SHAPE_SETS for s in sets):
+        ap.error(f"--steps and --warmup must be >= 1; --shapes from {', '.join(SHAPE_SETS)}")
+    if args.threads < 1:
+        ap.error("--threads must be >= 1")
+    torch.set_num_threads(args.threads)
+    JUDGE["stat"] = STATS[args.stat]
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        ap.error("--device cuda: no CUDA device here")
 
     import optbench.optim as zoo
 
-    names = [n.strip() for n in args.optimizers.split(",") if n.strip()] or zoo.names()
-    infos = {n: zoo.info(n) for n in names}  # raises with the list of known names on a typo
-    opt_kwargs = json.loads(args.opt_kwargs)
-    shapes = small_track_shapes(args.scale)
-    total = sum(__import__("math").prod(s) for _, s in shapes)
+    before = None
+    if args.before:
+        from tree_import import import_tree
+
+        before = import_tree(args.before, "optim")
+    wanted = [zoo.info(n.strip()).name for n in args.optimizers.split(",") if n.strip()]
+    rows = [c for c in contests(zoo, before) if not wanted or c.zoo in wanted]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"{len(shapes)} parameter tensors, {total:,} parameters (scale {args.scale}); timing budget "
-          f"{args.budget:.0f} s, limit {args.timeout:.0f} s per optimizer; load average {load:.1f} on "
-          f"{os.cpu_count()} CPUs", flush=True)
-
-    baselines: dict[bool, dict] = {}
-    for mo in sorted({i.matrix_only for i in infos.values()}):
-        print(f"baseline torch.optim.AdamW ({'>=2-D params' if mo else 'all params'}) ...", flush=True)
-        baselines[mo] = run_one("__adamw__", args, mo, {})
-    results = []
-    for n in names:
-        print(f"{n} ...", flush=True)
-        results.append(run_one(infos[n].name, args, infos[n].matrix_only, opt_kwargs.get(n, {})))
-    for mo, b in baselines.items():
-        results.insert(0, {**b, "name": "torch.optim.AdamW (baseline)" + (", >=2-D" if mo else "")})
-    text = table(results, baselines, args)
-    print()
-    print(text)
+    env = (f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, "
+           f"{os.cpu_count()} CPUs, load average {load:.1f} at the start, "
+           + ("CUDA available" if torch.cuda.is_available() else "no GPU here (CPU rows only)"))
+    print(env, flush=True)
+    by_set: dict[str, list[tuple[Contest, list[Timing]]]] = {}
+    stopped = ""
+    try:
+        for s in sets:
+            shapes = shape_set(s)
+            print(f"\n== shapes {s}: {len(shapes)} matrices, {sum(math.prod(x) for x in shapes):,} parameters",
+                  flush=True)
+            by_set[s] = []
+            for c in rows:
+                t0 = time.perf_counter()
+                timings = race(c, shapes, device, args.steps, args.warmup)
+                by_set[s].append((c, timings))
+                r, _ = ratio_to_fastest_peer(timings, window(c.impls))
+                print(f"  {c.title}: {len(c.impls)} implementations, {time.perf_counter() - t0:.0f} s"
+                      + (f", optbench {r:.2f}x the fastest peer" if r is not None else ""), flush=True)
+    except KeyboardInterrupt:  # Ctrl-C or `timeout -s INT`: the rows measured so far are still printed
+        stopped = "**Interrupted**: only the rows below were measured."
+        by_set = {s: done for s, done in by_set.items() if done}
+        if not by_set:
+            print("interrupted before any row was measured", file=sys.stderr)
+            return 130
+    parts = [f"Environment: {env}; {args.steps} timed steps (whole windows), {args.warmup} warm-up steps.", ""]
+    parts += [stopped, ""] if stopped else []
+    parts += [f"## Summary (amortised step time, per-position {args.stat}, and state memory relative to the "
+              "fastest / smallest peer; "
+              "* = peers cannot run the same settings, not judged)", "", summary_table(by_set, before is not None)]
+    for s in by_set:
+        parts += ["", f"## Shapes: {s}", "", detail_table(by_set[s])]
+    text = "\n".join(parts)
+    print("\n" + text)
     if args.out:
-        import platform
-
-        import torch
-
-        header = (
-            f"# Optimizer step benchmark\n\nCommand: `python bench/optim_step.py {' '.join(argv or sys.argv[1:])}`\n\n"
-            f"{total:,} parameters (scale {args.scale}), torch {torch.__version__}, {torch.get_num_threads()} "
-            f"threads, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average "
-            f"{load:.1f} at the start (other processes share the CPUs), {args.steps} timed steps (more where "
-            f"precondition_frequency requires) within a {args.budget:.0f} s timing budget, hard limit "
-            f"{args.timeout:.0f} s per optimizer. Setup is not timed; the warm-up step is reported separately.\n\n"
-        )
-        Path(args.out).write_text(header + text + "\n")
+        cmd = "python bench/optim_step.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        Path(args.out).write_text(f"# Optimizer step benchmark\n\nCommand: `{cmd}`\n\n{text}\n")
     return 0
 
 

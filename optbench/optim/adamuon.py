@@ -22,7 +22,7 @@ import math
 
 import torch
 
-from optbench.optim.muon import CoeffSpec, Coeffs, ShardedMatrixOptimizer, check_ns_args, newton_schulz
+from optbench.optim.muon import CoeffSpec, Coeffs, ShardedMatrixOptimizer, check_ns_args
 from optbench.optim.registry import register
 
 
@@ -38,10 +38,10 @@ class AdaMuon(ShardedMatrixOptimizer):
     - ``sign_input=True``: orthogonalise sign(u) (gpt2 file) instead of u.
     - ``rms_target=0.2``: RMS of the final update.
     - ``ns_coefficients="tuned5"``, ``ns_steps=None``, ``ns_dtype=torch.bfloat16``, ``ns_eps=1e-7``: the
-      Newton-Schulz settings as in Muon.
+      Newton-Schulz settings as in Muon, also ``ns_fused=None`` and ``compiled=None``.
 
     State per parameter: ``momentum_buffer`` (param shape and dtype), ``v_buffer`` (the 2-D view's shape,
-    param dtype), ``step`` (int). Distributed: as Muon.
+    param dtype), ``step`` (int). Distributed and batched (same-shape matrices in one NS iteration) as Muon.
     """
 
     def __init__(
@@ -59,6 +59,9 @@ class AdaMuon(ShardedMatrixOptimizer):
         ns_steps: int | None = None,
         ns_dtype: torch.dtype = torch.bfloat16,
         ns_eps: float = 1e-7,
+        *,
+        ns_fused: bool | None = None,
+        compiled: bool | None = None,
     ):
         if beta2 is not None and not (isinstance(beta2, (int, float)) and 0.0 <= beta2 < 1.0):
             raise ValueError(f"beta2: must be None or in [0, 1), got {beta2!r}")
@@ -80,41 +83,48 @@ class AdaMuon(ShardedMatrixOptimizer):
             ns_steps=ns_steps,
             ns_dtype=ns_dtype,
             ns_eps=ns_eps,
+            ns_fused=ns_fused,
+            compiled=compiled,
         )
         super().__init__(params, defaults)
 
-    def _update(self, p: torch.Tensor, group: dict, schedule: list[Coeffs]) -> None:
-        g = p.grad
-        state = self.state[p]
-        if "momentum_buffer" not in state:
-            state["momentum_buffer"] = torch.zeros_like(p)
-            state["step"] = 0
-        m = state["momentum_buffer"]
-        mu = group["momentum"]
-        m.lerp_(g, 1 - mu)
-        u = torch.lerp(g, m, mu) if group["nesterov"] else m
-        if u.ndim > 2:
-            u = u.reshape(u.size(0), -1)
+    def _update_many(self, params: list[torch.Tensor], group: dict, schedule: list[Coeffs]) -> None:
+        for p in params:
+            if "momentum_buffer" not in self.state[p]:
+                self.state[p]["momentum_buffer"] = torch.zeros_like(p)
+                self.state[p]["step"] = 0
+        us = self._momentum(params, [self.state[p]["momentum_buffer"] for p in params], group)
+        mats = [u.reshape(u.size(0), -1) if u.ndim > 2 else u for u in us]
         if group["sign_input"]:
-            u = torch.sign(u)
-        o = newton_schulz(u, schedule, group["ns_dtype"], group["ns_eps"]).to(p.dtype)
-        if "v_buffer" not in state:
-            state["v_buffer"] = torch.zeros_like(o)
-        v = state["v_buffer"]
-        state["step"] += 1
-        eps = group["eps"]
-        if group["beta2"] is None:
-            v.mul_(mu).addcmul_(o, o, value=1 - mu)
-            v_hat = v
-        else:
-            b2 = group["beta2"]
-            v.mul_(b2).addcmul_(o, o, value=1 - b2)
-            v_hat = v / (1 - b2 ** state["step"])
-        o = o / (v_hat.sqrt() + eps)
-        o.mul_(group["rms_target"] * math.sqrt(o.numel()) / (o.norm() + eps))
-        lr = group["lr"]
-        p.mul_(1 - lr * group["weight_decay"])
-        p.add_(o.reshape(p.shape), alpha=-lr)
+            mats = torch._foreach_sign(mats)
+        # the reference's per-matrix operations as multi-tensor calls (same rounding)
+        mu, eps, lr, wd = group["momentum"], group["eps"], group["lr"], group["weight_decay"]
+        os = self._orthogonalize(mats, group, schedule, group["ns_eps"], out_dtype=params[0].dtype)
+        if any(p.dtype != params[0].dtype for p in params):
+            os = [o.to(p.dtype) for o, p in zip(os, params)]
+        for p, o in zip(params, os):
+            state = self.state[p]
+            if "v_buffer" not in state:
+                state["v_buffer"] = torch.zeros_like(o, memory_format=torch.contiguous_format)
+            state["step"] += 1
+        v = [self.state[p]["v_buffer"] for p in params]
+        b2 = mu if group["beta2"] is None else group["beta2"]
+        torch._foreach_mul_(v, b2)
+        torch._foreach_addcmul_(v, os, os, value=1 - b2)
+        v_hat = v if group["beta2"] is None else torch._foreach_div(
+            v, [1 - b2 ** self.state[p]["step"] for p in params])
+        den = torch._foreach_sqrt(v_hat)
+        torch._foreach_add_(den, eps)
+        os = torch._foreach_div(os, den)
+        # the RMS rescale rms * sqrt(numel) / (||O|| + eps) as a 0-d factor per matrix, applied with the step
+        scale = torch._foreach_norm(os)
+        torch._foreach_add_(scale, eps)
+        torch._foreach_reciprocal_(scale)  # as Python evaluates it
+        torch._foreach_mul_(scale, [group["rms_target"] * math.sqrt(o.numel()) for o in os])
+        if wd:
+            torch._foreach_mul_(params, 1 - lr * wd)
+        for p, o, c in zip(params, os, scale):
+            p.view(o.shape).addcmul_(o, c, value=-lr)
 
 
 register(

@@ -10,10 +10,12 @@ from torch import nn
 
 from optbench import optim
 from optbench.errors import OptbenchError
+from optbench.optim.adamw import fused_is_same_update
 from optbench.optim.recipe import Recipe
 from optbench.standalone.groups import covers_exactly, set_initial_lr, split_params
 
-#: optimizers that get fused=True on CUDA (the exported script says fused=on_cuda)
+#: optimizers that get fused=True on CUDA and wherever it is the same update (optim.adamw.fused_is_same_update);
+#: the exported script says fused=True (its parameters are float32 off CUDA)
 FUSED_ON_CUDA = ("adamw", "adam")
 
 
@@ -33,7 +35,7 @@ def constructor_kwargs(name: str, hparams: dict) -> dict:
 
 def _construct(name: str, groups: list[dict], hparams: dict, *, fused_ok: bool) -> torch.optim.Optimizer:
     kwargs = constructor_kwargs(name, hparams)
-    if fused_ok and optim.info(name).name in FUSED_ON_CUDA:
+    if optim.info(name).name in FUSED_ON_CUDA and (fused_ok or fused_is_same_update(groups)):
         kwargs.setdefault("fused", True)
     try:
         return optim.get(name)(groups, **kwargs)

@@ -83,12 +83,12 @@ def _dim_is_diag(shape, max_size, min_ndim, memory_save_mode) -> list[bool]:
 def _lower_bound_norm(A: torch.Tensor, max_abs: torch.Tensor) -> torch.Tensor:
     """Cheap lower bound of the spectral norm of a symmetric A (one power step from its largest column)."""
     A = A / max_abs
-    col_sq = torch.einsum("ij,ij->j", A, A)
+    col_sq = (A * A).sum(0)  # the reference's einsum("ij,ij->j"); torch runs that as a bmm over 1x1 products
     i = torch.argmax(col_sq)
-    x = torch.index_select(A, 1, i.reshape(1)).flatten().contiguous()
-    x = torch.einsum("i,ij->j", x, A)
+    x = torch.index_select(A, 1, i.reshape(1)).flatten()
+    x = x @ A
     x = x / x.norm()
-    x = torch.einsum("j,kj->k", x, A)
+    x = A @ x
     return x.norm() * max_abs
 
 
@@ -99,12 +99,56 @@ def _solve_right_upper(X: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
     ).to(Q.dtype).reshape_as(X)
 
 
+_TRIU_INDEX: dict[tuple[int, str], torch.Tensor] = {}
+
+
+def _triu_index(n: int, device) -> torch.Tensor:
+    """Flat indices of an n x n matrix's upper triangle, row by row (built once per size and device: a gather
+    with them is cheaper than a boolean mask built and scanned every step)."""
+    key = (n, str(device))
+    if key not in _TRIU_INDEX:
+        mask = torch.ones(n, n, dtype=torch.bool, device=device).triu_()
+        _TRIU_INDEX[key] = mask.view(-1).nonzero().squeeze(1)
+    return _TRIU_INDEX[key]
+
+
+def pack_triu(q: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """The upper triangle of a square q, row by row, as a vector of n(n+1)/2 (how Kron stores its factors)."""
+    return torch.take(q, _triu_index(q.size(0), q.device), out=out)
+
+
+def factors(state: dict) -> list[torch.Tensor]:
+    """A parameter's preconditioner factors Q_i as used in the maths: triangular ones unpacked to n x n
+    (zeros below the diagonal), diagonal ones as their vector."""
+    out = []
+    for q, d in zip(state["Q"], state["diag"]):
+        if d:
+            out.append(q)
+        else:
+            n = (math.isqrt(8 * q.numel() + 1) - 1) // 2
+            full = q.new_zeros(n, n)
+            out.append(full.view(-1).index_copy_(0, _triu_index(n, q.device), q).view(n, n))
+    return out
+
+
+def _self_contraction(X: torch.Tensor, i: int, diag: bool, expr: str) -> torch.Tensor:
+    """X contracted with itself over every dim but i (the einsum ``expr``); for a matrix directly as mm / sum."""
+    if X.dim() != 2:
+        return torch.einsum(expr, X, X)
+    if diag:
+        return (X * X).sum(1 - i)
+    return X @ X.T if i == 0 else X.T @ X
+
+
 def _apply_factors(Q: list, G: torch.Tensor, gram: bool) -> torch.Tensor:
     """Multiply G along each dim i by Q_i (``gram``: by Q_i^T Q_i); a 1-D factor is a diagonal.
 
     The reference writes this as one multi-operand einsum; contracted pairwise left to right (torch without
     opt_einsum) that materialises an outer product of all factors, so it is applied one dim at a time here.
     """
+    if G.dim() == 2 and Q[0].dim() == 2 and Q[1].dim() == 2:  # a matrix with two triangular factors
+        A = Q[0] @ G @ Q[1].T
+        return Q[0].T @ A @ Q[1] if gram else A  # (Q^T Q) G (Q^T Q) as four thin products, not two n^3 grams
     out = G
     for i, q in enumerate(Q):
         if q.dim() < 2:
@@ -136,6 +180,11 @@ class Kron(torch.optim.Optimizer):
         merge_dims (True): reshape >2-D tensors to 2-D.
         mu_dtype (None): momentum dtype (None -> the parameter dtype; float32 for bf16/fp16 parameters).
         precond_dtype (None -> float32): factor dtype.
+
+    State per parameter: ``step``, ``momentum_buffer``, ``diag`` (per dim: diagonal factor?) and ``Q``, the
+    factors: a diagonal one as its vector, a triangular one as its upper triangle packed row by row
+    (n(n+1)/2 numbers, ``pack_triu``; ``factors(state)`` gives the n x n matrices). Factors stay upper triangular
+    (every update is triu(...) @ Q), so packing halves their memory without changing the maths.
 
     Optimizer-level counters (saved in ``state_dict()["kron"]``): ``prob_step``, ``update_counter`` and
     ``rng_draws`` (the number of ``random.Random(42)`` draws, replayed on load). The global torch RNG is the
@@ -245,7 +294,7 @@ class Kron(torch.optim.Optimizer):
         diag = _dim_is_diag(shape, group["max_size_triangular"], group["min_ndim_triangular"], group["memory_save_mode"])
         state["Q"] = [
             scale * (torch.ones(n, dtype=precond_dtype, device=grad.device) if d
-                     else torch.eye(n, dtype=precond_dtype, device=grad.device))
+                     else pack_triu(torch.eye(n, dtype=precond_dtype, device=grad.device)))
             for n, d in zip(shape, diag)
         ]
         state["diag"] = diag
@@ -282,9 +331,9 @@ class Kron(torch.optim.Optimizer):
             if i < order - 1:
                 conjB = torch.transpose(conjB, i, order - 1)
         A = _apply_factors(Q, G, gram=False)
-        for q, exprG in zip(Q, exprGs):
-            term1 = torch.einsum(exprG, A, A)
-            term2 = torch.einsum(exprG, conjB, conjB)
+        for i, (q, exprG) in enumerate(zip(Q, exprGs)):
+            term1 = _self_contraction(A, i, q.dim() < 2, exprG)
+            term2 = _self_contraction(conjB, i, q.dim() < 2, exprG)
             term1, term2 = term1 - term2, term1 + term2
             term1 *= lr_t
             norm = term2.norm(float("inf"))
@@ -333,13 +382,18 @@ class Kron(torch.optim.Optimizer):
                 m_hat = (buf / (1 - beta ** state["step"])).to(dtype=precond_dtype)
 
                 exprs = self._exprs(grad.dim(), state["diag"])
+                Q = factors(state)
                 if grad.dim() > 1 and balance:
-                    self._balance(state["Q"])
+                    self._balance(Q)
                 if do_update:
                     target = m_hat if group["momentum_into_precond_update"] else grad.to(precond_dtype, copy=True)
-                    self._update_precond(state["Q"], exprs, target, group["precond_lr"])
+                    self._update_precond(Q, exprs, target, group["precond_lr"])
+                if do_update or (grad.dim() > 1 and balance):
+                    for stored, q in zip(state["Q"], Q):
+                        if q.dim() == 2:
+                            pack_triu(q, out=stored)
 
-                u = _apply_factors(state["Q"], m_hat, gram=True)
+                u = _apply_factors(Q, m_hat, gram=True)
                 u.mul_(torch.minimum(torch.tensor(1.0, dtype=u.dtype), 1.1 / u.square().mean().sqrt().add(1e-12)))
                 u = u.view(p.shape)
                 if group["weight_decay"] != 0 and p.dim() >= 2:
@@ -375,6 +429,9 @@ class Kron(torch.optim.Optimizer):
             groups.append(g)
         state_dict["param_groups"] = groups
         load_state_dict_keep_dtype(self, state_dict, super().load_state_dict)
+        for state in self.state.values():  # older checkpoints hold triangular factors as full n x n matrices
+            if "Q" in state:
+                state["Q"] = [pack_triu(q) if q.dim() == 2 else q for q in state["Q"]]
         if counters is not None:
             self._prob_step = int(counters["prob_step"])
             self._update_counter = int(counters["update_counter"])

@@ -24,7 +24,7 @@ import math
 import torch
 
 from optbench.optim._args import check_betas, check_nonneg
-from optbench.optim.muon import newton_schulz, resolve_ns_schedule
+from optbench.optim.muon import newton_schulz_batched, resolve_ns_schedule
 from optbench.optim.registry import register
 
 MARS_TYPES = ("mars-adamw", "mars-lion", "mars-shampoo")
@@ -41,7 +41,8 @@ class MARS(torch.optim.Optimizer):
     - ``is_approx=True``: only the approximate form is supported (the exact form needs a second gradient at the
       previous iterate on the new batch, i.e. an extra backward per step); False raises ValueError.
     - ``mars_type="mars-adamw"``: or "mars-lion" (sign of m) or "mars-shampoo" (bf16 5-step Newton-Schulz of
-      m / (1 - beta1) for matrices, optbench's NS routine: same maths as upstream, different op order).
+      m / (1 - beta1) for matrices, optbench's NS routine: same maths as upstream, different op order; matrices
+      of one shape in one batched iteration).
     - ``optimize_1d=False``: False routes tensors with ndim != 2 to the internal AdamW branch.
     - ``lr_1d=3e-3``, ``betas_1d=(0.9, 0.95)``, ``weight_decay_1d=0.1``: that AdamW branch. Its step is
       ``group["lr"] * lr_1d / lr`` with the ratio fixed at construction, so an LR scheduler scales both branches.
@@ -112,14 +113,12 @@ class MARS(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
-            beta1, beta2 = group["betas"]
-            amsgrad, gamma, mars_type = group["amsgrad"], group["gamma"], group["mars_type"]
+            mars_type = group["mars_type"]
+            buckets: dict[tuple[int, str], list[torch.Tensor]] = {}  # (step, branch) -> params
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                grad = p.grad
-                if grad.is_sparse:
+                if p.grad.is_sparse:
                     raise RuntimeError("MARS does not support sparse gradients")
                 state = self.state[p]
                 if len(state) == 0:
@@ -127,48 +126,71 @@ class MARS(torch.optim.Optimizer):
                     state["exp_avg"] = torch.zeros_like(p)
                     state["last_grad"] = torch.zeros_like(p)
                     state["exp_avg_sq"] = torch.zeros_like(p)
-                    if amsgrad:
+                    if group["amsgrad"]:
                         state["max_exp_avg_sq"] = torch.zeros_like(p)
                 state["step"] += 1
-                t = state["step"]
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                is_2d = grad.ndim == 2
-                if group["optimize_1d"] or is_2d:
-                    c = (grad - state["last_grad"]).mul(gamma * (beta1 / (1.0 - beta1))).add(grad)
-                    c_norm = torch.norm(c)
-                    if c_norm > 1.0:
-                        c = c / c_norm
-                    m.mul_(beta1).add_(c, alpha=1.0 - beta1)
-                    if mars_type == "mars-adamw" or (mars_type == "mars-shampoo" and not is_2d):
-                        v.mul_(beta2).addcmul_(c, c, value=1.0 - beta2)
-                        denom = self._denom(state, v, amsgrad, t, beta1, beta2, eps)
-                        update = -lr * torch.mul(p, wd).add(m.div(denom))
-                    elif mars_type == "mars-lion":
-                        update = -lr * torch.mul(p, wd).add(m.sign())
-                    else:  # mars-shampoo on a matrix
-                        scale = max(1, grad.size(0) / grad.size(1)) ** 0.5
-                        o = newton_schulz(m.mul(1.0 / (1.0 - beta1)), resolve_ns_schedule("tuned5", None), eps=eps)
-                        update = o.to(p.dtype).mul(scale).add(p, alpha=wd).mul(-lr)
-                    p.add_(update)
+                is_2d = p.grad.ndim == 2
+                if not (group["optimize_1d"] or is_2d):
+                    branch = "adamw-1d"
+                elif mars_type == "mars-adamw" or (mars_type == "mars-shampoo" and not is_2d):
+                    branch = "mars-adamw"
                 else:
-                    b1, b2 = group["betas_1d"]
-                    m.mul_(b1).add_(grad, alpha=1.0 - b1)
-                    v.mul_(b2).addcmul_(grad, grad, value=1.0 - b2)
-                    denom = self._denom(state, v, amsgrad, t, b1, b2, eps)
-                    wd1 = wd if group["optimize_1d"] else group["weight_decay_1d"]
-                    update = -lr * group["lr_1d_factor"] * torch.mul(p, wd1).add(m.div(denom))
-                    p.add_(update)
-                state["last_grad"] = grad.detach().clone()  # a copy, never a reference to p.grad
+                    branch = mars_type
+                buckets.setdefault((state["step"], branch), []).append(p)
+            for (t, branch), params in buckets.items():
+                self._update(params, group, t, branch)
+                # the previous gradient as a copy, never a reference to p.grad
+                torch._foreach_copy_([self.state[p]["last_grad"] for p in params], [p.grad for p in params])
         return loss
 
-    @staticmethod
-    def _denom(state, v, amsgrad, t, beta1, beta2, eps):
-        bc1 = 1.0 - beta1**t
-        bc2 = 1.0 - beta2**t
-        if amsgrad:
-            torch.max(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-            v = state["max_exp_avg_sq"]
-        return v.sqrt().mul(1 / math.sqrt(bc2)).add(eps).mul(bc1)
+    def _update(self, params: list[torch.Tensor], group: dict, t: int, branch: str) -> None:
+        """The reference's per-tensor step for one branch at step t as few multi-tensor passes: the EMAs as lerps,
+        the bias corrections folded into scalars, decay then one addcdiv (the same values up to float rounding)."""
+        lr, wd = group["lr"], group["weight_decay"]
+        beta1, beta2 = group["betas"]
+        grads = [p.grad for p in params]
+        m = [self.state[p]["exp_avg"] for p in params]
+        if branch == "adamw-1d":
+            b1, b2 = group["betas_1d"]
+            torch._foreach_lerp_(m, grads, 1.0 - b1)
+            self._adam_apply(params, m, grads, group, t, b1, b2, lr * group["lr_1d_factor"], group["weight_decay_1d"])
+            return
+        # c = g + gamma beta1 / (1 - beta1) (g - last_g), as one lerp from last_g past g
+        k = group["gamma"] * (beta1 / (1.0 - beta1))
+        c = torch._foreach_lerp([self.state[p]["last_grad"] for p in params], grads, 1.0 + k)
+        for ci, norm in zip(c, torch._foreach_norm(c)):  # per-tensor clip to unit norm
+            if norm > 1.0:
+                ci.div_(norm)
+        torch._foreach_lerp_(m, c, 1.0 - beta1)
+        if branch == "mars-adamw":
+            self._adam_apply(params, m, c, group, t, beta1, beta2, lr, wd)
+            return
+        if branch == "mars-lion":
+            update = torch._foreach_sign(m)
+        else:  # mars-shampoo on matrices: same-shape matrices in one batched Newton-Schulz iteration
+            orth = newton_schulz_batched(torch._foreach_mul(m, 1.0 / (1.0 - beta1)), resolve_ns_schedule("tuned5", None),
+                                         eps=group["eps"])
+            update = [o.to(p.dtype).mul_(max(1, p.size(0) / p.size(1)) ** 0.5) for p, o in zip(params, orth)]
+        if wd != 0:
+            torch._foreach_mul_(params, 1.0 - lr * wd)
+        torch._foreach_add_(params, update, alpha=-lr)
+
+    def _adam_apply(self, params, m, x, group, t, beta1, beta2, lr, wd) -> None:
+        """v <- beta2 v + (1 - beta2) x^2, then p <- p (1 - lr wd) - lr m / ((sqrt(v) / sqrt(bc2) + eps) bc1),
+        written as one addcdiv over sqrt(v) + eps sqrt(bc2); v is the running max under amsgrad."""
+        v = [self.state[p]["exp_avg_sq"] for p in params]
+        torch._foreach_mul_(v, beta2)
+        torch._foreach_addcmul_(v, x, x, value=1.0 - beta2)
+        if group["amsgrad"]:
+            maxes = [self.state[p]["max_exp_avg_sq"] for p in params]
+            torch._foreach_maximum_(maxes, v)
+            v = maxes
+        sqrt_bc2 = math.sqrt(1.0 - beta2**t)
+        denom = torch._foreach_sqrt(v)
+        torch._foreach_add_(denom, group["eps"] * sqrt_bc2)
+        if wd != 0:
+            torch._foreach_mul_(params, 1.0 - lr * wd)
+        torch._foreach_addcdiv_(params, m, denom, value=-lr * sqrt_bc2 / (1.0 - beta1**t))
 
 
 register(

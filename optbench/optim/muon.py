@@ -86,29 +86,103 @@ def resolve_ns_schedule(ns_coefficients: CoeffSpec, ns_steps: int | None) -> lis
     return [tuple(c) for c in sched]  # type: ignore[misc]
 
 
+def fused_default(dtype: torch.dtype) -> bool:
+    """Whether Newton-Schulz folds its scalings and sums into the matrix products by default for this dtype:
+    yes in float32 / float64 (the same iteration up to float rounding); no in bf16 / fp16, where upstream's
+    arithmetic (a rounding after every operation) is kept so the bf16 reference runs are matched bit for bit."""
+    return dtype not in (torch.bfloat16, torch.float16)
+
+
+def newton_schulz_(X: torch.Tensor, schedule: Sequence[Coeffs], eps: float = 1e-7, fused: bool = False) -> torch.Tensor:
+    """On a wide (rows <= cols), contiguous X (or a batch of them), overwriting it: divide by (Frobenius norm +
+    eps), then X <- aX + (bA + (cA)A)X, A = X X^T, for each (a, b, c). Returns the result (X or a buffer like X).
+
+    ``fused=False``: every product and sum rounded as upstream's ``a * X + B @ X`` with ``B = b * A + c * A @ A``
+    (a bf16 run matches it bit for bit), into buffers allocated once. ``fused=True``: two ``baddbmm`` per step,
+    the scalings and sums done inside the products (one rounding each, as pytorch_optimizer; fewer passes).
+    """
+    X.div_(X.norm(dim=(-2, -1), keepdim=True) + eps)
+    A = X.new_empty((*X.shape[:-1], X.size(-2)))
+    B = torch.empty_like(A)
+    if fused:
+        X3, A3, B3 = X.view(-1, *X.shape[-2:]), A.view(-1, *A.shape[-2:]), B.view(-1, *B.shape[-2:])
+        Y3 = torch.empty_like(X3)
+        for a, b, c in schedule:
+            torch.bmm(X3, X3.mT, out=A3)
+            torch.baddbmm(A3, A3, A3, beta=b, alpha=c, out=B3)
+            torch.baddbmm(X3, B3, X3, beta=a, out=Y3)
+            X3, Y3 = Y3, X3
+        return X3.view(X.shape)
+    cA, BX = torch.empty_like(A), torch.empty_like(X)
+    for a, b, c in schedule:
+        torch.matmul(X, X.mT, out=A)
+        torch.matmul(torch.mul(A, c, out=cA), A, out=B)
+        B.add_(torch.mul(A, b, out=cA))
+        torch.matmul(B, X, out=BX)
+        X.mul_(a).add_(BX)
+    return X
+
+
 def newton_schulz(
-    G: torch.Tensor, schedule: Sequence[Coeffs], dtype: torch.dtype = torch.bfloat16, eps: float = 1e-7
+    G: torch.Tensor, schedule: Sequence[Coeffs], dtype: torch.dtype = torch.bfloat16, eps: float = 1e-7,
+    *, fused: bool | None = None,
 ) -> torch.Tensor:
     """Approximate polar factor U V^T of G (2-D, or a batch of matrices over the last two dims) with the quintic
     X <- aX + (bA + cA^2)X, A = X X^T.
 
     Computed in ``dtype`` (a new tensor; G is not modified), on the wide orientation (transposed when
-    rows > cols), after dividing by (Frobenius norm + eps). Returns a tensor of ``dtype``.
+    rows > cols), after dividing by (Frobenius norm + eps). Returns a tensor of ``dtype``. ``fused``: see
+    ``newton_schulz_`` (None: ``fused_default(dtype)``).
     """
     if G.ndim < 2:
         raise ValueError(f"newton_schulz expects a tensor with ndim >= 2, got shape {tuple(G.shape)}")
-    X = G.to(dtype) if G.dtype != dtype else G.clone()
     tall = G.size(-2) > G.size(-1)
-    if tall:
-        X = X.mT
-    X = X / (X.norm(dim=(-2, -1), keepdim=True) + eps)
-    for a, b, c in schedule:
-        A = X @ X.mT
-        B = b * A + c * A @ A
-        X = a * X + B @ X
-    if tall:
-        X = X.mT
-    return X
+    X = (G.mT if tall else G).to(dtype=dtype, memory_format=torch.contiguous_format, copy=True)
+    X = newton_schulz_(X, schedule, eps, fused_default(dtype) if fused is None else fused)
+    return X.mT if tall else X
+
+
+def newton_schulz_batched(
+    mats: Sequence[torch.Tensor], schedule: Sequence[Coeffs], dtype: torch.dtype = torch.bfloat16, eps: float = 1e-7,
+    *, fused: bool | None = None, compiled: bool = False, out_dtype: torch.dtype | None = None,
+) -> list[torch.Tensor]:
+    """``newton_schulz`` of each 2-D matrix in ``mats``, all matrices of one shape in one batched iteration.
+
+    Tall matrices are turned wide first (as ``newton_schulz`` does), so an (m, n) and an (n, m) matrix share a
+    batch. Returns ``dtype`` tensors in input order, each of its input's shape (views into the batch result). On
+    CPU the bf16 result equals ``newton_schulz`` matrix by matrix bit for bit; float32 agrees to rounding (the
+    batched matmul kernel blocks differently). ``fused``: see ``newton_schulz_`` (None: ``fused_default(dtype)``).
+    ``compiled``: the iteration runs through ``torch.compile``. ``out_dtype``: results cast to it, one cast per
+    batch (as ``.to(out_dtype)`` of each result).
+    """
+    iterate = compiled_newton_schulz_() if compiled else newton_schulz_
+    fused = fused_default(dtype) if fused is None else fused
+    groups: dict[tuple, list[int]] = {}
+    for i, m in enumerate(mats):
+        if m.ndim != 2:
+            raise ValueError(f"newton_schulz_batched expects 2-D matrices, got shape {tuple(m.shape)}")
+        groups.setdefault((min(m.shape), max(m.shape), m.device), []).append(i)
+    out: list[torch.Tensor] = [None] * len(mats)  # type: ignore[list-item]
+    for (rows, cols, device), idx in groups.items():
+        X = torch.empty((len(idx), rows, cols), dtype=dtype, device=device)
+        for j, i in enumerate(idx):
+            X[j].copy_(mats[i].mT if mats[i].size(0) > mats[i].size(1) else mats[i])
+        O = iterate(X, schedule, eps, fused)
+        if out_dtype is not None:
+            O = O.to(out_dtype)
+        for j, i in enumerate(idx):
+            out[i] = O[j].mT if mats[i].size(0) > mats[i].size(1) else O[j]
+    return out
+
+
+_COMPILED: dict[str, object] = {}
+
+
+def compiled_newton_schulz_():
+    """``torch.compile(newton_schulz_)``, built once: the Muon family's compiled path (default on CUDA only)."""
+    if "ns" not in _COMPILED:
+        _COMPILED["ns"] = torch.compile(newton_schulz_, dynamic=False)
+    return _COMPILED["ns"]
 
 
 def check_ns_args(ns_coefficients: CoeffSpec, ns_steps: int | None, ns_dtype: torch.dtype) -> None:
@@ -137,18 +211,19 @@ def _dist_world() -> tuple[int, int]:
     return 0, 1
 
 
-def sharded_apply(params: list[torch.Tensor], update_one, rank: int, world_size: int) -> None:
-    """Round-robin ownership with an all_gather per chunk (the track-3 scheme).
+def owned(params: list[torch.Tensor], rank: int, world_size: int) -> list[torch.Tensor]:
+    """The items rank ``rank`` updates under round-robin ownership: item k*ws + rank of every chunk k."""
+    return params[rank::world_size]
 
-    ``params`` must be in the same order on every rank. Chunk k holds items k*ws .. k*ws+ws-1; rank r calls
-    ``update_one(p)`` on item k*ws+r (if it exists) and then every rank receives every updated item. Chunks of
-    equal-shaped, same-dtype, contiguous tensors gather straight into the parameters; otherwise through flat
-    buffers padded to the chunk's largest numel (gloo needs equal sizes per all_gather).
+
+def gather_owned(params: list[torch.Tensor], rank: int, world_size: int) -> None:
+    """After each rank updated its ``owned`` items, give every rank every item: one all_gather per chunk.
+
+    Chunks of equal-shaped, same-dtype, contiguous tensors gather straight into the parameters; otherwise
+    through flat buffers padded to the chunk's largest numel (gloo needs equal sizes per all_gather).
     """
     for base in range(0, len(params), world_size):
         chunk = params[base : base + world_size]
-        if rank < len(chunk):
-            update_one(chunk[rank])
         uniform = (
             len(chunk) == world_size
             and all(p.shape == chunk[0].shape and p.dtype == chunk[0].dtype for p in chunk)
@@ -169,15 +244,38 @@ def sharded_apply(params: list[torch.Tensor], update_one, rank: int, world_size:
                 p.data.copy_(bufs[i][: p.numel()].view(p.shape).to(p.dtype))
 
 
-class ShardedMatrixOptimizer(torch.optim.Optimizer):
-    """Base for Muon-like optimizers: ``step`` visits every matrix with a gradient and calls
-    ``self._update(p, group, schedule)``; on more than one rank through ``sharded_apply`` (track-3 scheme).
+def sharded_apply(params: list[torch.Tensor], update_one, rank: int, world_size: int) -> None:
+    """Round-robin ownership (the track-3 scheme): ``update_one(p)`` on this rank's ``owned`` items, then
+    ``gather_owned``. ``params`` must be in the same order on every rank."""
+    for p in owned(params, rank, world_size):
+        update_one(p)
+    gather_owned(params, rank, world_size)
 
-    Groups must carry ``ns_coefficients`` and ``ns_steps`` (see resolve_ns_schedule).
+
+class ShardedMatrixOptimizer(torch.optim.Optimizer):
+    """Base for Muon-like optimizers: ``step`` collects every matrix with a gradient (on more than one rank only
+    the ones this rank owns, see ``owned``) and calls ``self._update_many(params, group, schedule)`` once per
+    group, so that subclasses orthogonalise them together (``newton_schulz_batched``); then, on more than one
+    rank, ``gather_owned`` sends every updated matrix to every rank.
+
+    Groups must carry ``ns_coefficients``, ``ns_steps`` and ``compiled`` (see resolve_ns_schedule, ``_ns``).
     """
 
-    def _update(self, p: torch.Tensor, group: dict, schedule: list[Coeffs]) -> None:  # pragma: no cover
+    def _update_many(self, params: list[torch.Tensor], group: dict, schedule: list[Coeffs]) -> None:  # pragma: no cover
         raise NotImplementedError
+
+    @staticmethod
+    def _orthogonalize(mats: list[torch.Tensor], group: dict, schedule: list[Coeffs], eps: float,
+                       out_dtype: torch.dtype | None = None) -> list[torch.Tensor]:
+        """Batched NS of the 2-D views ``mats`` with the group's schedule and dtype; compiled when the group's
+        ``compiled`` says so (None: when the matrices are on CUDA)."""
+        if not mats:
+            return []
+        compiled = group.get("compiled")
+        if compiled is None:
+            compiled = mats[0].device.type == "cuda"
+        return newton_schulz_batched(mats, schedule, group["ns_dtype"], eps, fused=group.get("ns_fused"),
+                                     compiled=compiled, out_dtype=out_dtype)
 
     def add_param_group(self, param_group: dict) -> None:
         """torch's add_param_group, then the same checks as the constructor (also for groups added later)."""
@@ -191,12 +289,24 @@ class ShardedMatrixOptimizer(torch.optim.Optimizer):
     def _check_group(self, group: dict) -> None:
         _check_common(group["lr"], group["weight_decay"], group["momentum"])
         resolve_ns_schedule(group["ns_coefficients"], group["ns_steps"])
+        if not (group.get("compiled") is None or isinstance(group["compiled"], bool)):
+            raise ValueError(f"compiled: must be None (CUDA only), True or False, got {group['compiled']!r}")
+        if not (group.get("ns_fused") is None or isinstance(group["ns_fused"], bool)):
+            raise ValueError(f"ns_fused: must be None (by ns_dtype), True or False, got {group['ns_fused']!r}")
         for p in group["params"]:
             if p.ndim < 2:
                 raise ValueError(
                     f"{type(self).__name__}: only parameters with ndim >= 2 are supported, got shape "
                     f"{tuple(p.shape)}; give vectors/scalars to an aux optimizer (AdamW)"
                 )
+
+    @staticmethod
+    def _momentum(params: list[torch.Tensor], bufs: list[torch.Tensor], group: dict) -> list[torch.Tensor]:
+        """m <- lerp(m, g, 1 - mu) for all, then the update: lerp(g, m, mu) (new tensors) if nesterov else m."""
+        grads = [p.grad for p in params]
+        mu = group["momentum"]
+        torch._foreach_lerp_(bufs, grads, 1 - mu)
+        return torch._foreach_lerp(grads, bufs, mu) if group["nesterov"] else list(bufs)
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -207,17 +317,14 @@ class ShardedMatrixOptimizer(torch.optim.Optimizer):
         rank, world_size = _dist_world()
         for group in self.param_groups:
             schedule = resolve_ns_schedule(group["ns_coefficients"], group["ns_steps"])
-
-            def update_one(p, group=group, schedule=schedule):
-                if p.grad is not None:
-                    self._update(p, group, schedule)
-
-            if world_size == 1:
-                for p in group["params"]:
-                    update_one(p)
-            else:
+            ordered = group["params"]
+            if world_size > 1:
                 ordered = sorted(group["params"], key=lambda q: tuple(q.shape), reverse=True)
-                sharded_apply(ordered, update_one, rank, world_size)
+            mine = [p for p in owned(ordered, rank, world_size) if p.grad is not None]
+            if mine:
+                self._update_many(mine, group, schedule)
+            if world_size > 1:
+                gather_owned(ordered, rank, world_size)
         return loss
 
 
@@ -240,8 +347,16 @@ class Muon(ShardedMatrixOptimizer):
     - ``ns_steps=None``: number of NS iterations; None = 12 for a single triple, the length of a preset/list.
     - ``ns_dtype=torch.bfloat16``: dtype the NS iteration runs in (bf16 as upstream; float32 for exact tests).
     - ``eps=1e-7``: added to the Frobenius norm before normalising.
+    - ``ns_fused=None``: fold each NS step's scalings and sums into its matrix products (``torch.baddbmm``, one
+      rounding per product, as pytorch_optimizer does). None = on for float32/64 NS (the same iteration up to float
+      rounding), off for bf16/fp16: there upstream's arithmetic, a rounding after every operation, is kept so that
+      the bf16 reference runs are matched bit for bit (5 more elementwise passes per NS step).
+    - ``compiled=None``: run Newton-Schulz through ``torch.compile`` (None = on CUDA only; True also on CPU).
 
     State per parameter: ``momentum_buffer`` (same shape and dtype as the parameter, as upstream).
+
+    Speed: matrices of one shape (tall ones transposed) are orthogonalised in one batched Newton-Schulz
+    iteration (``newton_schulz_batched``), also on each rank when sharded.
 
     Distributed: when torch.distributed is initialised with world_size > 1, each group's params are sorted
     by shape (descending, stable), processed in chunks of world_size; rank r updates item base + r and an
@@ -264,6 +379,8 @@ class Muon(ShardedMatrixOptimizer):
         nd_mode: str = "flatten",
         *,
         mu: float | None = None,
+        ns_fused: bool | None = None,
+        compiled: bool | None = None,
     ):
         if mu is not None:
             momentum = mu
@@ -283,25 +400,32 @@ class Muon(ShardedMatrixOptimizer):
             ns_dtype=ns_dtype,
             eps=eps,
             nd_mode=nd_mode,
+            ns_fused=ns_fused,
+            compiled=compiled,
         )
         super().__init__(params, defaults)
 
-    def _update(self, p: torch.Tensor, group: dict, schedule: list[Coeffs]) -> None:
-        g = p.grad
-        state = self.state[p]
-        if "momentum_buffer" not in state:
-            state["momentum_buffer"] = torch.zeros_like(p)
-        m = state["momentum_buffer"]
-        mu = group["momentum"]
-        m.lerp_(g, 1 - mu)
-        u = torch.lerp(g, m, mu) if group["nesterov"] else m
-        if u.ndim > 2 and group.get("nd_mode", "flatten") == "flatten":
-            u = u.reshape(u.size(0), -1)
-        o = newton_schulz(u, schedule, group["ns_dtype"], group["eps"])
-        o *= max(1, u.size(-2) / u.size(-1)) ** 0.5
+    def _update_many(self, params: list[torch.Tensor], group: dict, schedule: list[Coeffs]) -> None:
+        for p in params:
+            if "momentum_buffer" not in self.state[p]:
+                self.state[p]["momentum_buffer"] = torch.zeros_like(p)
+        us = self._momentum(params, [self.state[p]["momentum_buffer"] for p in params], group)
+        flat = group.get("nd_mode", "flatten") == "flatten"
+        mats = [u.reshape(u.size(0), -1) if u.ndim > 2 and flat else u for u in us]
+        batch = [m for m in mats if m.ndim == 2]  # nd_mode="batch" stacks are orthogonalised as they are
+        orth = iter(self._orthogonalize(batch, group, schedule, group["eps"]))
+        updates = []
+        for p, u in zip(params, mats):
+            o = next(orth) if u.ndim == 2 else newton_schulz(u, schedule, group["ns_dtype"], group["eps"],
+                                                             fused=group.get("ns_fused"))
+            scale = max(1, u.size(-2) / u.size(-1)) ** 0.5
+            if scale != 1:  # (x * 1 is x: skipped)
+                o *= scale
+            updates.append(o.reshape(p.shape))
         lr = group["lr"]
-        p.mul_(1 - lr * group["weight_decay"])
-        p.add_(o.reshape(p.shape), alpha=-lr)
+        torch._foreach_mul_(params, 1 - lr * group["weight_decay"])
+        torch._foreach_add_(params, updates, alpha=-lr)
+
 
 register(
     "muon",

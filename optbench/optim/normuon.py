@@ -23,7 +23,7 @@ import math
 
 import torch
 
-from optbench.optim.muon import CoeffSpec, Coeffs, ShardedMatrixOptimizer, check_ns_args, newton_schulz
+from optbench.optim.muon import CoeffSpec, Coeffs, ShardedMatrixOptimizer, check_ns_args
 from optbench.optim.registry import register
 
 
@@ -39,9 +39,11 @@ class NorMuon(ShardedMatrixOptimizer):
       ``optbench.optim.muon.resolve_ns_schedule`` ("track3", "medium", a triple or a per-step list also work).
     - ``ns_dtype=torch.bfloat16``: NS precision (float32 reproduces ``normuon_fp32ns`` exactly).
     - ``eps=1e-7``: NS normalisation; ``norm_eps=1e-10``: the two 1e-10 constants of the row normalisation.
+    - ``ns_fused=None`` (fused NS arithmetic for float32/64) and ``compiled=None`` (``torch.compile``, CUDA only): as Muon.
 
     State per parameter: ``momentum_buffer`` (param shape and dtype), ``second_momentum_buffer`` (rows x 1).
-    Distributed: as Muon (sorted by shape, round-robin ownership, one all_gather per chunk).
+    Distributed and batched as Muon (same-shape matrices in one Newton-Schulz iteration; sorted by shape,
+    round-robin ownership, one all_gather per chunk).
     """
 
     def __init__(
@@ -57,6 +59,9 @@ class NorMuon(ShardedMatrixOptimizer):
         ns_dtype: torch.dtype = torch.bfloat16,
         eps: float = 1e-7,
         norm_eps: float = 1e-10,
+        *,
+        ns_fused: bool | None = None,
+        compiled: bool | None = None,
     ):
         if not (isinstance(beta2, (int, float)) and 0.0 <= beta2 < 1.0):
             raise ValueError(f"beta2: must be in [0, 1), got {beta2!r}")
@@ -74,6 +79,8 @@ class NorMuon(ShardedMatrixOptimizer):
             ns_dtype=ns_dtype,
             eps=eps,
             norm_eps=norm_eps,
+            ns_fused=ns_fused,
+            compiled=compiled,
         )
         super().__init__(params, defaults)
 
@@ -82,29 +89,37 @@ class NorMuon(ShardedMatrixOptimizer):
         if not 0.0 <= group["beta2"] < 1.0:
             raise ValueError(f"beta2: must be in [0, 1), got {group['beta2']!r}")
 
-    def _update(self, p: torch.Tensor, group: dict, schedule: list[Coeffs]) -> None:
-        g = p.grad
-        state = self.state[p]
-        if "momentum_buffer" not in state:
-            state["momentum_buffer"] = torch.zeros_like(p)
-            state["second_momentum_buffer"] = torch.zeros(p.size(0), 1, dtype=p.dtype, device=p.device)
-        m, s = state["momentum_buffer"], state["second_momentum_buffer"]
-        mu = group["momentum"]
-        m.lerp_(g, 1 - mu)
-        u = torch.lerp(g, m, mu) if group["nesterov"] else m
-        if u.ndim > 2:
-            u = u.reshape(u.size(0), -1)
-        o = newton_schulz(u, schedule, group["ns_dtype"], group["eps"]).to(p.dtype)
-        neps = group["norm_eps"]
-        vnorm = o.norm(dim=(-2, -1), keepdim=True)
-        s.lerp_(torch.mean(o * o, dim=-1, keepdim=True), 1 - group["beta2"])
-        o.mul_(1 / s.sqrt().add_(neps))
-        o.mul_(vnorm / o.norm(dim=(-2, -1), keepdim=True).add_(neps))  # keep ||O||_F as before the row scaling
-        o *= max(1, u.size(-2) / u.size(-1)) ** 0.5
-        lr = group["lr"]
-        if group["weight_decay"]:
-            p.mul_(1 - lr * group["weight_decay"])
-        p.add_(o.reshape(p.shape), alpha=-lr)
+    def _update_many(self, params: list[torch.Tensor], group: dict, schedule: list[Coeffs]) -> None:
+        for p in params:
+            state = self.state[p]
+            if "momentum_buffer" not in state:
+                state["momentum_buffer"] = torch.zeros_like(p)
+                state["second_momentum_buffer"] = torch.zeros(p.size(0), 1, dtype=p.dtype, device=p.device)
+        us = self._momentum(params, [self.state[p]["momentum_buffer"] for p in params], group)
+        mats = [u.reshape(u.size(0), -1) if u.ndim > 2 else u for u in us]
+        # the reference's per-matrix scalings folded into one per-row factor c (tiny tensors), applied in one pass:
+        #   s <- lerp(s, rowmean(O^2), 1 - beta2);  O' = O / (sqrt(s) + eps);  O'' = O' ||O|| / (||O'|| + eps)
+        # with ||O||^2 = sum(r) and ||O'||^2 = sum(r / (sqrt(s) + eps)^2), r = the rows' sums of squares: O is read
+        # twice (r, the update) instead of eight times; the same values up to float rounding
+        neps, lr, wd = group["norm_eps"], group["lr"], group["weight_decay"]
+        os = self._orthogonalize(mats, group, schedule, group["eps"], out_dtype=params[0].dtype)
+        if any(p.dtype != params[0].dtype for p in params):
+            os = [o.to(p.dtype) for o, p in zip(os, params)]
+        r = [torch.linalg.vector_norm(o, dim=-1, keepdim=True).square_() for o in os]
+        s2 = [self.state[p]["second_momentum_buffer"] for p in params]
+        torch._foreach_lerp_(s2, [ri / o.size(-1) for ri, o in zip(r, os)], 1 - group["beta2"])
+        inv = torch._foreach_sqrt(s2)
+        torch._foreach_add_(inv, neps)
+        torch._foreach_reciprocal_(inv)
+        cs = []
+        for o, ri, iv in zip(os, r, inv):
+            shape_scale = max(1, o.size(-2) / o.size(-1)) ** 0.5
+            ratio = ri.sum().sqrt() / ((ri * iv * iv).sum().sqrt() + neps)
+            cs.append(iv.mul_(ratio * shape_scale))
+        if wd:
+            torch._foreach_mul_(params, 1 - lr * wd)
+        for p, o, c in zip(params, os, cs):
+            p.view(o.shape).addcmul_(o, c, value=-lr)
 
 
 register(

@@ -18,6 +18,8 @@ through optbench.optim.protocol for every optimizer).
 from __future__ import annotations
 
 
+import math
+
 import torch
 
 from optbench.optim._args import check_betas, check_nonneg
@@ -137,30 +139,36 @@ class AdamWScheduleFree(torch.optim.Optimizer):
             weight_sum = group["weight_sum"] = group["weight_sum"] + weight
             ckp1 = weight / weight_sum if weight_sum != 0 else 0.0
             mom = group["inner_momentum"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
+            params = [p for p in group["params"] if p.grad is not None]
+            for p in params:
                 state = self.state[p]
                 if "z" not in state:
                     state["z"] = torch.clone(p, memory_format=torch.preserve_format).detach()
                     state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 if mom > 0 and "exp_avg" not in state:
                     state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                y, z, v = p, state["z"], state["exp_avg_sq"]
-                g = p.grad
-                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                denom = v.div(bias_correction2).sqrt_().add_(eps)
+            if params:  # the reference's step as multi-tensor passes, sqrt(bias_correction2) folded into scalars
+                grads = [p.grad for p in params]
+                z, v = ([self.state[p][key] for p in params] for key in ("z", "exp_avg_sq"))
+                torch._foreach_mul_(v, beta2)
+                torch._foreach_addcmul_(v, grads, grads, value=1 - beta2)
+                # d = s * (x / (sqrt(v) + eps s) + decay / s * y) with s = sqrt(bc2): the reference's
+                # x / (sqrt(v / bc2) + eps) + decay * y up to float rounding; s goes into the two alphas below
+                s = math.sqrt(bias_correction2)
+                denom = torch._foreach_sqrt(v)
+                torch._foreach_add_(denom, eps * s)
                 if mom > 0:
-                    m = state["exp_avg"]
-                    m.mul_(mom).add_(g, alpha=1 - mom)
-                    d = (m / (1 - mom ** (k + 1))).div_(denom)
+                    m = [self.state[p]["exp_avg"] for p in params]
+                    torch._foreach_lerp_(m, grads, 1 - mom)
+                    d = torch._foreach_div(m, denom)
+                    s /= 1 - mom ** (k + 1)  # the momentum's bias correction joins the scale
                 else:
-                    d = g.div(denom)  # a new tensor: p.grad is left as the loop handed it over
+                    d = torch._foreach_div(grads, denom)  # new tensors: p.grad is left as the loop handed it over
                 if decay != 0:
-                    d.add_(y, alpha=decay)
-                y.lerp_(z, ckp1)
-                y.add_(d, alpha=lr * (beta1 * (1 - ckp1) - 1))
-                z.sub_(d, alpha=lr)
+                    torch._foreach_add_(d, params, alpha=decay / s)
+                torch._foreach_lerp_(params, z, ckp1)
+                torch._foreach_add_(params, d, alpha=lr * (beta1 * (1 - ckp1) - 1) * s)
+                torch._foreach_sub_(z, d, alpha=lr * s)
             group["k"] = k + 1
         return loss
 

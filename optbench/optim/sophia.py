@@ -119,19 +119,30 @@ class SophiaG(torch.optim.Optimizer):
         for group in self.param_groups:
             lr, wd, rho = group["lr"], group["weight_decay"], group["rho"]
             beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = -p.grad if group["maximize"] else p.grad
-                state = self._state(p)
-                state["step"] += 1
-                m, h = state["exp_avg"], state["hessian"]
-                p.mul_(1 - lr * wd)
-                m.mul_(beta1).add_(g, alpha=1 - beta1)
-                ratio = (m.abs() / (rho * bs * h + 1e-15)).clamp(None, 1)
-                p.addcmul_(m.sign(), ratio, value=-lr)
-                if self.estimator == "minibatch" and int(state["step"].item()) % self.hessian_interval == 0:
-                    self._hessian_ema(state, p.grad, beta2)
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            # the reference's per-tensor operations, one multi-tensor call each (same rounding)
+            grads = [p.grad for p in params]
+            if group["maximize"]:
+                grads = torch._foreach_neg(grads)
+            states = [self._state(p) for p in params]
+            steps = [st["step"] for st in states]
+            torch._foreach_add_(steps, 1)
+            m, h = [st["exp_avg"] for st in states], [st["hessian"] for st in states]
+            torch._foreach_mul_(params, 1 - lr * wd)
+            torch._foreach_mul_(m, beta1)
+            torch._foreach_add_(m, grads, alpha=1 - beta1)
+            denom = torch._foreach_mul(h, rho * bs)
+            torch._foreach_add_(denom, 1e-15)
+            ratio = torch._foreach_abs(m)
+            torch._foreach_div_(ratio, denom)
+            torch._foreach_clamp_max_(ratio, 1)
+            torch._foreach_addcmul_(params, torch._foreach_sign(m), ratio, value=-lr)
+            if self.estimator == "minibatch":
+                for p, st in zip(params, states):
+                    if int(st["step"].item()) % self.hessian_interval == 0:
+                        self._hessian_ema(st, p.grad, beta2)
         return loss
 
     # batch_size / hessian_interval / estimator are constructor settings, not group entries: keep them in the

@@ -55,11 +55,11 @@ def call(head: str, args: list[str], indent: str) -> str:
 
 
 def constructor_args(name: str, hparams: dict) -> list[str]:
-    """Constructor keywords exactly as optbench.optim.groups builds them (fused on CUDA for AdamW/Adam)."""
+    """Constructor keywords exactly as optbench.optim.groups builds them (fused AdamW/Adam)."""
     kw = constructor_kwargs(name, hparams)
     args = [f"{k}={py(v)}" for k, v in kw.items()]
     if name in FUSED_ON_CUDA and "fused" not in kw:
-        args.append("fused=on_cuda")
+        args.append("fused=True")  # as upstream; and build_optimizers' choice for the script's float32 params off CUDA
     return args
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import math
 
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 import optbench.optim as zoo
-from optbench.optim.kron import Kron, ProbSchedule
+from optbench.optim.kron import Kron, ProbSchedule, factors, pack_triu
 from optbench.optim.shampoo import Shampoo, merge_small_dims
 from optbench.optim.soap import SOAP
 
@@ -208,7 +209,7 @@ def test_kron_identity_preconditioner_without_updates_is_momentum_plus_clip():
         opt.step()
         x = x - step
         torch.testing.assert_close(p.detach(), x, atol=1e-6, rtol=0)
-    for q in opt.state[p]["Q"]:
+    for q in factors(opt.state[p]):
         torch.testing.assert_close(q, torch.eye(q.shape[0]), atol=0, rtol=0)
 
 
@@ -225,8 +226,38 @@ def test_kron_precond_lr_zero_keeps_identity_and_perturbs_momentum_in_place():
         opt.step()
         x = x - step
         torch.testing.assert_close(p.detach(), x, atol=1e-6, rtol=0)
-    for q in opt.state[p]["Q"]:
+    for q in factors(opt.state[p]):
         torch.testing.assert_close(q, torch.eye(q.shape[0]), atol=0, rtol=0)
+
+
+def test_kron_stores_triangular_factors_packed_and_reads_full_ones():
+    """Triangular factors are kept as their n(n+1)/2 upper-triangle entries (upper triangular by construction);
+    a checkpoint with full n x n factors (older optbench) loads and continues identically."""
+    torch.manual_seed(0)
+    p = torch.nn.Parameter(torch.randn(6, 4))
+    grads = [torch.randn(6, 4) for _ in range(6)]
+    opt = Kron([p], lr=0.05)
+    for g in grads[:3]:
+        p.grad = g.clone()
+        opt.step()
+    assert [q.shape for q in opt.state[p]["Q"]] == [(21,), (10,)]
+    full = factors(opt.state[p])
+    assert [q.shape for q in full] == [(6, 6), (4, 4)] and all(torch.equal(q, q.triu()) for q in full)
+    assert all(torch.equal(pack_triu(f), q) for f, q in zip(full, opt.state[p]["Q"]))
+    sd = opt.state_dict()
+    old = copy.deepcopy(sd)
+    old["state"][0]["Q"] = [f.clone() for f in full]  # the full-matrix format
+    runs = []
+    for state_dict in (sd, old):
+        q = torch.nn.Parameter(p.detach().clone())
+        o = Kron([q], lr=0.05)
+        o.load_state_dict(copy.deepcopy(state_dict))
+        torch.manual_seed(5)
+        for g in grads[3:]:
+            q.grad = g.clone()
+            o.step()
+        runs.append(q.detach().clone())
+    assert torch.equal(runs[0], runs[1])
 
 
 def test_kron_schedule_and_weight_decay_only_for_matrices():

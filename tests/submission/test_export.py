@@ -70,7 +70,7 @@ def test_hyperparameters_hard_coded(exported):
     assert "split_params(model, lr=0.025, overrides=[('mlp', dict(weight_decay=0.1))]," in init
     assert "optimizer2 = Muon(groups, weight_decay=0.05, momentum=0.95)" in init
     assert "embed_lr=0.05, head_lr=0.01, scalar_lr=0.01)" in init
-    assert "betas=(0.8, 0.95), eps=1e-10, weight_decay=0.001, fused=on_cuda" in init
+    assert "betas=(0.8, 0.95), eps=1e-10, weight_decay=0.001, fused=True" in init
     assert "cooldown_frac=0.7, warmup_steps=0" in init
     soap = exported["soap"].read_text()
     assert "warmup_steps=5" in soap and "SOAP(groups, betas=(0.95, 0.95), weight_decay=0.0, precondition_frequency=10)" in soap

@@ -1,0 +1,190 @@
+"""The zoo's fast paths compute what the slow ones did: batched Newton-Schulz, fused AdamW, multi-tensor steps,
+the compiled NS path (slow lane), and per-parameter step counts inside one multi-tensor group."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from optbench.optim import MARS, Adam, AdamW, AdEMAMix, Muon, NorMuon
+from optbench.optim.adamw import fused_is_same_update
+from optbench.optim.muon import compiled_newton_schulz_, newton_schulz, newton_schulz_batched, resolve_ns_schedule
+
+SHAPES = [(24, 8), (8, 24), (16, 16), (24, 8), (5, 7), (16, 16), (12, 30)]
+
+
+def _upstream_ns(G: torch.Tensor, schedule, dtype) -> torch.Tensor:
+    """modded-nanogpt's zeropower_via_newtonschulz5, written as upstream writes it (a new tensor per operation)."""
+    X = G.to(dtype)
+    if G.size(-2) > G.size(-1):
+        X = X.mT
+    X = X / (X.norm(dim=(-2, -1), keepdim=True) + 1e-7)
+    for a, b, c in schedule:
+        A = X @ X.mT
+        B = b * A + c * A @ A
+        X = a * X + B @ X
+    if G.size(-2) > G.size(-1):
+        X = X.mT
+    return X
+
+
+@pytest.mark.parametrize("preset", ["track3", "tuned5", "medium"])
+def test_newton_schulz_rounds_as_upstream(preset):
+    """bf16 (upstream rounding, the default there) bit for bit; float32 (fused products, the default there) to a
+    few ulp; batched or not."""
+    sched = resolve_ns_schedule(preset, None)
+    gen = torch.Generator().manual_seed(0)
+    mats = [torch.randn(s, generator=gen) for s in SHAPES]
+    for dtype, atol in ((torch.bfloat16, 0.0), (torch.float32, 2e-6)):
+        batched = newton_schulz_batched(mats, sched, dtype)
+        for G, O in zip(mats, batched):
+            want = _upstream_ns(G, sched, dtype)
+            single = newton_schulz(G, sched, dtype)
+            assert O.shape == G.shape and O.dtype == dtype and single.dtype == dtype
+            assert (single.float() - want.float()).abs().max().item() <= atol
+            assert (O.float() - want.float()).abs().max().item() <= atol
+
+
+def test_fused_arithmetic_is_the_same_iteration():
+    """fused=True folds the scalings and sums into baddbmm: in bf16 it differs from upstream only by rounding
+    (the result's singular values agree), and it is the float32 default."""
+    from optbench.optim.muon import fused_default
+
+    assert fused_default(torch.float32) and fused_default(torch.float64)
+    assert not fused_default(torch.bfloat16) and not fused_default(torch.float16)
+    sched = resolve_ns_schedule("tuned5", None)
+    G = torch.randn(48, 16, generator=torch.Generator().manual_seed(6))
+    fused = newton_schulz(G, sched, torch.bfloat16, fused=True)
+    plain = newton_schulz(G, sched, torch.bfloat16)
+    assert not torch.equal(fused, plain) and (fused.float() - plain.float()).abs().max().item() < 0.05
+    sv = [torch.linalg.svdvals(x.float()) for x in (fused, plain)]
+    assert (sv[0] - sv[1]).abs().max().item() < 0.05
+    assert torch.equal(newton_schulz(G, sched, torch.float32), newton_schulz(G, sched, torch.float32, fused=True))
+
+
+def test_newton_schulz_batched_groups_tall_with_wide_and_rejects_stacks():
+    gen = torch.Generator().manual_seed(1)
+    a, b = torch.randn(24, 8, generator=gen), torch.randn(8, 24, generator=gen)
+    sched = resolve_ns_schedule("tuned5", None)
+    oa, ob = newton_schulz_batched([a, b], sched, torch.float32)
+    assert oa._base is ob._base is not None  # one (2, 8, 24) batch: the tall matrix was turned wide
+    assert torch.equal(newton_schulz_batched([a], sched)[0], newton_schulz(a, sched))
+    assert newton_schulz_batched([], sched) == []
+    with pytest.raises(ValueError, match="2-D"):
+        newton_schulz_batched([torch.zeros(2, 3, 4)], sched)
+
+
+def test_muon_family_step_is_the_per_matrix_formula_on_mixed_shapes():
+    """Muon on seven matrices of five shapes: each moved as upstream moves it, bit for bit (bf16 NS)."""
+    gen = torch.Generator().manual_seed(2)
+    ps = [torch.nn.Parameter(torch.randn(s, generator=gen)) for s in SHAPES]
+    opt = Muon(ps, lr=0.1, weight_decay=0.2, ns_coefficients="tuned5")
+    sched = resolve_ns_schedule("tuned5", None)
+    ws, ms = [p.detach().clone() for p in ps], [torch.zeros(s) for s in SHAPES]
+    for _ in range(3):
+        gs = [torch.randn(s, generator=gen) for s in SHAPES]
+        for p, g in zip(ps, gs):
+            p.grad = g.clone()
+        opt.step()
+        for i, g in enumerate(gs):
+            ms[i] = ms[i].lerp(g, 0.05)
+            o = _upstream_ns(g.lerp(ms[i], 0.95), sched, torch.bfloat16)
+            o = o * max(1, g.size(0) / g.size(1)) ** 0.5
+            ws[i].mul_(1 - 0.1 * 0.2).add_(o, alpha=-0.1)  # upstream's p.mul_(1 - lr wd); p.add_(O, alpha=-lr)
+            assert torch.equal(ps[i].detach(), ws[i]), i
+
+
+def test_fused_adamw_is_used_where_it_is_the_same_update():
+    """build_optimizers turns torch's fused kernel on for float32 params (the CPU tracks' models), not for bf16
+    ones off CUDA; the rule reads tensors, (name, tensor) pairs and param groups."""
+    from optbench.optim.groups import build_optimizers
+    from optbench.optim.recipe import load_recipe
+    from optbench.tracks import get_track
+
+    model = get_track("nano").build_model()
+    for recipe in ("nano-adamw", "nano-muon"):
+        opts = build_optimizers(model, load_recipe(recipe))
+        adamws = [o for o in opts if isinstance(o, torch.optim.AdamW)]
+        assert adamws and all(g["fused"] for o in adamws for g in o.param_groups)
+    f32 = [torch.nn.Parameter(torch.randn(4, 3))]
+    assert fused_is_same_update([{"params": f32}, ("w", f32[0])]) and fused_is_same_update(f32)
+    assert not fused_is_same_update([torch.zeros(2, dtype=torch.bfloat16)] + f32)
+    assert not fused_is_same_update([])
+
+
+@pytest.mark.parametrize("cls", [AdamW, Adam])
+def test_fused_default_matches_the_per_tensor_loop(cls):
+    """The fused kernel: the same update as torch's per-tensor loop up to float32 rounding over 30 steps."""
+    gen = torch.Generator().manual_seed(3)
+    init = [torch.randn(s, generator=gen) for s in [(16, 8), (8,), (3, 4, 5)]]
+    grads = [[torch.randn(x.shape, generator=gen) for x in init] for _ in range(30)]
+    runs = []
+    for kw in ({"fused": True}, {"foreach": False}):
+        ps = [torch.nn.Parameter(x.clone()) for x in init]
+        opt = cls(ps, lr=1e-2, betas=(0.9, 0.95), eps=1e-10, weight_decay=0.1, **kw)
+        for gs in grads:
+            for p, g in zip(ps, gs):
+                p.grad = g.clone()
+            opt.step()
+        runs.append(ps)
+    assert max((a - b).abs().max().item() for a, b in zip(*runs)) < 1e-6
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda ps: AdEMAMix(ps, weight_decay=0.1, alpha_warmup=4, beta3_warmup=4),
+     lambda ps: MARS(ps, weight_decay=0.1),
+     lambda ps: MARS(ps, mars_type="mars-shampoo", weight_decay=0.1),
+     lambda ps: NorMuon(ps, weight_decay=0.1)],
+)
+def test_one_group_with_different_step_counts_equals_separate_optimizers(make):
+    """A parameter that gets its first gradient later keeps its own step count (bias corrections, warmups)
+    inside the multi-tensor group: the result equals optimizing each parameter alone."""
+    gen = torch.Generator().manual_seed(4)
+    init = [torch.randn(12, 6, generator=gen), torch.randn(12, 6, generator=gen)]
+    grads = [[torch.randn(12, 6, generator=gen) for _ in init] for _ in range(6)]
+    together = [torch.nn.Parameter(x.clone()) for x in init]
+    opt = make(together)
+    alone = [torch.nn.Parameter(x.clone()) for x in init]
+    opts = [make([p]) for p in alone]
+    for t, gs in enumerate(grads):
+        for ps in (together, alone):
+            ps[0].grad = gs[0].clone()
+            ps[1].grad = gs[1].clone() if t >= 2 else None
+        opt.step()
+        for o, p in zip(opts, alone):
+            if p.grad is not None:
+                o.step()
+    for a, b in zip(together, alone):
+        assert torch.equal(a, b)
+
+
+def test_compiled_and_fused_arguments_are_checked():
+    with pytest.raises(ValueError, match="compiled"):
+        Muon([torch.nn.Parameter(torch.zeros(4, 4))], compiled="yes")
+    with pytest.raises(ValueError, match="ns_fused"):
+        NorMuon([torch.nn.Parameter(torch.zeros(4, 4))], ns_fused=1)
+
+
+@pytest.mark.slow
+def test_compiled_newton_schulz_matches_eager_on_cpu():
+    """The compiled path (used by default on CUDA) built and run on CPU: Muon with compiled=True follows the
+    eager run to float32 rounding. Inductor needs a C++ compiler on CPU."""
+    if shutil.which("g++") is None and shutil.which("c++") is None:
+        pytest.skip("no C++ compiler for inductor's CPU backend")
+    gen = torch.Generator().manual_seed(5)
+    init = [torch.randn(s, generator=gen) for s in [(24, 8), (8, 24), (16, 16)]]
+    grads = [[torch.randn(x.shape, generator=gen) for x in init] for _ in range(3)]
+    runs = []
+    for compiled in (False, True):
+        ps = [torch.nn.Parameter(x.clone()) for x in init]
+        opt = Muon(ps, lr=0.05, ns_dtype=torch.float32, compiled=compiled)
+        for gs in grads:
+            for p, g in zip(ps, gs):
+                p.grad = g.clone()
+            opt.step()
+        runs.append(ps)
+    assert compiled_newton_schulz_() is compiled_newton_schulz_()  # built once
+    assert max((a - b).abs().max().item() for a, b in zip(*runs)) < 1e-5
