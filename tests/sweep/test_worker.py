@@ -86,7 +86,7 @@ def test_sigkilled_worker_trial_fails_after_the_heartbeat_and_is_retried(sqlite_
 
 
 def test_interrupted_sweep_resumes_and_loses_no_finished_trial(sqlite_url, tmp_path):
-    s = tiny_sweep("resume", sqlite_url, tmp_path, max_trials=3, steps=40)
+    s = tiny_sweep("resume", sqlite_url, tmp_path, max_trials=3, steps=150)  # long enough that trial 2 is mid-run when Ctrl-C lands, even under load
     p = popen_worker("resume", sqlite_url)
     try:
         _wait_for(lambda: (s.trial_dir(2) / "metrics.jsonl").is_file(), 180, "the third trial to start")
