@@ -24,6 +24,7 @@ class RunConfig:
     device: str = "cpu"
     compile: bool = False
     checkpoint_every: int = 0
+    keep_checkpoints: int | None = None  # checkpoints kept per seed; None: the latest while running, none at the end
     agent_id: str = "local"
     experiment: str = ""
     progress: bool = True
@@ -38,7 +39,8 @@ class RunConfig:
             "track": self.track.name, "track_overrides": self.track.overrides, "unofficial": self.track.unofficial,
             "recipe": self.recipe.model_dump(), "recipe_text": self.recipe_text, "seeds": self.seeds,
             "out_dir": str(self.out_dir), "data_dir": str(self.data_dir), "device": self.device,
-            "compile": self.compile, "checkpoint_every": self.checkpoint_every, "agent_id": self.agent_id,
+            "compile": self.compile, "checkpoint_every": self.checkpoint_every,
+            "keep_checkpoints": self.keep_checkpoints, "agent_id": self.agent_id,
             "experiment": self.experiment, "train_steps": self.train_steps,
         }
 
@@ -50,6 +52,7 @@ class RunConfig:
             fields = dict(track=track, recipe=Recipe.model_validate(data["recipe"]), recipe_text=data["recipe_text"],
                           seeds=list(data["seeds"]), out_dir=Path(data["out_dir"]), data_dir=Path(data["data_dir"]),
                           device=data["device"], compile=data["compile"], checkpoint_every=data["checkpoint_every"],
+                          keep_checkpoints=data.get("keep_checkpoints"),
                           agent_id=data["agent_id"], experiment=data["experiment"])
         except KeyError as e:
             raise OptbenchError(f"run config: field {e.args[0]!r} is missing") from None
