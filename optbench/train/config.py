@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from optbench.errors import OptbenchError
 from optbench.optim.recipe import Recipe
 from optbench.tracks import Track, get_track, with_overrides
@@ -46,7 +48,10 @@ class RunConfig:
 
     @classmethod
     def from_json(cls, data: dict, **changes) -> RunConfig:
-        """The config `to_json` wrote, with `changes` (field=value, e.g. out_dir, device, progress) applied."""
+        """The config `to_json` wrote, with `changes` (field=value, e.g. out_dir, device, progress) applied;
+        OptbenchError naming the field when the file was not written by `to_json` (or was edited badly)."""
+        if not isinstance(data, dict):
+            raise OptbenchError(f"run config: a JSON object is needed, got {type(data).__name__}")
         try:
             track = with_overrides(get_track(data["track"]), data.get("track_overrides") or {})
             fields = dict(track=track, recipe=Recipe.model_validate(data["recipe"]), recipe_text=data["recipe_text"],
@@ -56,6 +61,11 @@ class RunConfig:
                           agent_id=data["agent_id"], experiment=data["experiment"])
         except KeyError as e:
             raise OptbenchError(f"run config: field {e.args[0]!r} is missing") from None
+        except ValidationError as e:
+            raise OptbenchError(f"run config: recipe: {e.errors()[0]['loc']} {e.errors()[0]['msg']}") from None
+        except (TypeError, ValueError, AttributeError) as e:
+            raise OptbenchError(f"run config: {type(e).__name__}: {e}") from None
+        _check_types(fields)
         return cls(**{**fields, **changes})
 
     @classmethod
@@ -65,7 +75,24 @@ class RunConfig:
         if not f.is_file():
             raise OptbenchError(f"{run_dir} has no {RUN_JSON} (not an optbench run folder)")
         try:
-            data = json.loads(f.read_text())
+            data = json.loads(f.read_bytes())
         except json.JSONDecodeError as e:
             raise OptbenchError(f"{f} is not valid JSON ({e.msg})") from None
+        except ValueError:  # not UTF-8 (a binary file)
+            raise OptbenchError(f"{f} is not a UTF-8 JSON file") from None
         return cls.from_json(data, **{"out_dir": Path(run_dir), **changes})
+
+
+def _check_types(fields: dict) -> None:
+    """OptbenchError unless the run config's plain fields have the types to_json writes."""
+    def count(v, none_ok=False):
+        return (v is None and none_ok) or (isinstance(v, int) and not isinstance(v, bool) and v >= 0)
+
+    checks = {"seeds": bool(fields["seeds"]) and all(count(s) for s in fields["seeds"]),
+              "recipe_text": isinstance(fields["recipe_text"], str), "device": isinstance(fields["device"], str),
+              "compile": isinstance(fields["compile"], bool), "checkpoint_every": count(fields["checkpoint_every"]),
+              "keep_checkpoints": count(fields["keep_checkpoints"], none_ok=True),
+              "agent_id": isinstance(fields["agent_id"], str), "experiment": isinstance(fields["experiment"], str)}
+    bad = [k for k, ok in checks.items() if not ok]
+    if bad:
+        raise OptbenchError(f"run config: field {bad[0]!r} = {fields[bad[0]]!r} is not what optbench writes there")
