@@ -137,3 +137,21 @@ def test_default_keeps_the_latest_checkpoint_while_running_and_none_after(tmp_pa
     assert code == 0, err
     assert not (out / "checkpoints").exists()  # (the latest-only while running: test_interrupt.py)
     assert load_results(out / "results.json").runs[0].curve[-1].step == 6
+
+
+def test_readme_artifact_flow_works_with_the_default_agent_id(tmp_path, capsys, monkeypatch):
+    """README: run, then `workspace init` and `artifacts push` with no id set: the run and the push are the same
+    agent (the login name), so the push is accepted (it failed with agent 'local')."""
+    monkeypatch.delenv("OPTBENCH_AGENT_ID", raising=False)
+    monkeypatch.delenv("AGENT_ID", raising=False)
+    monkeypatch.setattr("getpass.getuser", lambda: "ada")
+    ws = tmp_path / "ws"
+    monkeypatch.setenv("OPTBENCH_WORKSPACE", str(ws))
+    out = tmp_path / "runs" / "adamw"
+    code, err = _main([*NANO, "--set", "train_steps=2", "--out", str(out)], capsys)
+    assert code == 0, err
+    assert json.loads((out / "results.json").read_text())["agent_id"] == "ada"
+    assert _main(["workspace", "init", str(ws)], capsys)[0] == 0
+    code, err = _main(["artifacts", "push", str(out), "--name", "adamw-smoke"], capsys)
+    assert code == 0, err
+    assert (ws / "artifacts" / "adamw-smoke_ada" / "results.json").is_file()
