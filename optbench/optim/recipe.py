@@ -152,11 +152,21 @@ def recipe_names() -> list[str]:
     return sorted(p.stem for p in RECIPE_DIR.glob("*.toml"))
 
 
+def _file_text(p: Path) -> str:
+    """A recipe file's text; OptbenchError for a file that is not UTF-8 text or cannot be read."""
+    try:
+        return p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise OptbenchError(f"recipe {p}: not a UTF-8 text file (byte {e.start})") from None
+    except OSError as e:
+        raise OptbenchError(f"recipe {p}: cannot read it ({e.strerror})") from None
+
+
 def load_recipe(name_or_path: str) -> Recipe:
     """A bundled recipe by name, or a .toml file path."""
     p = Path(name_or_path)
     if p.suffix == ".toml" and p.is_file():
-        return parse_recipe(p.read_text(), str(p))
+        return parse_recipe(_file_text(p), str(p))
     bundled = RECIPE_DIR / f"{name_or_path}.toml"
     if bundled.is_file():
         return parse_recipe(bundled.read_text(), name_or_path)
@@ -166,7 +176,7 @@ def load_recipe(name_or_path: str) -> Recipe:
 
 def recipe_source_text(name_or_path: str) -> str:
     p = Path(name_or_path)
-    return p.read_text() if (p.suffix == ".toml" and p.is_file()) else (RECIPE_DIR / f"{name_or_path}.toml").read_text()
+    return _file_text(p) if (p.suffix == ".toml" and p.is_file()) else (RECIPE_DIR / f"{name_or_path}.toml").read_text()
 
 
 def default_recipe(optimizer: str, track: str) -> Recipe:

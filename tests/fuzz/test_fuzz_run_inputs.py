@@ -120,6 +120,22 @@ def test_reader_recipe_text(text):
     _check_recipe(r)
 
 
+@fuzz(200)
+@given(st.one_of(st.binary(max_size=300), st.text(max_size=300).map(lambda t: t.encode("utf-8", "surrogatepass"))))
+def test_reader_recipe_file(data):
+    """load_recipe on a .toml file of any bytes (`--recipe FILE`): OptbenchError or a recipe; nothing written."""
+    with tempfile.TemporaryDirectory() as d:
+        f = Path(d) / "r.toml"
+        f.write_bytes(data)
+        try:
+            r = load_recipe(str(f))
+        except OptbenchError as e:
+            assert str(e).startswith(f"recipe {f}") or "optimizer" in str(e)
+        else:
+            _check_recipe(r)
+        assert files_in(Path(d)) == {"r.toml"}
+
+
 SET_KEYS = ["lr", "momentum", "betas", "weight_decay", "eps", "train_steps", "warmup_steps", "cooldown_frac",
             "aux.embed_lr", "aux.head_lr", "aux.optimizer", "aux.betas", "aux.eps", "ns_steps", "nesterov", "", " ",
             "aux.", "x", "name"]

@@ -8,12 +8,13 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 
 from optbench import optim
 from optbench.cli import main
 from optbench.data.shards import load_shard, write_shard
 from optbench.results.schema import load_results
+
+from .test_run import _NaNAfter  # SGD that writes NaN into the weights at its 3rd step
 
 pytestmark = pytest.mark.slow  # training runs (a few steps each)
 
@@ -60,25 +61,9 @@ def test_out_of_vocabulary_shard_is_refused_before_training(tmp_path, nano_data,
     assert "Traceback" not in err and not out.exists()
 
 
-class _NaNAt(torch.optim.Optimizer):
-    """SGD that writes NaN into the parameters at its 3rd step."""
-
-    def __init__(self, params, lr=0.01):
-        super().__init__(params, dict(lr=lr))
-        self.t = 0
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        self.t += 1
-        for g in self.param_groups:
-            for p in g["params"]:
-                if p.grad is not None and self.t == 3:
-                    p.fill_(float("nan"))
-
-
 def test_diverged_step_is_logged_and_the_finished_run_is_not_resumed(tmp_path, capsys):
     if "test-nan3" not in optim.names():
-        optim.register("test-nan3", _NaNAt, family="test", reference="test only")
+        optim.register("test-nan3", _NaNAfter, family="test", reference="test only")
     out = tmp_path / "d"
     code, err = _main(["run", "--track", "nano", "--optimizer", "test-nan3", "--set", "train_steps=8",
                        "--checkpoint-every", "2", "--quiet", "--out", str(out)], capsys)

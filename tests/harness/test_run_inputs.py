@@ -221,3 +221,10 @@ def test_vocab_scan_reads_all_tokens(tmp_path):
     write_shard(tmp_path / "s.bin", toks)
     with pytest.raises(OptbenchError, match="token id 9000"):
         check_vocab(tmp_path / "s.bin", 8192)
+
+
+def test_a_binary_recipe_file_is_an_error_not_a_traceback(tmp_path):
+    f = tmp_path / "bin.toml"
+    f.write_bytes(bytes(range(256)))
+    with pytest.raises(OptbenchError, match=r"recipe .*bin.toml: not a UTF-8 text file \(byte 128\)"):
+        load_recipe(str(f))
