@@ -140,3 +140,22 @@ def test_readme_artifact_flow_works_with_the_default_agent_id(tmp_path, capsys, 
     code, err = _main(["artifacts", "push", str(out), "--name", "adamw-smoke"], capsys)
     assert code == 0, err
     assert (ws / "artifacts" / "adamw-smoke_ada" / "results.json").is_file()
+
+
+def test_a_run_says_what_it_does_before_the_slow_parts(tmp_path, capsys, monkeypatch):
+    """The first line comes before the data checks; a first-use corpus build and the model build say so too
+    (the main job printed nothing for its first ~40 s)."""
+    monkeypatch.setenv("OPTBENCH_CACHE", str(tmp_path / "cache"))  # the corpus is built on first use
+    code = 0
+    try:
+        main(["run", "--track", "nano", "--optimizer", "adamw", "--set", "train_steps=1", "--out",
+              str(tmp_path / "r")])
+    except SystemExit as e:
+        code = e.code
+    cap = capsys.readouterr()
+    assert code in (0, None), cap.err
+    lines = [ln for ln in cap.err.splitlines() if ln.startswith("optbench")]
+    assert lines[0].startswith("optbench run: track nano: checking data and configuration")
+    assert lines[1].startswith("optbench: tokenizing the bundled corpus books19c-mini for a 2048-id vocabulary")
+    first_out = cap.out.splitlines()[0]
+    assert "model and optimizers built; training steps 0..1 (evaluating at step 0 first)" in first_out
