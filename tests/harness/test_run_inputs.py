@@ -228,3 +228,19 @@ def test_a_binary_recipe_file_is_an_error_not_a_traceback(tmp_path):
     f.write_bytes(bytes(range(256)))
     with pytest.raises(OptbenchError, match=r"recipe .*bin.toml: not a UTF-8 text file \(byte 128\)"):
         load_recipe(str(f))
+
+
+def test_an_interrupted_record_never_ranks_even_if_its_curve_passed():
+    from optbench.results.eligibility import marker_refusal, may_rank
+    from optbench.results.judging import judge_record
+    from optbench.results.schema import parse_results
+
+    good = {"agent_id": "a", "experiment": "e", "optimizer": "muon", "target": 3.28, "steps_to_3_28": 3000,
+            "final_val_loss": 3.2, "rule": "workspace", "runs": [
+                {"seed": 0, "final_val_loss": 3.2, "curve": [{"step": 0, "val_loss": 10.8},
+                                                             {"step": 3000, "val_loss": 3.2}]}]}
+    res = parse_results(good)
+    assert may_rank(res, judge_record(res, "workspace")) and marker_refusal(res, rule="workspace") is None
+    stopped = parse_results({**good, "interrupted": True})
+    assert not may_rank(stopped, judge_record(stopped, "workspace"))
+    assert "interrupted" in marker_refusal(stopped, rule="workspace")
