@@ -45,7 +45,7 @@ def run_cmd(
                                                            "train_steps=300 (repeatable)"),
     checkpoint_every: int = typer.Option(0, "--checkpoint-every", min=0, help="checkpoint every K steps"),
     keep_checkpoints: Optional[int] = typer.Option(
-        None, "--keep-checkpoints", min=0, show_default=False,
+        None, "--keep-checkpoints", min=1, show_default=False,
         help="checkpoints kept per seed, also after the run ends (default: the latest while running, none after)"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="resume the run in this folder"),
     unofficial: bool = typer.Option(False, "--unofficial", help="allow changing fixed track fields"),

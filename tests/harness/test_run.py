@@ -60,7 +60,7 @@ def test_nano_run_writes_log_metrics_and_results(tmp_path, nano_data):
     (["--track", "nano", "--optimizer", "adamw", "--set", "=5"], "'=5' has no KEY before '='"),
     (["--track", "nano", "--optimizer", "adamw", "--set", "train_steps=0"], "train_steps: Input should be greater"),
     (["--track", "nano", "--optimizer", "adamw", "--set", "betas=[0.9, 1.5]"], "allowed: 2 numbers, each"),
-    (["--track", "nano", "--optimizer", "adamw", "--keep-checkpoints", "-1"], "Invalid value"),
+    (["--track", "nano", "--optimizer", "adamw", "--keep-checkpoints", "0"], "Invalid value"),
     (["--track", "nano", "--recipe", "nano-muon", "--optimizer", "adamw"], "disagrees with recipe"),
     (["--track", "nano", "--optimizer", "adamw", "--runs", "0"], "Invalid value"),
     (["--resume", "/tmp/definitely-not-a-run"], "has no run.json"),
