@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -58,6 +59,9 @@ def run_cmd(
     tracker: List[str] = typer.Option([], "--tracker", help="also log to wandb | tensorboard | trackio (repeatable)"),
 ) -> None:
     """Train: one track + optimizer/recipe + seed(s). Writes train_log.txt, metrics.jsonl, results.json."""
+    if not quiet and os.environ.get("RANK", "0") == "0":  # first output, before torch is imported (rank 0 only)
+        print(f"optbench run: {'resuming ' + str(resume) if resume else f'track {track}'}: checking data and "
+              "configuration ...", file=sys.stderr, flush=True)
     from optbench.assignments import parse_assignment
     from optbench.optim.recipe import resolve_recipe
     from optbench.tracks import run_data_dir, track_for_run
@@ -66,9 +70,6 @@ def run_cmd(
     from optbench.train.loop import RunConfig, run
     from optbench.workspace.identity import resolve_agent_id
 
-    if not quiet:  # the first thing a run prints, before the imports and the data checks take their seconds
-        print(f"optbench run: {'resuming ' + str(resume) if resume else f'track {track}'}: checking data and "
-              "configuration ...", file=sys.stderr, flush=True)
     env = distributed.setup(device)
     try:
         if resume is not None:
