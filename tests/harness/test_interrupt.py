@@ -48,7 +48,7 @@ def test_signal_stops_at_a_step_boundary_with_a_final_checkpoint(tmp_path, nano_
     assert f"interrupted by {name} at step" in err and "Traceback" not in err
     raw = json.loads((out / "results.json").read_text())
     assert raw["interrupted"] is True and raw["passes_rule"] is False and raw["reached_target"] is False
-    assert raw["steps_to_target"] is None and not raw["runs"][0]["diverged"]
+    assert raw["steps_to_5_0"] is None and not raw["runs"][0]["diverged"]  # nano: target 5.0
     stopped = raw["runs"][0]["interrupted_step"]
     assert 5 <= stopped < 40
     kept = _complete(out)
