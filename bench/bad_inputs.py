@@ -83,9 +83,10 @@ def construct_error_then_rerun(t: Tree):
     out = t.work / "o"
     p = t.run(["run", "--track", "nano", "--recipe", "nano-muon", "--quiet", "--set", "train_steps=2",
                "--set", "ns_coefficients=bogus", "--out", str(out)])
+    after_error = left(out)
     again = t.run(["run", "--track", "nano", "--recipe", "nano-muon", "--quiet", "--set", "train_steps=2",
                    "--out", str(out)])
-    return p.returncode, f"{said(p)} | {left(out)} | rerun exit {again.returncode}"
+    return p.returncode, f"{said(p)} | {after_error} | same --out again: exit {again.returncode}"
 
 
 def out_of_vocab(t: Tree):

@@ -39,7 +39,8 @@ def measure(root: Path, steps: int, every: int, keep: int | None) -> tuple[int, 
         if keep is not None:
             args += ["--keep-checkpoints", str(keep)]
         t0 = time.perf_counter()
-        proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        # cwd: the temp folder, so that `python -m optbench` imports the tree on PYTHONPATH, not the current folder's
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=d)
         peak = 0
         while proc.poll() is None:
             peak = max(peak, size(out / "checkpoints"))
