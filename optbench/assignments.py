@@ -22,6 +22,8 @@ def parse_assignment(text: str, flag: str, key_word: str = "KEY") -> tuple[str, 
     if "=" not in text:
         raise OptbenchError(f"{flag}: {text!r} is not {key_word}=VALUE")
     key, raw = text.split("=", 1)
+    if not key.strip():
+        raise OptbenchError(f"{flag}: {text!r} has no {key_word} before '=' (write {key_word}=VALUE)")
     return key.strip(), parse_value(raw.strip())
 
 

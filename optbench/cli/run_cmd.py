@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -44,17 +45,25 @@ def run_cmd(
     settings: List[str] = typer.Option([], "--set", help="override a recipe value: lr=0.02, aux.embed_lr=0.3, "
                                                            "train_steps=300 (repeatable)"),
     checkpoint_every: int = typer.Option(0, "--checkpoint-every", min=0, help="checkpoint every K steps"),
+    keep_checkpoints: Optional[int] = typer.Option(
+        None, "--keep-checkpoints", min=1, show_default=False,
+        help="checkpoints kept per seed, also after the run ends (default: the latest while running, none after)"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="resume the run in this folder"),
     unofficial: bool = typer.Option(False, "--unofficial", help="allow changing fixed track fields"),
     override: List[str] = typer.Option([], "--override", help="with --unofficial: track field, e.g. target=4.0"),
     compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile (default: on cuda)"),
-    agent_id: str = typer.Option("local", "--agent-id", envvar=["OPTBENCH_AGENT_ID", "AGENT_ID"]),
+    agent_id: Optional[str] = typer.Option(None, "--agent-id", show_default=False,
+                                           help="results.json's agent id (default: $OPTBENCH_AGENT_ID, else "
+                                                "$AGENT_ID, else your login name; the workspace commands use the same)"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress output"),
     tracker: List[str] = typer.Option([], "--tracker", help="also log to wandb | tensorboard | trackio (repeatable)"),
     script: Optional[Path] = typer.Option(None, "--script", help="an upstream-layout train_gpt_simple.py instead of a "
                                                                  "recipe: small = torchrun on GPUs, cpu/nano = shim"),
 ) -> None:
     """Train: one track + optimizer/recipe + seed(s). Writes train_log.txt, metrics.jsonl, results.json."""
+    if not quiet and os.environ.get("RANK", "0") == "0":  # first output, before torch is imported (rank 0 only)
+        print(f"optbench run: {'resuming ' + str(resume) if resume else f'track {track}'}: checking data and "
+              "configuration ...", file=sys.stderr, flush=True)
     if script is not None:
         return _run_script(script, track, seed, runs, data, out, settings, agent_id, quiet,
                            conflicting=[n for n, v in (("--recipe", recipe), ("--optimizer", optimizer),
@@ -63,12 +72,15 @@ def run_cmd(
     from optbench.optim.recipe import resolve_recipe
     from optbench.tracks import run_data_dir, track_for_run
     from optbench.train import distributed
+    from optbench.train.interrupt import RunInterrupted
     from optbench.train.loop import RunConfig, run
+    from optbench.workspace.identity import resolve_agent_id
 
     env = distributed.setup(device)
     try:
         if resume is not None:
-            cfg = RunConfig.load(resume, device=device, progress=not quiet)
+            kept = {} if keep_checkpoints is None else {"keep_checkpoints": keep_checkpoints}
+            cfg = RunConfig.load(resume, device=device, progress=not quiet, **kept)
         else:
             pairs = dict(parse_assignment(o, "--override", "FIELD") for o in override)
             t = track_for_run(track, pairs, unofficial=unofficial, custom_data=None if data is None else str(data))
@@ -79,16 +91,26 @@ def run_cmd(
             cfg = RunConfig(track=t, recipe=r, recipe_text=text, seeds=list(range(seed, seed + runs)),
                             out_dir=out_dir, data_dir=run_data_dir(t, data, unofficial), device=device,
                             compile=(device == "cuda") if compile is None else compile,
-                            checkpoint_every=checkpoint_every, agent_id=agent_id, progress=not quiet)
+                            checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
+                            agent_id=resolve_agent_id(agent_id), progress=not quiet)
         cfg.track.check_world_size(env.world_size)
         from optbench.trackers import tracked
 
-        with tracked(tracker if env.is_main else [], cfg):
-            results, diverged = run(cfg, env, resume=resume is not None)
+        try:
+            with tracked(tracker if env.is_main else [], cfg):
+                results, diverged = run(cfg, env, resume=resume is not None)
+        except RunInterrupted as e:
+            if env.is_main:
+                print(f"optbench: {e}; results.json marks the run interrupted"
+                      + (f"; `optbench run --resume {cfg.out_dir}` continues it" if cfg.checkpoint_every else ""),
+                      file=sys.stderr)
+            raise typer.Exit(e.exit_code) from None
         if env.is_main:
             _summary(cfg, results)
         if diverged:
-            print("optbench: error: the run diverged (NaN/Inf loss); results.json marks it diverged",
+            d = next((r for r in results.runs if r.diverged), None) if results is not None else None
+            where = f" at step {getattr(d, 'diverged_step', '?')} (seed {d.seed})" if d is not None else ""
+            print(f"optbench: error: the run diverged{where} (NaN/Inf loss); results.json marks it diverged",
                   file=sys.stderr)
             raise typer.Exit(3)
     finally:

@@ -10,6 +10,7 @@ fixed-order shuffled blocks of MIXED_BLOCK tokens, so that its distribution does
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from optbench.data.text import text_to_shards
@@ -34,6 +35,8 @@ def default_data_dir(vocab_size: int, corpus: str = CORPUS_NAME) -> Path:
     out = cache_root() / "data" / f"{corpus}-v{vocab_size}"
     if not (out / "meta.json").is_file():
         out.parent.mkdir(parents=True, exist_ok=True)
+        print(f"optbench: tokenizing the bundled corpus {CORPUS_NAME} for a {vocab_size}-id vocabulary into {out} "
+              "(once; later runs reuse it) ...", file=sys.stderr, flush=True)
         try:
             text_to_shards(sorted(CORPUS_DIR.glob("train_*.txt.gz")), out,
                            val_paths=sorted(CORPUS_DIR.glob("val_*.txt.gz")), vocab_size=vocab_size,

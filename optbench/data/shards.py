@@ -15,7 +15,7 @@ from optbench.standalone.data import (HEADER_BYTES, HEADER_INTS, MAGIC, VERSION,
                                       shard_token_count)
 
 __all__ = ["MAGIC", "VERSION", "HEADER_INTS", "HEADER_BYTES", "write_shard", "read_token_count", "load_shard",
-           "list_shards"]
+           "list_shards", "check_vocab"]
 
 
 def write_shard(path: str | os.PathLike, tokens: np.ndarray | list[int]) -> Path:
@@ -50,3 +50,15 @@ def list_shards(data_dir: str | os.PathLike, split: str) -> list[Path]:
     if not files:
         raise OptbenchError(f"--data: no fineweb_{split}_*.bin shards in {d}")
     return files
+
+
+def check_vocab(path: str | os.PathLike, vocab_size: int) -> None:
+    """OptbenchError unless every token id of a (validated) shard is below vocab_size."""
+    n = read_token_count(path)
+    if n == 0:
+        return
+    top = int(np.memmap(path, dtype="<u2", mode="r", offset=HEADER_BYTES, shape=(n,)).max())
+    if top >= vocab_size:
+        raise OptbenchError(f"--data: {path} holds token id {top}, outside the model's {vocab_size}-id vocabulary "
+                            f"(ids 0..{vocab_size - 1}); build shards for this vocabulary "
+                            f"(optbench data text ... --vocab-size {vocab_size})")

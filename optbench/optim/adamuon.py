@@ -23,7 +23,7 @@ import math
 import torch
 
 from optbench.optim.muon import CoeffSpec, Coeffs, ShardedMatrixOptimizer, check_ns_args
-from optbench.optim.registry import register
+from optbench.optim.registry import COUNT, NONNEG, POSITIVE, UNIT, register
 
 
 class AdaMuon(ShardedMatrixOptimizer):
@@ -136,4 +136,8 @@ register(
     ),
     matrix_only=True,
     notes="NS(sign(momentum)) + element-wise second moment + RMS 0.2 rescale; checked against its equations only",
+    ranges=dict(
+        weight_decay=NONNEG, momentum=UNIT, beta2=UNIT, eps=POSITIVE, rms_target=POSITIVE, ns_steps=COUNT,
+        ns_eps=POSITIVE,
+    ),
 )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from optbench.optim.registry import register
+from optbench.optim.registry import NONNEG, POSITIVE, betas, register
 
 AdamW = torch.optim.AdamW
 Adam = torch.optim.Adam
@@ -40,9 +40,11 @@ register(
     "adamw",
     AdamW,
     reference="Loshchilov & Hutter 2019 (arXiv:1711.05101); torch.optim.AdamW",
+    ranges=dict(betas=betas(2), eps=POSITIVE, weight_decay=NONNEG),
 )
 register(
     "adam",
     Adam,
     reference="Kingma & Ba 2015 (arXiv:1412.6980); torch.optim.Adam (weight_decay is L2, not decoupled)",
+    ranges=dict(betas=betas(2), eps=POSITIVE, weight_decay=NONNEG),
 )

@@ -19,7 +19,7 @@ import math
 import torch
 
 from optbench.optim._args import check_betas, check_nonneg
-from optbench.optim.registry import register
+from optbench.optim.registry import COUNT, NONNEG, POSITIVE, betas, register
 
 
 def alpha_at(step: int, alpha_end: float, warmup: int | None) -> float:
@@ -155,4 +155,7 @@ register(
         "apple/ml-ademamix@c3d73c09 pytorch/ademamix.py"
     ),
     notes="Adam + slow non-bias-corrected EMA weighted by alpha; alpha/beta3 warmups",
+    ranges=dict(
+        betas=betas(3), alpha=NONNEG, beta3_warmup=COUNT, alpha_warmup=COUNT, eps=POSITIVE, weight_decay=NONNEG,
+    ),
 )

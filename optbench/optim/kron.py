@@ -32,7 +32,7 @@ import string
 import torch
 
 from optbench.optim._fp32state import load_state_dict_keep_dtype
-from optbench.optim.registry import register
+from optbench.optim.registry import COUNT, NONNEG, POSITIVE, Range, UNIT, register
 
 __all__ = ["Kron", "ProbSchedule"]
 
@@ -453,5 +453,9 @@ register(
         "Eager; preconditioner noise from the global torch RNG (one randn per parameter per update step, "
         "also added to the momentum); update-probability schedule via a deterministic counter; "
         "random.Random(42) balance; RMS clip at 1.1; weight decay only for >=2-D params."
+    ),
+    ranges=dict(
+        b1=UNIT, weight_decay=NONNEG, preconditioner_update_probability=Range(0.0, 1.0, low_open=True),
+        max_size_triangular=COUNT, min_ndim_triangular=COUNT, precond_lr=POSITIVE, precond_init_scale=POSITIVE,
     ),
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from optbench.optim._args import check_betas, check_nonneg
-from optbench.optim.registry import register
+from optbench.optim.registry import NONNEG, betas, register
 
 
 class Lion(torch.optim.Optimizer):
@@ -67,4 +67,5 @@ register(
         "google/automl@6a54c874 lion/lion_pytorch.py"
     ),
     notes="sign update of an interpolated momentum; decoupled decay p*(1-lr*wd)",
+    ranges=dict(betas=betas(2), weight_decay=NONNEG),
 )

@@ -25,7 +25,7 @@ import torch
 
 from optbench.optim._args import check_betas, check_nonneg
 from optbench.optim.muon import newton_schulz_batched, resolve_ns_schedule
-from optbench.optim.registry import register
+from optbench.optim.registry import NONNEG, POSITIVE, betas, register
 
 MARS_TYPES = ("mars-adamw", "mars-lion", "mars-shampoo")
 
@@ -202,4 +202,8 @@ register(
     ),
     notes="approximate MARS (previous gradient kept as a copy); mars-adamw default, mars-lion/mars-shampoo options; "
     "1-D tensors via the internal AdamW branch unless optimize_1d",
+    ranges=dict(
+        betas=betas(2), eps=POSITIVE, weight_decay=NONNEG, gamma=NONNEG, lr_1d=POSITIVE, betas_1d=betas(2),
+        weight_decay_1d=NONNEG,
+    ),
 )

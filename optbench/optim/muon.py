@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 
 from optbench.optim._args import check_nonneg
-from optbench.optim.registry import register
+from optbench.optim.registry import COUNT, NONNEG, POSITIVE, UNIT, register
 
 Coeffs = tuple[float, float, float]
 CoeffSpec = Union[str, Coeffs, Sequence[Coeffs]]
@@ -439,4 +439,5 @@ register(
         "track-3 default: 12 NS steps of (2, -1.5, 0.5) in bf16; ns_coefficients='tuned5' gives KellerJordan/Muon's "
         "5-step quintic, 'medium' the medium record's per-step coefficients; sharded over ranks when distributed"
     ),
+    ranges=dict(weight_decay=NONNEG, momentum=UNIT, mu=UNIT, ns_steps=COUNT, eps=POSITIVE),
 )

@@ -24,7 +24,7 @@ import math
 import torch
 
 from optbench.optim.muon import CoeffSpec, Coeffs, ShardedMatrixOptimizer, check_ns_args
-from optbench.optim.registry import register
+from optbench.optim.registry import COUNT, NONNEG, POSITIVE, UNIT, register
 
 
 class NorMuon(ShardedMatrixOptimizer):
@@ -131,4 +131,5 @@ register(
     ),
     matrix_only=True,
     notes="Muon + per-row second-moment normalisation after NS; NS output cast to the param dtype (fp32-safe)",
+    ranges=dict(weight_decay=NONNEG, momentum=UNIT, beta2=UNIT, ns_steps=COUNT, eps=POSITIVE, norm_eps=POSITIVE),
 )

@@ -16,15 +16,49 @@ from optbench.tuning import TuningBudget
 RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
 
 
+def check_hparams(optimizer: str, hparams: dict[str, Any], where: str) -> None:
+    """ValueError naming the first hyperparameter the optimizer does not take, or whose value is outside the range
+    its registry entry declares (the message gives the range), or of another type than its default."""
+    import inspect
+    import math
+
+    from optbench import optim
+
+    info = optim.info(optimizer)
+    params = inspect.signature(info.cls.__init__).parameters
+    open_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    defaults = info.defaults()
+    for key, value in hparams.items():
+        what = f"{where}{key} = {value!r}"
+        if key not in params and key != "lr" and not open_kwargs:
+            raise ValueError(f"{where}{key}: {info.name} has no such hyperparameter; it takes "
+                             f"{', '.join(sorted(defaults))}")
+        rng, default = info.ranges.get(key), defaults.get(key)
+        if rng is not None:
+            if not (value is None and default is None) and not rng.allows(value):
+                raise ValueError(f"{what} is not allowed for {info.name}; allowed: {rng}")
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ValueError(f"{what}: {info.name} wants true or false")
+        elif isinstance(default, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{what}: {info.name} wants a finite number")
+
+
 class AuxSpec(BaseModel):
     """Auxiliary optimizer for the embedding, LM head and vectors/scalars (upstream: AdamW)."""
 
     model_config = ConfigDict(extra="forbid")
     optimizer: str = "adamw"
-    embed_lr: float = Field(gt=0)
-    head_lr: float = Field(gt=0)
-    scalar_lr: float = Field(gt=0)
+    embed_lr: float = Field(gt=0, allow_inf_nan=False)
+    head_lr: float = Field(gt=0, allow_inf_nan=False)
+    scalar_lr: float = Field(gt=0, allow_inf_nan=False)
     hparams: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> "AuxSpec":
+        check_hparams(self.optimizer, self.hparams, "aux.")
+        return self
 
 
 class GroupOverride(BaseModel):
@@ -56,7 +90,7 @@ class Recipe(BaseModel):
     aux: AuxSpec | None = None
     overrides: list[GroupOverride] = Field(default_factory=list)
     train_steps: int | None = Field(default=None, gt=0)
-    cooldown_frac: float = Field(default=0.7, ge=0, le=1)
+    cooldown_frac: float = Field(default=0.7, ge=0, le=1, allow_inf_nan=False)
     warmup_steps: int = Field(default=0, ge=0)
     # "track3": the #36 init (proj weights zero, embedding N(0,1), others N(0, sqrt(0.33/fan_in)));
     # "torch-default": torch's default Linear/Embedding init, then proj weights zeroed (result #2's era)
@@ -70,6 +104,9 @@ class Recipe(BaseModel):
             raise ValueError("scope 'matrices' needs an [aux] table for the embedding, head and scalars")
         if self.scope == "all" and self.aux is not None:
             raise ValueError("scope 'all' sends every parameter to the optimizer; remove [aux]")
+        check_hparams(self.optimizer, self.hparams, "hparams.")
+        for ov in self.overrides:
+            check_hparams(self.optimizer, ov.hparams, f"overrides[{ov.match!r}].")
         return self
 
     def summary(self) -> str:
@@ -103,18 +140,33 @@ def parse_recipe(text: str, origin: str) -> Recipe:
 
 def _problems(e: ValidationError) -> str:
     """A pydantic error as one line: `field: what is wrong; ...`."""
-    return "; ".join(f"{'.'.join(map(str, err['loc'])) or 'recipe'}: {err['msg']}" for err in e.errors())
+    def one(err) -> str:
+        msg = err["msg"].removeprefix("Value error, ")
+        loc = ".".join(map(str, err["loc"]))
+        return f"{loc}: {msg}" if loc else msg
+
+    return "; ".join(one(err) for err in e.errors())
 
 
 def recipe_names() -> list[str]:
     return sorted(p.stem for p in RECIPE_DIR.glob("*.toml"))
 
 
+def _file_text(p: Path) -> str:
+    """A recipe file's text; OptbenchError for a file that is not UTF-8 text or cannot be read."""
+    try:
+        return p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise OptbenchError(f"recipe {p}: not a UTF-8 text file (byte {e.start})") from None
+    except OSError as e:
+        raise OptbenchError(f"recipe {p}: cannot read it ({e.strerror})") from None
+
+
 def load_recipe(name_or_path: str) -> Recipe:
     """A bundled recipe by name, or a .toml file path."""
     p = Path(name_or_path)
     if p.suffix == ".toml" and p.is_file():
-        return parse_recipe(p.read_text(), str(p))
+        return parse_recipe(_file_text(p), str(p))
     bundled = RECIPE_DIR / f"{name_or_path}.toml"
     if bundled.is_file():
         return parse_recipe(bundled.read_text(), name_or_path)
@@ -124,7 +176,7 @@ def load_recipe(name_or_path: str) -> Recipe:
 
 def recipe_source_text(name_or_path: str) -> str:
     p = Path(name_or_path)
-    return p.read_text() if (p.suffix == ".toml" and p.is_file()) else (RECIPE_DIR / f"{name_or_path}.toml").read_text()
+    return _file_text(p) if (p.suffix == ".toml" and p.is_file()) else (RECIPE_DIR / f"{name_or_path}.toml").read_text()
 
 
 def default_recipe(optimizer: str, track: str) -> Recipe:

@@ -3,12 +3,60 @@
 from __future__ import annotations
 
 import inspect
+import math
 import sys
 from dataclasses import dataclass, field
 
 import torch
 
 from optbench.errors import OptbenchError
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values one hyperparameter allows: a finite number (an integer when `integer`) in an interval, or, with
+    `length`, a sequence of that many such numbers (betas). Declared next to the optimizer (register(ranges=...))."""
+
+    low: float = -math.inf
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = False
+    integer: bool = False
+    length: int | None = None
+
+    def __str__(self) -> str:
+        if self.integer and self.high == math.inf:
+            one = f"an integer >= {self.low:g}" if not self.low_open else f"an integer > {self.low:g}"
+        else:
+            kind = "an integer" if self.integer else "a finite number"
+            one = (f"{kind} in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
+                   f"{')' if self.high_open or self.high == math.inf else ']'}")
+        return f"{self.length} numbers, each {one[2:] if one.startswith('a ') else one}" if self.length else one
+
+    def _fits(self, v) -> bool:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return False
+        if self.integer and not isinstance(v, int):
+            return False
+        above = v > self.low if self.low_open else v >= self.low
+        below = v < self.high if self.high_open else v <= self.high
+        return above and below
+
+    def allows(self, value) -> bool:
+        if self.length is None:
+            return self._fits(value)
+        return isinstance(value, (list, tuple)) and len(value) == self.length and all(map(self._fits, value))
+
+
+POSITIVE = Range(0.0, low_open=True)  # lr, eps
+NONNEG = Range(0.0)  # weight decay
+UNIT = Range(0.0, 1.0, high_open=True)  # momentum, an EMA factor: [0, 1)
+COUNT = Range(1, integer=True)  # steps, sizes, frequencies
+
+
+def betas(n: int = 2) -> Range:
+    """n EMA factors, each in [0, 1)."""
+    return Range(0.0, 1.0, high_open=True, length=n)
 
 
 @dataclass(frozen=True)
@@ -23,6 +71,7 @@ class OptimizerInfo:
     aliases: tuple[str, ...] = ()
     notes: str = ""
     extra: dict = field(default_factory=dict)
+    ranges: dict[str, Range] = field(default_factory=dict)  # hyperparameter -> allowed values (lr always)
 
     def defaults(self) -> dict:
         """Constructor defaults, read from the class signature (params excluded)."""
@@ -54,6 +103,7 @@ def register(
     aliases: tuple[str, ...] = (),
     notes: str = "",
     family: str | None = None,
+    ranges: dict[str, Range] | None = None,
 ) -> None:
     """Add an optimizer under a lower-case name (and aliases).
 
@@ -71,7 +121,8 @@ def register(
     if derived is None and family is None:
         raise ValueError(f"optimizer {name!r}: registered from {caller!r}, outside optbench.optim; "
                          "pass family=... (or move it into the zoo)")
-    _REGISTRY[key] = OptimizerInfo(key, cls, derived or family, reference, matrix_only, tuple(aliases), notes)
+    _REGISTRY[key] = OptimizerInfo(key, cls, derived or family, reference, matrix_only, tuple(aliases), notes,
+                                   ranges={"lr": POSITIVE, **(ranges or {})})
     for a in aliases:
         _ALIASES[a.lower()] = key
 

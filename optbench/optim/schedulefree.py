@@ -23,7 +23,7 @@ import math
 import torch
 
 from optbench.optim._args import check_betas, check_nonneg
-from optbench.optim.registry import register
+from optbench.optim.registry import NONNEG, POSITIVE, Range, UNIT, betas, register
 
 
 class AdamWScheduleFree(torch.optim.Optimizer):
@@ -182,4 +182,8 @@ register(
         "schedulefree/adamw_schedulefree.py (AdamWScheduleFree)"
     ),
     notes="needs opt.train()/opt.eval() (loop protocol); no LR schedule needed; warmup_steps built in",
+    ranges=dict(
+        betas=betas(2), eps=POSITIVE, weight_decay=NONNEG, warmup_steps=Range(0, integer=True), r=NONNEG,
+        weight_lr_power=NONNEG, inner_momentum=UNIT,
+    ),
 )

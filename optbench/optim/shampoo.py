@@ -34,7 +34,7 @@ from itertools import chain
 import torch
 
 from optbench.optim._fp32state import load_state_dict_keep_dtype
-from optbench.optim.registry import register
+from optbench.optim.registry import COUNT, NONNEG, POSITIVE, Range, register
 
 __all__ = ["Shampoo"]
 
@@ -452,5 +452,9 @@ register(
         "rmsprop/sgd, decoupled weight decay), single device or replicated under DDP. Four-way-comparison "
         "knobs: lr 0.0018, betas (0.95, 0.95), epsilon 1e-12, max_preconditioner_dim 8192, "
         "precondition_frequency 10, grafting='adam', grafting_beta2 0.95, grafting_epsilon 1e-8."
+    ),
+    ranges=dict(
+        betas=Range(0.0, 1.0, length=2), epsilon=POSITIVE, weight_decay=NONNEG, max_preconditioner_dim=COUNT,
+        precondition_frequency=COUNT, grafting_epsilon=POSITIVE,
     ),
 )

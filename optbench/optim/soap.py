@@ -24,7 +24,7 @@ from itertools import chain
 import torch
 
 from optbench.optim._fp32state import load_state_dict_keep_dtype
-from optbench.optim.registry import register
+from optbench.optim.registry import COUNT, NONNEG, POSITIVE, betas, register
 
 __all__ = ["SOAP"]
 
@@ -306,4 +306,5 @@ register(
         "+ QR every precondition_frequency steps; 1-D params get plain Adam with SOAP's step size unless "
         "precondition_1d. State in float32."
     ),
+    ranges=dict(betas=betas(2), eps=POSITIVE, weight_decay=NONNEG, precondition_frequency=COUNT, max_precond_dim=COUNT),
 )

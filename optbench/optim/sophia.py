@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 
 from optbench.optim._args import check_betas, check_nonneg
-from optbench.optim.registry import register
+from optbench.optim.registry import COUNT, NONNEG, POSITIVE, betas, register
 
 ESTIMATORS = ("gnb", "minibatch")
 
@@ -178,4 +178,5 @@ register(
         "estimator='gnb' (default) needs one EXTRA forward+backward every hessian_interval steps via the loop "
         "protocol and breaks the one-pass rule (non-compliant runs); estimator='minibatch' is one-pass compliant"
     ),
+    ranges=dict(betas=betas(2), rho=POSITIVE, weight_decay=NONNEG, batch_size=COUNT, hessian_interval=COUNT),
 )

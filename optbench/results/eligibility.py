@@ -17,9 +17,14 @@ def is_official(results: Results) -> bool:
     return results.compliant is not False and not results.unofficial
 
 
+def is_interrupted(results: Results) -> bool:
+    """A run stopped by SIGINT/SIGTERM (results.json `interrupted: true`): not a finished record until resumed."""
+    return getattr(results, "interrupted", None) is True
+
+
 def may_rank(results: Results, judgement: RecordJudgement) -> bool:
-    """Eligible for best/record: passes the rule, official, compliant, reached the target."""
-    return judgement.passed and is_official(results) and judgement.steps is not None
+    """Eligible for best/record: passes the rule, official, compliant, reached the target, not interrupted."""
+    return judgement.passed and is_official(results) and judgement.steps is not None and not is_interrupted(results)
 
 
 def marker_refusal(results: Results, agent_id: str | None = None, rule: str | None = None) -> str | None:
@@ -32,6 +37,8 @@ def marker_refusal(results: Results, agent_id: str | None = None, rule: str | No
     f = results.steps_field
     if agent_id is not None and results.agent_id != agent_id:
         return f"results.json agent_id is {results.agent_id!r}, but you are {agent_id!r}: report only your own results"
+    if is_interrupted(results):
+        return "the run was interrupted before its end (results.json: interrupted); `optbench run --resume` finishes it"
     if results.unofficial:
         return "the run is unofficial (fixed benchmark fields were changed): it cannot go on the leaderboard"
     if results.compliant is False:

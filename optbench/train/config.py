@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from optbench.errors import OptbenchError
 from optbench.optim.recipe import Recipe
 from optbench.tracks import Track, get_track, with_overrides
@@ -24,6 +26,7 @@ class RunConfig:
     device: str = "cpu"
     compile: bool = False
     checkpoint_every: int = 0
+    keep_checkpoints: int | None = None  # checkpoints kept per seed; None: the latest while running, none at the end
     agent_id: str = "local"
     experiment: str = ""
     progress: bool = True
@@ -38,21 +41,31 @@ class RunConfig:
             "track": self.track.name, "track_overrides": self.track.overrides, "unofficial": self.track.unofficial,
             "recipe": self.recipe.model_dump(), "recipe_text": self.recipe_text, "seeds": self.seeds,
             "out_dir": str(self.out_dir), "data_dir": str(self.data_dir), "device": self.device,
-            "compile": self.compile, "checkpoint_every": self.checkpoint_every, "agent_id": self.agent_id,
+            "compile": self.compile, "checkpoint_every": self.checkpoint_every,
+            "keep_checkpoints": self.keep_checkpoints, "agent_id": self.agent_id,
             "experiment": self.experiment, "train_steps": self.train_steps,
         }
 
     @classmethod
     def from_json(cls, data: dict, **changes) -> RunConfig:
-        """The config `to_json` wrote, with `changes` (field=value, e.g. out_dir, device, progress) applied."""
+        """The config `to_json` wrote, with `changes` (field=value, e.g. out_dir, device, progress) applied;
+        OptbenchError naming the field when the file was not written by `to_json` (or was edited badly)."""
+        if not isinstance(data, dict):
+            raise OptbenchError(f"run config: a JSON object is needed, got {type(data).__name__}")
         try:
             track = with_overrides(get_track(data["track"]), data.get("track_overrides") or {})
             fields = dict(track=track, recipe=Recipe.model_validate(data["recipe"]), recipe_text=data["recipe_text"],
                           seeds=list(data["seeds"]), out_dir=Path(data["out_dir"]), data_dir=Path(data["data_dir"]),
                           device=data["device"], compile=data["compile"], checkpoint_every=data["checkpoint_every"],
+                          keep_checkpoints=data.get("keep_checkpoints"),
                           agent_id=data["agent_id"], experiment=data["experiment"])
         except KeyError as e:
             raise OptbenchError(f"run config: field {e.args[0]!r} is missing") from None
+        except ValidationError as e:
+            raise OptbenchError(f"run config: recipe: {e.errors()[0]['loc']} {e.errors()[0]['msg']}") from None
+        except (TypeError, ValueError, AttributeError) as e:
+            raise OptbenchError(f"run config: {type(e).__name__}: {e}") from None
+        _check_types(fields)
         return cls(**{**fields, **changes})
 
     @classmethod
@@ -62,7 +75,24 @@ class RunConfig:
         if not f.is_file():
             raise OptbenchError(f"{run_dir} has no {RUN_JSON} (not an optbench run folder)")
         try:
-            data = json.loads(f.read_text())
+            data = json.loads(f.read_bytes())
         except json.JSONDecodeError as e:
             raise OptbenchError(f"{f} is not valid JSON ({e.msg})") from None
+        except ValueError:  # not UTF-8 (a binary file)
+            raise OptbenchError(f"{f} is not a UTF-8 JSON file") from None
         return cls.from_json(data, **{"out_dir": Path(run_dir), **changes})
+
+
+def _check_types(fields: dict) -> None:
+    """OptbenchError unless the run config's plain fields have the types to_json writes."""
+    def count(v, none_ok=False):
+        return (v is None and none_ok) or (isinstance(v, int) and not isinstance(v, bool) and v >= 0)
+
+    checks = {"seeds": bool(fields["seeds"]) and all(count(s) for s in fields["seeds"]),
+              "recipe_text": isinstance(fields["recipe_text"], str), "device": isinstance(fields["device"], str),
+              "compile": isinstance(fields["compile"], bool), "checkpoint_every": count(fields["checkpoint_every"]),
+              "keep_checkpoints": count(fields["keep_checkpoints"], none_ok=True),
+              "agent_id": isinstance(fields["agent_id"], str), "experiment": isinstance(fields["experiment"], str)}
+    bad = [k for k, ok in checks.items() if not ok]
+    if bad:
+        raise OptbenchError(f"run config: field {bad[0]!r} = {fields[bad[0]]!r} is not what optbench writes there")

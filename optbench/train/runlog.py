@@ -48,6 +48,25 @@ class RunLog:
         with open(self.text_path, "a") as f:
             f.write(line + "\n")
 
+    def forget_after(self, seed: int, step: int) -> None:
+        """Drop the metrics of `seed` that a resume from `step` logs again (its evals from `step` on, train records
+        after it, how it stopped), so a resumed run's metrics.jsonl has each event once."""
+        if not self.jsonl_path.is_file():
+            return
+        kept = []
+        for line in self.jsonl_path.read_text().splitlines():
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by a kill
+            s = r.get("step", -1) if isinstance(r, dict) else -1
+            redone = isinstance(r, dict) and r.get("seed") == seed and (
+                (r.get("event") == "eval" and s >= step) or (r.get("event") == "train" and s > step)
+                or r.get("event") in ("diverged", "interrupted"))
+            if not redone:
+                kept.append(line + "\n")
+        atomic_write_text(self.jsonl_path, "".join(kept))
+
     def metric(self, **record) -> None:
         with open(self.jsonl_path, "a") as f:
             f.write(json.dumps(record) + "\n")

@@ -31,7 +31,7 @@ class Diverged(Exception):
 
     def __init__(self, step: int, what: str):
         super().__init__(f"run diverged at step {step}: {what} is not finite")
-        self.step = step
+        self.step, self.what = step, what
 
 
 class Trial:
@@ -58,7 +58,7 @@ class Trial:
         self.clock = TrainClock()
         self.start, self.resumed_time = 0, 0.0  # first step and train time of this process (resume: from the checkpoint)
         self.curve: list[CurvePoint] = []
-        self.extra_passes, self.last_val_step = 0, 0
+        self.extra_passes, self.last_val_step, self.last_val_time = 0, 0, 0.0
         self.label = f"[{self.track.name} {recipe.name} seed {seed}]"
         self.progress: Progress | None = None
 
@@ -67,6 +67,9 @@ class Trial:
     def begin(self) -> None:
         """Show progress and start the clock (after a resume, from where it stopped)."""
         self.progress = Progress(self.T, self.start, self.cfg.progress and self.env.is_main, self.label)
+        self.progress.write(f"{self.label} model and optimizers built; training steps {self.start}..{self.T} "
+                            f"(evaluating at step {self.start} first)" if self.start == 0 else
+                            f"{self.label} resumed at step {self.start} of {self.T}")
         self.clock.start()
 
     def resume(self, path: Path) -> None:
@@ -80,6 +83,7 @@ class Trial:
         self.start, self.resumed_time = int(state["step"]), float(state["training_time"])
         self.clock = TrainClock(self.resumed_time)
         self.extra_passes, self.last_val_step = int(state["extra_passes"]), int(state["last_val_step"])
+        self.last_val_time = float(state.get("last_val_time", self.resumed_time))
         self.curve = [CurvePoint(**p) for p in state["curve"]]
 
     def checkpoint_due(self, step: int) -> bool:
@@ -93,7 +97,7 @@ class Trial:
         ckpt.save_checkpoint(d, self.env.rank, {
             "step": step, "model": self.model.state_dict(), "optimizers": [o.state_dict() for o in self.optimizers],
             "loader": self.loader.state_dict(), "rng": ckpt.rng_state(), "training_time": self.clock.total,
-            "extra_passes": self.extra_passes, "last_val_step": self.last_val_step,
+            "extra_passes": self.extra_passes, "last_val_step": self.last_val_step, "last_val_time": self.last_val_time,
             "curve": [p.model_dump() for p in self.curve]})
         barrier()
         if self.env.is_main:
@@ -104,9 +108,10 @@ class Trial:
 
     def evaluate(self, step: int) -> None:
         """Val loss (clock stopped) into the curve, the log and the metrics."""
-        since = self.clock.stop()
+        self.clock.stop()  # step_avg: training time since the last eval (checkpoints in between stop the clock too)
+        since = self.clock.total - self.last_val_time
         step_avg = since / (step - self.last_val_step) if step > self.last_val_step else float("nan")
-        self.last_val_step = step
+        self.last_val_step, self.last_val_time = step, self.clock.total
         if self.set_progress is not None:  # the medium record evaluates with step s's attention window
             self.set_progress(step / self.T)
         val_loss = evaluate(self.train_model, self.val_inputs, self.val_targets, self.track.micro_batch_rows,
@@ -154,15 +159,29 @@ class Trial:
 
     # ---------------------------------------------------------------- the record
 
-    def finish(self, diverged: Diverged | None = None) -> RunRecord:
-        """The seed's RunRecord; the first eval that reached the track's target is its steps_to_target."""
+    def stop_line(self, line: str) -> None:
+        """A line that says why the run stopped early, on the console and in train_log.txt (not a `step:` line,
+        so log parsers skip it)."""
+        if self.log is not None:
+            self.log.eval(line)
+        self.progress.write(line)
+
+    def finish(self, diverged: Diverged | None = None, interrupted: int | None = None) -> RunRecord:
+        """The seed's RunRecord; the first eval that reached the track's target is its steps_to_target. A diverged
+        or interrupted seed records the step it stopped at (and has no final loss or step to target)."""
         self.progress.close()
         log_path = str(self.log.text_path) if self.log is not None else None
         if diverged is not None:
+            self.stop_line(f"diverged at step {diverged.step}/{self.T}: {diverged.what} is not finite")
             if self.log is not None:
                 self.log.metric(event="diverged", seed=self.seed, step=diverged.step, message=str(diverged))
             return RunRecord(seed=self.seed, final_val_loss=None, steps_to_target=None, curve=self.curve,
-                             diverged=True, extra_passes=self.extra_passes, log_path=log_path)
+                             diverged=True, extra_passes=self.extra_passes, log_path=log_path,
+                             diverged_step=diverged.step)
+        if interrupted is not None:
+            return RunRecord(seed=self.seed, final_val_loss=None, steps_to_target=None, curve=self.curve,
+                             diverged=False, extra_passes=self.extra_passes, log_path=log_path, interrupted=True,
+                             interrupted_step=interrupted)
         first = next((p.step for p in self.curve if self.track.reached(p.val_loss)), None)
         return RunRecord(seed=self.seed, final_val_loss=self.curve[-1].val_loss if self.curve else None,
                          steps_to_target=first, curve=self.curve, diverged=False, extra_passes=self.extra_passes,

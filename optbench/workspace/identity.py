@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import re
 
@@ -35,16 +36,30 @@ def validate_agent_id(agent_id: object, what: str = "agent_id") -> str:
     return agent_id
 
 
+def login_agent_id() -> str | None:
+    """The login name made into an agent id (characters outside the rule become '-'), or None without one."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        return None
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", name).replace("..", "-").lstrip("._-")[:64]
+    return name if AGENT_ID_RE.match(name or "") else None
+
+
 def resolve_agent_id(agent_id: str | None = None, required: bool = True) -> str | None:
-    """The explicit agent_id, else $OPTBENCH_AGENT_ID, else $AGENT_ID; validated."""
+    """The explicit agent_id, else $OPTBENCH_AGENT_ID, else $AGENT_ID, else (when `required`) the login name: one
+    derivation for runs (results.json's agent_id) and workspace commands, so a run pushes as its own agent."""
     if agent_id is None:
         for var in ENV_AGENT_IDS:
             if os.environ.get(var):
                 return validate_agent_id(os.environ[var], what=f"${var}")
         if required:
-            raise OptbenchError(
-                "no agent id: pass --agent-id ID or set $OPTBENCH_AGENT_ID (or $AGENT_ID); "
-                f"allowed: {AGENT_ID_RULE}"
-            )
+            login = login_agent_id()
+            if login is None:
+                raise OptbenchError(
+                    "no agent id: pass --agent-id ID or set $OPTBENCH_AGENT_ID (or $AGENT_ID); "
+                    f"allowed: {AGENT_ID_RULE}"
+                )
+            return login
         return None
     return validate_agent_id(agent_id, what="--agent-id")

@@ -33,7 +33,9 @@ def test_nano_run_writes_log_metrics_and_results(tmp_path, nano_data):
     assert curve[-1].val_loss < curve[0].val_loss - 1.0
     assert res.provenance.torch_version == torch.__version__ and res.provenance.world_size == 1
     raw = json.loads((out / "results.json").read_text())
-    assert "steps_to_5_0" in raw and raw["agent_id"] == "local"
+    from optbench.workspace.identity import resolve_agent_id
+
+    assert "steps_to_5_0" in raw and raw["agent_id"] == resolve_agent_id(None)  # the workspace commands' own id
     log = (out / "train_log.txt").read_text()
     assert "=" * 100 + "\nRunning PyTorch" in log and "class Muon" in log and 'name = "nano-muon"' in log
     assert f"step:30/30 val_loss:{curve[-1].val_loss:.5f} train_time:" in log
@@ -52,7 +54,13 @@ def test_nano_run_writes_log_metrics_and_results(tmp_path, nano_data):
     (["--track", "nano", "--optimizer", "adamw", "--data", "/tmp"], "pass --unofficial"),
     (["--track", "small", "--optimizer", "adamw"], "trains on FineWeb"),
     (["--track", "nano", "--recipe", "nano-muon", "--set", "lr"], "is not KEY=VALUE"),
-    (["--track", "nano", "--recipe", "nano-muon", "--set", "lr=-1"], "recipe hparams for muon"),
+    (["--track", "nano", "--recipe", "nano-muon", "--set", "lr=-1"],
+     "hparams.lr = -1 is not allowed for muon; allowed: a finite number in (0, inf)"),
+    (["--track", "nano", "--optimizer", "adamw", "--set", "lr=abc"], "hparams.lr = 'abc' is not allowed for adamw"),
+    (["--track", "nano", "--optimizer", "adamw", "--set", "=5"], "'=5' has no KEY before '='"),
+    (["--track", "nano", "--optimizer", "adamw", "--set", "train_steps=0"], "train_steps: Input should be greater"),
+    (["--track", "nano", "--optimizer", "adamw", "--set", "betas=[0.9, 1.5]"], "allowed: 2 numbers, each"),
+    (["--track", "nano", "--optimizer", "adamw", "--keep-checkpoints", "0"], "Invalid value"),
     (["--track", "nano", "--recipe", "nano-muon", "--optimizer", "adamw"], "disagrees with recipe"),
     (["--track", "nano", "--optimizer", "adamw", "--runs", "0"], "Invalid value"),
     (["--resume", "/tmp/definitely-not-a-run"], "has no run.json"),

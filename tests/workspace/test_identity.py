@@ -42,6 +42,9 @@ def test_accepted_ids(good):
 def test_resolution_order(monkeypatch):
     monkeypatch.delenv("OPTBENCH_AGENT_ID", raising=False)
     monkeypatch.delenv("AGENT_ID", raising=False)
+    monkeypatch.setattr("getpass.getuser", lambda: "Ada Lovelace")
+    assert resolve_agent_id(None) == "Ada-Lovelace"  # the login name, made into an id
+    monkeypatch.setattr("getpass.getuser", lambda: "..")
     with pytest.raises(OptbenchError, match="no agent id"):
         resolve_agent_id(None)
     assert resolve_agent_id(None, required=False) is None
