@@ -4,6 +4,13 @@
 - medium: the NanoGPT-Medium optimizer leaderboard (04/22/25 medium record model), target 2.92 on FineWeb.
 - cpu:    a CPU proxy on the bundled books19c-mini corpus (reduced 8,192-id GPT-2 vocabulary), minutes on 2 cores.
 - nano:   a smoke track on the same corpus, seconds.
+- remix-a, remix-m: the modded-nanogpt-remixed baselines A (AdamW, tied embedding) and M (Muon, soft-capped
+  logits): document-causal attention with a 1,024-token sliding window over packed 65,536-token rows, FineWeb.
+- speedrun-101824: the 10/18/24 speedrun record's GPT, on which records/102924_Optimizers compares Adam,
+  DistributedShampoo, SOAP and Muon; FineWeb in 1,024-token rows.
+- remix-a-nano, remix-m-nano, speedrun-101824-nano: the same models and data handling at nano size on books19c-mini.
+Val losses are comparable only between tracks with the same `val_protocol` (data, val tokens, row length and the
+attention context each token is evaluated with: `eval_context`); `comparable_tracks` lists them.
 Calibration of the CPU tracks: docs/tracks.md. A recipe cannot change these fields; `--unofficial` can, and every
 artifact of such a run says so.
 """
@@ -26,7 +33,7 @@ def below_target(val_loss: float | None, target: float) -> bool:
 class Track:
     name: str
     description: str
-    model: str  # "gpt" (track-3 GPT) or "medium" (NanoGPT-Medium record model)
+    model: str  # "gpt" (track-3 GPT), "medium" (NanoGPT-Medium record), "remix" (remixed A/M), "speedrun-101824"
     model_config: object
     batch_tokens: int  # tokens per optimizer step, across all ranks
     seq_len: int  # tokens per row
@@ -40,6 +47,12 @@ class Track:
     data: str  # "fineweb" or "books19c-mini"
     rule: str  # default significance-rule preset (optbench.results.stats)
     upstream: str = ""  # where the definition comes from
+    # the context each val token is scored with; with data, val_tokens and seq_len it decides comparability
+    eval_context: str = "causal within its row (no document masking)"
+    # "sum": the gradient of the summed loss over the batch (track 3); "mean": of the mean over the batch's tokens
+    # (upstream scripts that average: the optimizer sees the same gradient scale as there, e.g. for Adam's eps)
+    loss_reduction: str = "sum"
+    full_size: str = ""  # for a CPU size: the track it shrinks (recipes tuned there get their step counts scaled)
     unofficial: bool = False
     overrides: dict = field(default_factory=dict)  # fields changed under --unofficial
 
@@ -55,6 +68,26 @@ class Track:
     @property
     def vocab_size(self) -> int:
         return self.model_config.vocab_size
+
+    @property
+    def val_protocol(self) -> tuple:
+        """What a val loss measures: data (and its vocabulary), val tokens, row length, eval context. Tracks with
+        equal protocols give comparable val losses."""
+        vocab = "gpt2" if self.data == "fineweb" else f"vocab {self.vocab_size}"
+        return (self.data, vocab, self.val_tokens, self.seq_len, self.eval_context)
+
+    def comparable_with(self, other: "Track") -> bool:
+        return self.val_protocol == other.val_protocol
+
+    def backward_scale(self, world_size: int) -> float:
+        """Factor on a microbatch's summed loss before backward, so that after DDP's average over ranks the
+        gradient is the step's summed loss ("sum": x world_size) or its mean over the step's tokens ("mean":
+        x world_size / batch_tokens)."""
+        if self.loss_reduction == "sum":
+            return float(world_size)
+        if self.loss_reduction == "mean":
+            return world_size / self.batch_tokens
+        raise OptbenchError(f"track {self.name}: loss_reduction must be 'sum' or 'mean', got {self.loss_reduction!r}")
 
     def reached(self, val_loss: float | None) -> bool:
         """Whether a val loss counts as reaching this track's target (the one rule: see below_target)."""
@@ -96,13 +129,30 @@ class Track:
             from optbench.model.medium import MediumGPT
 
             return MediumGPT(self.model_config, embed_dtype=dtype)
+        if self.model == "remix":  # upstream casts the whole model: embed_dtype (bf16 on GPU) applies to all weights
+            from optbench.model.remix import RemixGPT
+
+            return RemixGPT(self.model_config, dtype=dtype, init=False)
+        if self.model == "speedrun-101824":  # fp32 weights, bf16 autocast on GPU (inside the model)
+            from optbench.model.speedrun101824 import Speedrun101824GPT
+
+            return Speedrun101824GPT(self.model_config, init=False)
         raise OptbenchError(f"track {self.name}: unknown model kind {self.model!r}")
 
     def init_model(self, model, scheme: str = "track3") -> None:
+        """The model's init (the recipe's scheme applies to the track-3 GPT; the others use their source's)."""
         if self.model == "gpt":
             from optbench.model.gpt import init_weights, init_weights_torch_default
 
             init_weights(model) if scheme == "track3" else init_weights_torch_default(model)
+        elif self.model == "remix":
+            from optbench.model.remix import init_remix_weights
+
+            init_remix_weights(model)
+        elif self.model == "speedrun-101824":
+            from optbench.model.speedrun101824 import init_speedrun101824_weights
+
+            init_speedrun101824_weights(model)
         else:
             from optbench.model.medium import init_medium_weights
 
@@ -113,7 +163,7 @@ class Track:
             "model": self.model, "model_config": dict(vars(self.model_config)) if hasattr(self.model_config, "__dict__")
             else str(self.model_config), "batch_tokens": self.batch_tokens, "seq_len": self.seq_len,
             "micro_batch_rows": self.micro_batch_rows, "target": self.target, "val_tokens": self.val_tokens,
-            "data": self.data,
+            "data": self.data, "eval_context": self.eval_context, "loss_reduction": self.loss_reduction,
         }
 
 
@@ -150,25 +200,126 @@ NANO = Track(
     upstream="optbench smoke track; calibration in docs/tracks.md",
 )
 
+NANO_BOS = 2048 - 2  # <|endoftext|> in a reduced vocabulary of K ids is K - 2 (optbench.data.vocab.ReducedVocab)
+
+
+def _medium() -> Track:
+    return Track(
+        name="medium",
+        description="NanoGPT-Medium optimizer leaderboard: the 04/22/25 medium record model (16x1024), "
+                    "FineWeb, 524,288 tokens/step as 8 packed 65,536-token sequences",
+        model="medium", model_config=_medium_config(), batch_tokens=8 * 65536, seq_len=65536,
+        micro_batch_rows=1, target=2.92, val_tokens=20 * 524288, train_steps=5960, eval_every=125,
+        eval_every_late=125, late_frac=1.0, data="fineweb", rule="workspace",
+        upstream="KellerJordan/modded-nanogpt records/061525_GPT2MediumOptimizationLeaderboard (04/22/25 record)",
+        eval_context="document-causal, block-granular sliding window (up to 3,456 tokens at the end of training)",
+    )
+
+
+_RMX = "flukeskywalker/modded-nanogpt-remixed@74a75bc8"
+_CMP = "KellerJordan/modded-nanogpt records/102924_Optimizers (the 10/18/24 record's code in its four logs)"
+
+
+def _remix(variant: str, nano: bool = False) -> Track:
+    from optbench.model.remix import RemixConfig
+
+    a = variant == "a"
+    arch = dict(tied=a, softcap=None if a else 30.0)
+    what = "baseline A (AdamW): tied embedding/head" if a else "baseline M (Muon): untied, zero-init head, "                                                                "logits 30*sigmoid(z/(7.5*sqrt(d)))"
+    if nano:
+        return Track(
+            name=f"remix-{variant}-nano",
+            description=f"remix {what}; 2x64 at nano size, 2,048-id vocabulary, books19c-mini, 8 packed "
+                        "256-token rows per step, document-causal 64-token sliding window",
+            model="remix", model_config=RemixConfig(vocab_size=2048, num_layers=2, model_dim=64, head_dim=32,
+                                                    window=64, bos_id=NANO_BOS, **arch),
+            batch_tokens=8 * 256, seq_len=256, micro_batch_rows=2, target=4.60, val_tokens=8192, train_steps=100,
+            eval_every=20, eval_every_late=5, late_frac=0.9, data="books19c-mini", rule="workspace",
+            upstream=f"{_RMX} train_gpt_{variant.upper()}.py at nano size", loss_reduction="mean",
+            full_size=f"remix-{variant}",
+            eval_context="document-causal, 64-token sliding window")
+    return Track(
+        name=f"remix-{variant}",
+        description=f"modded-nanogpt-remixed {what}; 12x768, FineWeb, 524,288 tokens/step as 8 packed "
+                    "65,536-token rows, document-causal 1,024-token sliding window",
+        model="remix", model_config=RemixConfig(**arch), batch_tokens=8 * 65536, seq_len=65536,
+        micro_batch_rows=1, target=3.28, val_tokens=20 * 524288, train_steps=4375 if a else 2500, eval_every=125,
+        eval_every_late=125, late_frac=1.0, data="fineweb", rule="workspace",
+        upstream=f"{_RMX} train_gpt_{variant.upper()}.py, log/{variant.upper()}.txt", loss_reduction="mean",
+        eval_context="document-causal, 1,024-token sliding window")
+
+
+def _speedrun101824(nano: bool = False) -> Track:
+    from optbench.model.speedrun101824 import Speedrun101824Config
+
+    if nano:
+        return Track(
+            name="speedrun-101824-nano",
+            description="the 10/18/24 record's GPT at nano size (2x64, tied 2,048-row embedding), books19c-mini, "
+                        "1,024 tokens/step in 128-token rows (the nano track's data and evaluation)",
+            model="speedrun-101824",
+            model_config=Speedrun101824Config(vocab_size=2048, num_layers=2, model_dim=64, head_dim=32,
+                                              max_seq_len=128),
+            batch_tokens=8 * 128, seq_len=128, micro_batch_rows=4, target=4.50, val_tokens=8192, train_steps=100,
+            eval_every=20, eval_every_late=5, late_frac=0.9, data="books19c-mini", rule="workspace",
+            upstream=f"{_CMP} at nano size", loss_reduction="mean", full_size="speedrun-101824")
+    return Track(
+        name="speedrun-101824",
+        description="the 10/18/24 NanoGPT speedrun record's GPT (12x768, tied embedding, RoPE base 10,000, no "
+                    "soft-cap), FineWeb, 524,288 tokens/step in 1,024-token rows: the Adam/Shampoo/SOAP/Muon comparison",
+        model="speedrun-101824", model_config=Speedrun101824Config(), batch_tokens=8 * 64 * 1024, seq_len=1024,
+        micro_batch_rows=64, target=3.28, val_tokens=20 * 524288, train_steps=5100, eval_every=125,
+        eval_every_late=125, late_frac=1.0, data="fineweb", rule="workspace", upstream=_CMP, loss_reduction="mean")
+
+
 _STATIC = {t.name: t for t in (SMALL, CPU, NANO)}
-TRACK_NAMES = ("small", "medium", "cpu", "nano")
+_BUILT = {
+    "medium": _medium,
+    "remix-a": lambda: _remix("a"),
+    "remix-m": lambda: _remix("m"),
+    "speedrun-101824": _speedrun101824,
+    "remix-a-nano": lambda: _remix("a", nano=True),
+    "remix-m-nano": lambda: _remix("m", nano=True),
+    "speedrun-101824-nano": lambda: _speedrun101824(nano=True),
+}
+TRACK_NAMES = ("small", "medium", "cpu", "nano", "remix-a", "remix-m", "speedrun-101824", "remix-a-nano",
+               "remix-m-nano", "speedrun-101824-nano")
 
 
 def get_track(name: str) -> Track:
-    if name == "medium":
-        return Track(
-            name="medium",
-            description="NanoGPT-Medium optimizer leaderboard: the 04/22/25 medium record model (16x1024), "
-                        "FineWeb, 524,288 tokens/step as 8 packed 65,536-token sequences",
-            model="medium", model_config=_medium_config(), batch_tokens=8 * 65536, seq_len=65536,
-            micro_batch_rows=1, target=2.92, val_tokens=20 * 524288, train_steps=5960, eval_every=125,
-            eval_every_late=125, late_frac=1.0, data="fineweb", rule="workspace",
-            upstream="KellerJordan/modded-nanogpt records/061525_GPT2MediumOptimizationLeaderboard (04/22/25 record)",
-        )
+    if name in _BUILT:
+        return _BUILT[name]()
     try:
         return _STATIC[name]
     except KeyError:
         raise OptbenchError(f"--track: unknown track {name!r}; choose one of {', '.join(TRACK_NAMES)}") from None
+
+
+def comparable_tracks(track: Track) -> list[str]:
+    """The other tracks whose val losses measure the same thing (same val_protocol)."""
+    return [n for n in TRACK_NAMES if n != track.name and get_track(n).comparable_with(track)]
+
+
+def fit_recipe(recipe, track: Track):
+    """A recipe tuned on `track.full_size`, run on that track's CPU size: train_steps become the CPU size's, and
+    warmup_steps and momentum_warmup.steps shrink in the same ratio (at least 1). Returns (recipe, note or None);
+    any other recipe is returned unchanged."""
+    if not track.full_size or recipe.track != track.full_size:
+        return recipe, None
+    old = recipe.train_steps or get_track(track.full_size).train_steps
+    ratio = track.train_steps / old
+
+    def scaled(n: int) -> int:
+        return max(1, round(n * ratio)) if n else 0
+
+    update = {"train_steps": track.train_steps, "warmup_steps": scaled(recipe.warmup_steps)}
+    if recipe.momentum_warmup is not None:
+        update["momentum_warmup"] = recipe.momentum_warmup.model_copy(
+            update={"steps": scaled(recipe.momentum_warmup.steps)})
+    note = (f"recipe {recipe.name} (tuned on {track.full_size}, {old} steps) scaled to {track.name}: "
+            f"{track.train_steps} steps, warmup {update['warmup_steps']}"
+            + (f", momentum warmup {update['momentum_warmup'].steps}" if recipe.momentum_warmup else ""))
+    return recipe.model_copy(update=update), note
 
 
 UNOFFICIAL_FIELDS = ("batch_tokens", "seq_len", "micro_batch_rows", "target", "val_tokens", "data")
@@ -184,14 +335,25 @@ def with_overrides(track: Track, overrides: dict) -> Track:
     return replace(track, unofficial=True, overrides=dict(overrides), **overrides)
 
 
-def lr_multiplier(step: int, train_steps: int, cooldown_frac: float = 0.7, warmup_steps: int = 0) -> float:
-    """Upstream schedule: flat, then linear to 0 over the last cooldown_frac of the run; optional linear warmup
-    min(1, (s+1)/warmup) as in result #2."""
+def lr_multiplier(step: int, train_steps: int, cooldown_frac: float = 0.7, warmup_steps: int = 0,
+                  lr_floor: float = 0.0) -> float:
+    """Upstream schedule: flat, then linear to lr_floor over the last cooldown_frac of the run (track 3: to 0; the
+    remixed baselines: to 0.1, as w + (1 - w) * floor); optional linear warmup min(1, (s+1)/warmup) as in result #2."""
     x = step / train_steps
     eta = 1.0 if x < 1 - cooldown_frac else (1 - x) / cooldown_frac
+    if lr_floor:
+        eta = eta + (1 - eta) * lr_floor
     if warmup_steps > 0:
         eta *= min(1.0, (step + 1) / warmup_steps)
     return eta
 
 
-__all__ = ["Track", "below_target", "get_track", "TRACK_NAMES", "with_overrides", "lr_multiplier"]
+def momentum_warmup(step: int, start: float, end: float, steps: int) -> float:
+    """Muon momentum warmup of the remixed M and the medium record: linear from start to end over `steps` steps."""
+    frac = min(step / steps, 1)
+    return (1 - frac) * start + frac * end
+
+
+__all__ = ["Track", "below_target", "get_track", "TRACK_NAMES", "comparable_tracks", "fit_recipe", "with_overrides",
+           "lr_multiplier",
+           "momentum_warmup"]

@@ -28,7 +28,7 @@ def _parse_value(key: str, raw: str):
 
 
 def apply_settings(recipe, settings: list[str]):
-    """--set KEY=VALUE: hparams (lr=0.02), schedule fields (train_steps, warmup_steps, cooldown_frac) or aux.FIELD."""
+    """--set KEY=VALUE: hparams (lr=0.02), schedule fields (train_steps, warmup_steps, cooldown_frac, lr_floor) or aux.FIELD."""
     from optbench.optim.recipe import Recipe
 
     if not settings:
@@ -39,7 +39,7 @@ def apply_settings(recipe, settings: list[str]):
             raise OptbenchError(f"--set: {s!r} is not KEY=VALUE")
         key, raw = s.split("=", 1)
         key, value = key.strip(), _parse_value(key, raw.strip())
-        if key in ("train_steps", "warmup_steps", "cooldown_frac"):
+        if key in ("train_steps", "warmup_steps", "cooldown_frac", "lr_floor"):
             data[key] = value
         elif key.startswith("aux."):
             if data.get("aux") is None:
@@ -92,7 +92,7 @@ def _broadcast_path(p: Path, env) -> Path:
 
 @app.command("run")
 def run_cmd(
-    track: str = typer.Option("cpu", "--track", help="small | medium | cpu | nano"),
+    track: str = typer.Option("cpu", "--track", help="a track name (`optbench tracks`): small, medium, cpu, nano, ..."),
     optimizer: Optional[str] = typer.Option(None, "--optimizer", help="optimizer under test (registry name)"),
     recipe: Optional[str] = typer.Option(None, "--recipe", help="bundled recipe name or a .toml file"),
     seed: int = typer.Option(0, "--seed", help="first seed; --runs N uses seed..seed+N-1"),
@@ -112,7 +112,7 @@ def run_cmd(
 ) -> None:
     """Train: one track + optimizer/recipe + seed(s). Writes train_log.txt, metrics.jsonl, results.json."""
     from optbench.optim.recipe import Recipe, default_recipe, load_recipe, recipe_source_text
-    from optbench.tracks import get_track, with_overrides
+    from optbench.tracks import fit_recipe, get_track, with_overrides
     from optbench.train import distributed
     from optbench.train.loop import RunConfig, run
 
@@ -156,15 +156,17 @@ def run_cmd(
             else:
                 r = default_recipe(optimizer, t.name)
                 text = f"# default recipe for --optimizer {optimizer}\n" + json.dumps(r.model_dump(), indent=2)
+            r, fit_note = fit_recipe(r, t)
             r, set_text = apply_settings(r, settings)
-            text = text.rstrip() + "\n" + set_text
+            text = text.rstrip() + "\n" + (f"# {fit_note}\n" if fit_note else "") + set_text
             out_dir = _broadcast_path(out or _default_out(t.name, r.name), env)
             if env.is_main and out_dir.exists() and any(out_dir.iterdir()):
                 raise OptbenchError(f"--out: {out_dir} exists and is not empty (use a new folder, or --resume it)")
             cfg = RunConfig(track=t, recipe=r, recipe_text=text, seeds=list(range(seed, seed + runs)),
                             out_dir=out_dir, data_dir=_resolve_data(t, data, unofficial), device=device,
                             compile=(device == "cuda") if compile is None else compile,
-                            checkpoint_every=checkpoint_every, agent_id=agent_id, progress=not quiet)
+                            checkpoint_every=checkpoint_every, agent_id=agent_id, progress=not quiet,
+                            extra_notes=[fit_note] if fit_note else [])
         cfg.track.check_world_size(env.world_size)
         results, diverged = run(cfg, env, resume=resume is not None)
         if env.is_main:
@@ -191,12 +193,13 @@ def _summary(cfg, results) -> None:
 
 @app.command("tracks")
 def tracks_cmd() -> None:
-    """Each track's fixed fields, parameter count and target."""
+    """Each track's fixed fields, parameter count, target, and the tracks whose val losses it can be compared with."""
     import torch
 
-    from optbench.tracks import TRACK_NAMES, get_track
+    from optbench.tracks import TRACK_NAMES, comparable_tracks, get_track
 
-    table = Table("track", "model", "params", "tokens/step", "seq", "target", "val tokens", "steps", "eval", "data")
+    table = Table("track", "model", "params", "tokens/step", "seq", "target", "val tokens", "steps", "eval", "data",
+                  "val loss comparable with")
     for name in TRACK_NAMES:
         t = get_track(name)
         with torch.device("meta"):
@@ -205,7 +208,8 @@ def tracks_cmd() -> None:
         shape = f"{cfg.num_layers}x{cfg.model_dim} v{cfg.vocab_size}"
         table.add_row(name, shape, f"{n:,}", f"{t.batch_tokens:,}", str(t.seq_len), f"{t.target}",
                       f"{t.val_tokens:,}", str(t.train_steps),
-                      f"{t.eval_every}/{t.eval_every_late} after {t.late_frac:.0%}", t.data)
+                      f"{t.eval_every}/{t.eval_every_late} after {t.late_frac:.0%}", t.data,
+                      ", ".join(comparable_tracks(t)) or "none")
     Console().print(table)
 
 

@@ -33,6 +33,14 @@ class GroupOverride(BaseModel):
     hparams: dict[str, Any]
 
 
+class MomentumWarmup(BaseModel):
+    """The main optimizer's momentum goes linearly from `start` to its `momentum` hparam over `steps` steps."""
+
+    model_config = ConfigDict(extra="forbid")
+    start: float = Field(ge=0, lt=1)
+    steps: int = Field(gt=0)
+
+
 class Published(BaseModel):
     """The published result the recipe reproduces (for checking, not used by the run)."""
 
@@ -56,6 +64,8 @@ class Recipe(BaseModel):
     train_steps: int | None = Field(default=None, gt=0)
     cooldown_frac: float = Field(default=0.7, ge=0, le=1)
     warmup_steps: int = Field(default=0, ge=0)
+    lr_floor: float = Field(default=0.0, ge=0, le=1)  # the cooldown ends at this fraction of the lr (remix: 0.1)
+    momentum_warmup: MomentumWarmup | None = None
     # "track3": the #36 init (proj weights zero, embedding N(0,1), others N(0, sqrt(0.33/fan_in)));
     # "torch-default": torch's default Linear/Embedding init, then proj weights zeroed (result #2's era)
     init: Literal["track3", "torch-default"] = "track3"
@@ -67,6 +77,8 @@ class Recipe(BaseModel):
             raise ValueError("scope 'matrices' needs an [aux] table for the embedding, head and scalars")
         if self.scope == "all" and self.aux is not None:
             raise ValueError("scope 'all' sends every parameter to the optimizer; remove [aux]")
+        if self.momentum_warmup is not None and "momentum" not in self.hparams:
+            raise ValueError("momentum_warmup needs the end value as hparams.momentum")
         return self
 
     def summary(self) -> str:
@@ -76,6 +88,11 @@ class Recipe(BaseModel):
         if self.warmup_steps:
             s += f", warmup {self.warmup_steps}"
         s += f", cooldown {self.cooldown_frac:g}"
+        if self.lr_floor:
+            s += f" to {self.lr_floor:g}"
+        if self.momentum_warmup:
+            s += f", momentum {self.momentum_warmup.start:g} -> {self.hparams['momentum']:g} over " \
+                 f"{self.momentum_warmup.steps} steps"
         if self.aux:
             s += f"; aux {self.aux.optimizer} embed {self.aux.embed_lr:g} head {self.aux.head_lr:g} " \
                  f"scalars {self.aux.scalar_lr:g}"

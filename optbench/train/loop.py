@@ -30,7 +30,7 @@ from optbench.optim import protocol
 from optbench.optim.groups import build_optimizers, with_track_hparams
 from optbench.optim.recipe import Recipe
 from optbench.results.schema import CurvePoint, RunRecord, collect_provenance, results_from_runs, save_results
-from optbench.tracks import Track, lr_multiplier
+from optbench.tracks import Track, lr_multiplier, momentum_warmup
 from optbench.train import checkpoint as ckpt
 from optbench.train.distributed import DistEnv, all_reduce_sum, any_rank, barrier
 from optbench.train.runlog import RunLog, eval_line, version_line
@@ -259,14 +259,18 @@ def train_one(cfg: RunConfig, env: DistEnv, seed: int, train_files, val_data, lo
                 sync = env.distributed and i < accum - 1
                 with ddp_model.no_sync() if sync else contextlib.nullcontext():
                     loss = ddp_model(inputs[i * mbs:(i + 1) * mbs], targets[i * mbs:(i + 1) * mbs])
-                    # DDP averages over ranks; x world_size makes the gradient the upstream SUM over all tokens
-                    (loss * env.world_size).backward()
+                    # DDP averages over ranks; the track's scale makes it upstream's sum (or mean) over all tokens
+                    (loss * track.backward_scale(env.world_size)).backward()
                 loss_sum += loss.detach()
             all_reduce_sum(loss_sum, env)
             train_loss = float(loss_sum.item()) / track.batch_tokens
             if any_rank(not math.isfinite(train_loss), env):
                 raise Diverged(step, f"train loss ({train_loss})")
-            eta = lr_multiplier(step, T, recipe.cooldown_frac, recipe.warmup_steps)
+            eta = lr_multiplier(step, T, recipe.cooldown_frac, recipe.warmup_steps, recipe.lr_floor)
+            if recipe.momentum_warmup is not None:  # the main optimizer (build_optimizers puts it last)
+                mw = recipe.momentum_warmup
+                for g in optimizers[-1].param_groups:
+                    g["momentum"] = momentum_warmup(step, mw.start, recipe.hparams["momentum"], mw.steps)
             for opt in optimizers:
                 for g in opt.param_groups:
                     g["lr"] = g["initial_lr"] * eta
