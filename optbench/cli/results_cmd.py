@@ -165,11 +165,15 @@ def leaderboard_cmd(
     rule: Optional[str] = typer.Option(None, "--rule", help="stats rule preset (default workspace)"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="also draw best steps over time to this .png"),
 ) -> None:
-    """Build LEADERBOARD.md from results.json files (deterministic: same files, same bytes)."""
-    from optbench.results import leaderboard
+    """Build LEADERBOARD.md from results.json files (deterministic: same files, same bytes); medium-track results
+    get the NanoGPT-Medium Optimizer Leaderboard's form."""
+    from optbench.results import leaderboard, medium_board
 
     entries, skipped = leaderboard.entries_from(source, rule)
-    text = leaderboard.render_leaderboard(entries, skipped, rule)
+    if medium_board.is_medium_board(entries):  # the NanoGPT-Medium Optimizer Leaderboard's own form
+        text = medium_board.render_medium_leaderboard(entries, skipped, rule)
+    else:
+        text = leaderboard.render_leaderboard(entries, skipped, rule)
     if out is not None:
         from optbench.fsutil import atomic_write_text
 
@@ -218,3 +222,21 @@ def plot_cmd(
         by_label[label] = s.runs
     p = plot_curves(by_label, target, out, band=band, rule=rule, title=title)
     print(f"wrote {p}", file=sys.stderr)
+
+
+@app.command("compare")
+def compare_cmd(
+    runs: List[str] = typer.Argument(..., help="[LABEL=]PATH: run dirs, results.json files or upstream logs; one line each"),
+    out: Path = typer.Option(..., "--out", help="folder for comparison_by_tokens.png (or _by_steps) and _by_time.png"),
+    tokens_per_step: Optional[int] = typer.Option(None, "--tokens-per-step", help="x axis in tokens (default: the runs' track)"),
+    hardware: Optional[str] = typer.Option(None, "--hardware", help="e.g. 8xH100 (default: the runs' provenance)"),
+    subject: Optional[str] = typer.Option(None, "--subject", help='in the titles: "... by tokens (SUBJECT)"'),
+    target: Optional[float] = typer.Option(None, "--target", help="also draw this val loss as a dashed line"),
+) -> None:
+    """The optimizer-comparison figures (records/102924_Optimizers): val loss vs tokens and vs wall clock."""
+    from optbench.results.comparison import compare_sources
+
+    named = [tuple(r.split("=", 1)) if "=" in r and not Path(r).exists() else (None, r) for r in runs]
+    for p in compare_sources(named, out, tokens_per_step=tokens_per_step, hardware=hardware, subject=subject,
+                             target=target):
+        print(f"wrote {p}", file=sys.stderr)
