@@ -47,11 +47,10 @@ class Track:
     data: str  # "fineweb" or "books19c-mini"
     rule: str  # default significance-rule preset (optbench.results.stats)
     upstream: str = ""  # where the definition comes from
-    # the context each val token is scored with; with data, val_tokens and seq_len it decides comparability
+    val_seq_len: int = 0  # tokens per validation row (0: seq_len); the medium record validates on 262,144-token rows
+    # the context each val token is scored with; with data, val_tokens and val rows it decides comparability
     eval_context: str = "causal within its row (no document masking)"
-    # "sum": the gradient of the summed loss over the batch (track 3); "mean": of the mean over the batch's tokens
-    # (upstream scripts that average: the optimizer sees the same gradient scale as there, e.g. for Adam's eps)
-    loss_reduction: str = "sum"
+    loss_reduction: str = "sum"  # "sum": gradient of the summed loss (track 3); "mean": of the mean (medium record)
     full_size: str = ""  # for a CPU size: the track it shrinks (recipes tuned there get their step counts scaled)
     unofficial: bool = False
     overrides: dict = field(default_factory=dict)  # fields changed under --unofficial
@@ -59,6 +58,22 @@ class Track:
     @property
     def batch_rows(self) -> int:
         return self.batch_tokens // self.seq_len
+
+    @property
+    def val_row_tokens(self) -> int:
+        """Tokens per validation row (the val set is cut into rows of this length)."""
+        return self.val_seq_len or self.seq_len
+
+    def backward_scale(self, world_size: int) -> float:
+        """Factor on a microbatch's summed loss before backward, so that after DDP's average over ranks the
+        gradient is the step's summed loss ("sum": x world_size) or its mean over the step's tokens ("mean":
+        x world_size / batch_tokens, which equals the record's mean CE per microbatch averaged over microbatches and
+        ranks; powers of two, so exactly)."""
+        if self.loss_reduction == "sum":
+            return float(world_size)
+        if self.loss_reduction == "mean":
+            return world_size / self.batch_tokens
+        raise OptbenchError(f"track {self.name}: loss_reduction must be 'sum' or 'mean', got {self.loss_reduction!r}")
 
     @property
     def max_world_size(self) -> int:
@@ -74,20 +89,10 @@ class Track:
         """What a val loss measures: data (and its vocabulary), val tokens, row length, eval context. Tracks with
         equal protocols give comparable val losses."""
         vocab = "gpt2" if self.data == "fineweb" else f"vocab {self.vocab_size}"
-        return (self.data, vocab, self.val_tokens, self.seq_len, self.eval_context)
+        return (self.data, vocab, self.val_tokens, self.val_row_tokens, self.eval_context)
 
     def comparable_with(self, other: "Track") -> bool:
         return self.val_protocol == other.val_protocol
-
-    def backward_scale(self, world_size: int) -> float:
-        """Factor on a microbatch's summed loss before backward, so that after DDP's average over ranks the
-        gradient is the step's summed loss ("sum": x world_size) or its mean over the step's tokens ("mean":
-        x world_size / batch_tokens)."""
-        if self.loss_reduction == "sum":
-            return float(world_size)
-        if self.loss_reduction == "mean":
-            return world_size / self.batch_tokens
-        raise OptbenchError(f"track {self.name}: loss_reduction must be 'sum' or 'mean', got {self.loss_reduction!r}")
 
     def reached(self, val_loss: float | None) -> bool:
         """Whether a val loss counts as reaching this track's target (the one rule: see below_target)."""
@@ -163,7 +168,8 @@ class Track:
             "model": self.model, "model_config": dict(vars(self.model_config)) if hasattr(self.model_config, "__dict__")
             else str(self.model_config), "batch_tokens": self.batch_tokens, "seq_len": self.seq_len,
             "micro_batch_rows": self.micro_batch_rows, "target": self.target, "val_tokens": self.val_tokens,
-            "data": self.data, "eval_context": self.eval_context, "loss_reduction": self.loss_reduction,
+            "val_seq_len": self.val_row_tokens, "loss_reduction": self.loss_reduction, "data": self.data,
+            "eval_context": self.eval_context,
         }
 
 
@@ -213,6 +219,9 @@ def _medium() -> Track:
         eval_every_late=125, late_frac=1.0, data="fineweb", rule="workspace",
         upstream="KellerJordan/modded-nanogpt records/061525_GPT2MediumOptimizationLeaderboard (04/22/25 record)",
         eval_context="document-causal, block-granular sliding window (up to 3,456 tokens at the end of training)",
+        # the record (records/track_2_medium/2025-04-22_Record8): val_seq_len = 4*64*1024, mean CE per GPU,
+        # gradients all-reduced with ReduceOp.AVG
+        val_seq_len=4 * 65536, loss_reduction="mean",
     )
 
 
@@ -322,7 +331,7 @@ def fit_recipe(recipe, track: Track):
     return recipe.model_copy(update=update), note
 
 
-UNOFFICIAL_FIELDS = ("batch_tokens", "seq_len", "micro_batch_rows", "target", "val_tokens", "data")
+UNOFFICIAL_FIELDS = ("batch_tokens", "seq_len", "micro_batch_rows", "target", "val_tokens", "val_seq_len", "data")
 
 
 def with_overrides(track: Track, overrides: dict) -> Track:

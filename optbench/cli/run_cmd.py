@@ -1,4 +1,4 @@
-"""`optbench run`, `optbench tracks`, `optbench recipes` and `optbench data ...`: the harness commands."""
+"""`optbench run` and `optbench data ...`: the harness commands (`tracks` and `recipes` are in info_cmd)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from optbench.cli.app import app
 from optbench.errors import OptbenchError
@@ -188,44 +187,8 @@ def _summary(cfg, results) -> None:
             + "; final val loss " + ", ".join(f"{r.final_val_loss:.5f}" if r.final_val_loss is not None else "diverged"
                                                for r in results.runs)
             + f"; wall {results.wallclock_s:.1f}s")
-    c.print(f"results: {Path(cfg.out_dir) / 'results.json'}   log: {Path(cfg.out_dir) / 'train_log.txt'}")
-
-
-@app.command("tracks")
-def tracks_cmd() -> None:
-    """Each track's fixed fields, parameter count, target, and the tracks whose val losses it can be compared with."""
-    import torch
-
-    from optbench.tracks import TRACK_NAMES, comparable_tracks, get_track
-
-    table = Table("track", "model", "params", "tokens/step", "seq", "target", "val tokens", "steps", "eval", "data",
-                  "val loss comparable with")
-    for name in TRACK_NAMES:
-        t = get_track(name)
-        with torch.device("meta"):
-            n = sum(p.numel() for p in t.build_model().parameters())
-        cfg = t.model_config
-        shape = f"{cfg.num_layers}x{cfg.model_dim} v{cfg.vocab_size}"
-        table.add_row(name, shape, f"{n:,}", f"{t.batch_tokens:,}", str(t.seq_len), f"{t.target}",
-                      f"{t.val_tokens:,}", str(t.train_steps),
-                      f"{t.eval_every}/{t.eval_every_late} after {t.late_frac:.0%}", t.data,
-                      ", ".join(comparable_tracks(t)) or "none")
-    Console().print(table)
-
-
-@app.command("recipes")
-def recipes_cmd() -> None:
-    """The bundled recipes and the published results they cite."""
-    from optbench.optim.recipe import load_recipe, recipe_names
-
-    table = Table("recipe", "optimizer", "track", "published steps", "source")
-    table.columns[0].no_wrap = True
-    table.columns[4].no_wrap, table.columns[4].overflow = True, "ellipsis"
-    for n in recipe_names():
-        r = load_recipe(n)
-        pub = str(r.published.steps) if r.published and r.published.steps else ""
-        table.add_row(n, r.optimizer, r.track or "", pub, r.source)
-    Console().print(table)
+    c.print(f"results: {Path(cfg.out_dir) / 'results.json'}   log: {Path(cfg.out_dir) / 'train_log.txt'}",
+            markup=False, highlight=False, soft_wrap=True)  # a long path stays on one line
 
 
 @data_app.command("fineweb")
