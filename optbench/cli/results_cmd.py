@@ -238,9 +238,8 @@ def compare_cmd(
     target: Optional[float] = typer.Option(None, "--target", help="also draw this val loss as a dashed line"),
 ) -> None:
     """The optimizer-comparison figures (records/102924_Optimizers): val loss vs tokens and vs wall clock."""
-    from optbench.results.comparison import compare_sources
+    from optbench.results.comparison import compare_sources, named_source
 
-    named = [tuple(r.split("=", 1)) if "=" in r and not Path(r).exists() else (None, r) for r in runs]
-    for p in compare_sources(named, out, tokens_per_step=tokens_per_step, hardware=hardware, subject=subject,
+    for p in compare_sources([named_source(r) for r in runs], out, tokens_per_step=tokens_per_step, hardware=hardware, subject=subject,
                              target=target):
         print(f"wrote {p}", file=sys.stderr)

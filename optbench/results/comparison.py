@@ -165,6 +165,16 @@ def hardware_of(results) -> str | None:
     return f"{prov.world_size} x {prov.device}" if prov.world_size and prov.world_size > 1 else prov.device
 
 
+def named_source(arg: str) -> tuple[str | None, str]:
+    """`LABEL=PATH` -> (LABEL, PATH), splitting at the first '=' whose right side exists (labels may hold '=');
+    a plain path (or nothing that exists) -> (None, arg)."""
+    if not Path(arg).exists():
+        for i, ch in enumerate(arg):
+            if ch == "=" and Path(arg[i + 1 :]).exists():
+                return arg[:i], arg[i + 1 :]
+    return None, arg
+
+
 def compare_sources(named: Sequence[tuple[str | None, str]], out_dir: str | os.PathLike, *,
                     tokens_per_step: int | None = None, hardware: str | None = None,
                     subject: str | None = None, target: float | None = None) -> list[Path]:
@@ -197,4 +207,4 @@ def compare_sources(named: Sequence[tuple[str | None, str]], out_dir: str | os.P
                            target=target)
 
 
-__all__ = ["Line", "comparison_line", "compare_sources", "hardware_of", "plot_comparison", "FILES"]
+__all__ = ["Line", "comparison_line", "compare_sources", "hardware_of", "named_source", "plot_comparison", "FILES"]

@@ -7,7 +7,8 @@ import pytest
 
 from optbench.cli import main
 from optbench.errors import OptbenchError
-from optbench.results.comparison import FILES, _legend_labels, compare_sources, comparison_line, plot_comparison
+from optbench.results.comparison import (FILES, _legend_labels, compare_sources, comparison_line, named_source,
+                                         plot_comparison)
 from optbench.results.schema import RunRecord, results_from_runs, save_results
 
 
@@ -84,3 +85,11 @@ def test_cli_compare(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["compare", str(tmp_path / "nope"), "--out", str(tmp_path / "f2")])
     assert e.value.code == 2 and "no such file" in capsys.readouterr().err
+
+
+def test_named_source_splits_where_the_path_exists(tmp_path):
+    f = tmp_path / "log.txt"
+    f.write_text("x")
+    assert named_source(f"DistributedShampoo (UpdateFreq=10)={f}") == ("DistributedShampoo (UpdateFreq=10)", str(f))
+    assert named_source(str(f)) == (None, str(f))
+    assert named_source("Adam=/no/such/file") == (None, "Adam=/no/such/file")
