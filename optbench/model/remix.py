@@ -41,6 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from optbench.model.common import draw_fp32 as _fill
+from optbench.model.common import summed_cross_entropy
 from optbench.model.medium import Rotary, attend, document_ids, next_multiple_of_n, norm
 
 
@@ -230,20 +232,7 @@ class RemixGPT(nn.Module):
         x = self.hidden(inputs)
         if targets is None:
             return self._head(x)
-        x, t = x.flatten(end_dim=-2), targets.reshape(-1)
-        if torch.is_grad_enabled():
-            return F.cross_entropy(self._head(x), t, reduction="sum")
-        n = self.loss_chunk_tokens
-        return sum(F.cross_entropy(self._head(x[i : i + n]), t[i : i + n], reduction="sum") for i in range(0, len(t), n))
-
-
-@torch.no_grad()
-def _fill(p: Tensor, draw) -> None:
-    """Draw in fp32 (upstream builds in fp32 and casts to bf16 afterwards), then copy into p."""
-    if p.dtype == torch.float32:
-        draw(p)
-    else:
-        p.copy_(draw(torch.empty(p.shape, dtype=torch.float32, device=p.device)))
+        return summed_cross_entropy(self._head, x, targets, self.loss_chunk_tokens)
 
 
 def _torch_linear_init(w: Tensor) -> Tensor:

@@ -20,7 +20,8 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 from optbench.results import stats
-from optbench.results.leaderboard import Entry, _contributors, _fmt_wall, _md, _norm, listed_optimizers
+from optbench.results.leaderboard import (WANTED_OPTIMIZERS, Entry, _contributors, _display_names, _fmt_wall, _md,
+                                          _norm, listed_optimizers)
 from optbench.results.leaderboard import hparam_summary as key_hparam_summary
 
 MEDIUM_TARGET = 2.92
@@ -66,21 +67,12 @@ def _eligible(e: Entry) -> bool:
     return e.official and e.steps is not None
 
 
-def _display(entries: Sequence[Entry], listed: Sequence[str]) -> dict[str, str]:
-    names: dict[str, str] = {}
-    for e in sorted(entries, key=lambda x: (x.when, x.path)):
-        names.setdefault(_norm(e.optimizer), e.optimizer)
-    for n in listed:
-        names.setdefault(_norm(n), n)
-    return names
-
-
 def render_medium_leaderboard(entries: Sequence[Entry], skipped: Sequence[tuple[str, str]] = (),
                               rule: str | stats.Rule | None = None, listed: Iterable[str] | None = None) -> str:
     """The markdown of both tables (deterministic: same entries, same bytes)."""
     r = stats.get_rule(rule)
     listed = list(listed_optimizers() if listed is None else listed)
-    names = _display(entries, listed)
+    names = _display_names(entries, listed)  # the leaderboard's spellings ("DistributedShampoo" over "shampoo")
     by_opt: dict[str, list[Entry]] = {k: [] for k in names}
     for e in entries:
         by_opt[_norm(e.optimizer)].append(e)
@@ -100,8 +92,9 @@ def render_medium_leaderboard(entries: Sequence[Entry], skipped: Sequence[tuple[
             rows.append(((0, b.steps, key), [_md(names[key]), _steps(b), _fmt_wall(b.results.wallclock_s),
                                              _md(hparam_summary(b)), _log(b), _md(_contributors(b.results))]))
         else:
-            order = next((i for i, n in enumerate(listed) if _norm(n) == key), len(listed))  # the list's order
-            rows.append(((1, order, key), [_md(names[key]), "?", "?", "?", "?", "?"]))
+            wanted = [_norm(n) for n in WANTED_OPTIMIZERS]  # the README's own "?" rows first, then the zoo's
+            order = wanted.index(key) if key in wanted else len(wanted)
+            rows.append(((1, order, names[key].lower()), [_md(names[key]), "?", "?", "?", "?", "?"]))
     L += ["| " + " | ".join(cells) + " |" for _, cells in sorted(rows, key=lambda x: x[0])]
     L += ["", "## Per-optimizer record histories", ""]
     histories = 0

@@ -7,8 +7,6 @@ import json
 
 import pytest
 
-import torch
-
 from optbench.cli import main
 from optbench.optim.recipe import load_recipe, parse_recipe
 from optbench.results.schema import load_results
@@ -24,13 +22,7 @@ RECIPES = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: intra-op threads only add OpenMP overhead (on a shared 2-core machine, 100x for Muon's NS)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_full_size_fields_are_the_sources():

@@ -13,12 +13,7 @@ from optbench.model.remix import RemixConfig, RemixGPT, init_remix_weights, wind
 BOS = 0
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def cfg(**kw) -> RemixConfig:

@@ -25,12 +25,7 @@ from optbench.optim.soap import SOAP
 REF = Path(__file__).resolve().parent / "reference"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _hparams(recipe: str) -> dict:
