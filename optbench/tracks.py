@@ -22,11 +22,18 @@ from dataclasses import dataclass, field, replace
 
 from optbench.errors import OptbenchError
 from optbench.model.gpt import GPTConfig
+from optbench.standalone.schedule import is_eval_step, lr_multiplier
+from optbench.standalone.training import backward_scale
 
 
 def below_target(val_loss: float | None, target: float) -> bool:
     """The single decision "this val loss reached the target": finite and strictly below it (upstream: `< 3.28`)."""
     return val_loss is not None and math.isfinite(val_loss) and val_loss < target
+
+
+#: recipe init scheme -> the function of optbench.model.gpt that initializes a GPT (the exporter inlines it)
+GPT_INIT_FUNCTIONS = {"track3": "init_weights", "torch-default": "init_weights_torch_default"}
+BENCHMARK_EXCHANGE_RATE = 0.0045 / 100  # track 3's rule of thumb: 100 more steps buy 0.0045 val loss
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,9 @@ class Track:
     eval_context: str = "causal within its row (no document masking)"
     loss_reduction: str = "sum"  # "sum": gradient of the summed loss (track 3); "mean": of the mean (medium record)
     full_size: str = ""  # for a CPU size: the track it shrinks (recipes tuned there get their step counts scaled)
+    # val loss per training step near the target: turns a loss gap into steps (sweep objective `steps`);
+    # small/medium: the benchmark's 0.0045 per 100 steps; cpu/nano: measured, docs/tracks.md
+    exchange_rate: float = BENCHMARK_EXCHANGE_RATE
     unofficial: bool = False
     overrides: dict = field(default_factory=dict)  # fields changed under --unofficial
 
@@ -65,15 +75,12 @@ class Track:
         return self.val_seq_len or self.seq_len
 
     def backward_scale(self, world_size: int) -> float:
-        """Factor on a microbatch's summed loss before backward, so that after DDP's average over ranks the
-        gradient is the step's summed loss ("sum": x world_size) or its mean over the step's tokens ("mean":
-        x world_size / batch_tokens, which equals the record's mean CE per microbatch averaged over microbatches and
-        ranks; powers of two, so exactly)."""
-        if self.loss_reduction == "sum":
-            return float(world_size)
-        if self.loss_reduction == "mean":
-            return world_size / self.batch_tokens
-        raise OptbenchError(f"track {self.name}: loss_reduction must be 'sum' or 'mean', got {self.loss_reduction!r}")
+        """Factor on a microbatch's summed loss before backward (optbench.standalone.training.backward_scale): the
+        gradient is the step's summed loss ("sum") or its mean over the step's tokens ("mean")."""
+        try:
+            return backward_scale(self.loss_reduction, world_size, self.batch_tokens)
+        except ValueError as e:
+            raise OptbenchError(f"track {self.name}: {e}") from None
 
     @property
     def max_world_size(self) -> int:
@@ -113,14 +120,7 @@ class Track:
     def eval_steps(self, train_steps: int | None = None) -> list[int]:
         """Every eval_every steps while s/T < late_frac, every eval_every_late after, and always at T."""
         T = train_steps or self.train_steps
-        steps = {T}
-        for s in range(T):
-            if s / T < self.late_frac:
-                if s % self.eval_every == 0:
-                    steps.add(s)
-            elif s % self.eval_every_late == 0:
-                steps.add(s)
-        return sorted(steps)
+        return [s for s in range(T + 1) if is_eval_step(s, T, self.eval_every, self.eval_every_late, self.late_frac)]
 
     def build_model(self, embed_dtype=None):
         import torch
@@ -147,9 +147,9 @@ class Track:
     def init_model(self, model, scheme: str = "track3") -> None:
         """The model's init (the recipe's scheme applies to the track-3 GPT; the others use their source's)."""
         if self.model == "gpt":
-            from optbench.model.gpt import init_weights, init_weights_torch_default
+            from optbench.model import gpt
 
-            init_weights(model) if scheme == "track3" else init_weights_torch_default(model)
+            getattr(gpt, GPT_INIT_FUNCTIONS[scheme])(model)
         elif self.model == "remix":
             from optbench.model.remix import init_remix_weights
 
@@ -195,6 +195,7 @@ CPU = Track(
     batch_tokens=8 * 256, seq_len=256, micro_batch_rows=4, target=5.00, val_tokens=32768, train_steps=400,
     eval_every=50, eval_every_late=10, late_frac=0.9, data="books19c-mini", rule="workspace",
     upstream="optbench proxy; calibration in docs/tracks.md",
+    exchange_rate=0.0024,  # measured: bench/exchange_rate.py, docs/tracks.md
 )
 
 NANO = Track(
@@ -204,6 +205,7 @@ NANO = Track(
     batch_tokens=8 * 128, seq_len=128, micro_batch_rows=4, target=5.00, val_tokens=8192, train_steps=100,
     eval_every=20, eval_every_late=5, late_frac=0.9, data="books19c-mini", rule="workspace",
     upstream="optbench smoke track; calibration in docs/tracks.md",
+    exchange_rate=0.0049,  # measured: bench/exchange_rate.py, docs/tracks.md
 )
 
 NANO_BOS = 2048 - 2  # <|endoftext|> in a reduced vocabulary of K ids is K - 2 (optbench.data.vocab.ReducedVocab)
@@ -234,7 +236,8 @@ def _remix(variant: str, nano: bool = False) -> Track:
 
     a = variant == "a"
     arch = dict(tied=a, softcap=None if a else 30.0)
-    what = "baseline A (AdamW): tied embedding/head" if a else "baseline M (Muon): untied, zero-init head, "                                                                "logits 30*sigmoid(z/(7.5*sqrt(d)))"
+    what = ("baseline A (AdamW): tied embedding/head" if a else
+            "baseline M (Muon): untied, zero-init head, logits 30*sigmoid(z/(7.5*sqrt(d)))")
     if nano:
         return Track(
             name=f"remix-{variant}-nano",
@@ -245,7 +248,7 @@ def _remix(variant: str, nano: bool = False) -> Track:
             batch_tokens=8 * 256, seq_len=256, micro_batch_rows=2, target=4.60, val_tokens=8192, train_steps=100,
             eval_every=20, eval_every_late=5, late_frac=0.9, data="books19c-mini", rule="workspace",
             upstream=f"{_RMX} train_gpt_{variant.upper()}.py at nano size", loss_reduction="mean",
-            full_size=f"remix-{variant}",
+            full_size=f"remix-{variant}", exchange_rate=NANO.exchange_rate,  # nano's (same length; not re-measured)
             eval_context="document-causal, 64-token sliding window")
     return Track(
         name=f"remix-{variant}",
@@ -271,7 +274,8 @@ def _speedrun101824(nano: bool = False) -> Track:
                                               max_seq_len=128),
             batch_tokens=8 * 128, seq_len=128, micro_batch_rows=4, target=4.50, val_tokens=8192, train_steps=100,
             eval_every=20, eval_every_late=5, late_frac=0.9, data="books19c-mini", rule="workspace",
-            upstream=f"{_CMP} at nano size", loss_reduction="mean", full_size="speedrun-101824")
+            upstream=f"{_CMP} at nano size", loss_reduction="mean", full_size="speedrun-101824",
+            exchange_rate=NANO.exchange_rate)  # nano's measured rate (same length; not re-measured on this model)
     return Track(
         name="speedrun-101824",
         description="the 10/18/24 NanoGPT speedrun record's GPT (12x768, tied embedding, RoPE base 10,000, no "
@@ -344,25 +348,5 @@ def with_overrides(track: Track, overrides: dict) -> Track:
     return replace(track, unofficial=True, overrides=dict(overrides), **overrides)
 
 
-def lr_multiplier(step: int, train_steps: int, cooldown_frac: float = 0.7, warmup_steps: int = 0,
-                  lr_floor: float = 0.0) -> float:
-    """Upstream schedule: flat, then linear to lr_floor over the last cooldown_frac of the run (track 3: to 0; the
-    remixed baselines: to 0.1, as w + (1 - w) * floor); optional linear warmup min(1, (s+1)/warmup) as in result #2."""
-    x = step / train_steps
-    eta = 1.0 if x < 1 - cooldown_frac else (1 - x) / cooldown_frac
-    if lr_floor:
-        eta = eta + (1 - eta) * lr_floor
-    if warmup_steps > 0:
-        eta *= min(1.0, (step + 1) / warmup_steps)
-    return eta
-
-
-def momentum_warmup(step: int, start: float, end: float, steps: int) -> float:
-    """Muon momentum warmup of the remixed M and the medium record: linear from start to end over `steps` steps."""
-    frac = min(step / steps, 1)
-    return (1 - frac) * start + frac * end
-
-
 __all__ = ["Track", "below_target", "get_track", "TRACK_NAMES", "comparable_tracks", "fit_recipe", "with_overrides",
-           "lr_multiplier",
-           "momentum_warmup"]
+           "lr_multiplier"]

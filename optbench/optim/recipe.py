@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from optbench.errors import OptbenchError
+from optbench.results.schema import TuningBudget
 
 RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
 
@@ -70,6 +71,7 @@ class Recipe(BaseModel):
     # "torch-default": torch's default Linear/Embedding init, then proj weights zeroed (result #2's era)
     init: Literal["track3", "torch-default"] = "track3"
     published: Published | None = None
+    tuning_budget: TuningBudget | None = None  # set by `optbench sweep export`: the sweep behind these numbers
 
     @model_validator(mode="after")
     def _check(self) -> "Recipe":

@@ -10,7 +10,8 @@ import pytest
 from optbench.cli import main
 from optbench.optim.recipe import load_recipe, parse_recipe
 from optbench.results.schema import load_results
-from optbench.tracks import comparable_tracks, fit_recipe, get_track, lr_multiplier, momentum_warmup
+from optbench.standalone.schedule import lr_multiplier, momentum_warmup
+from optbench.tracks import comparable_tracks, fit_recipe, get_track
 
 RECIPES = {
     "remix-a-adamw": "remix-a-nano",
