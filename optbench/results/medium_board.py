@@ -26,6 +26,28 @@ from optbench.results.optimizer_names import WANTED_OPTIMIZERS, display_names, l
 
 MEDIUM_TARGET = 2.92
 
+# the README's spelling and link of the optimizers it names (keyed by optimizer_names.norm_name)
+README_NAMES = {
+    "muon": ("Muon", "https://kellerjordan.github.io/posts/muon/"),
+    "adamw": ("AdamW", "https://arxiv.org/abs/1711.05101"),
+    "psgdkron": ("PSGD Kron", "https://github.com/evanatyourservice/kron_torch"),
+    "shampoo": ("DistributedShampoo", "https://github.com/facebookresearch/optimizers/tree/main/distributed_shampoo"),
+}
+
+
+def _name(key: str, fallback: str) -> str:
+    """`[Muon](https://...)` for an optimizer the README links, else the results' spelling."""
+    if key in README_NAMES:
+        name, url = README_NAMES[key]
+        return f"[{name}]({url})"
+    return _md(fallback)
+
+
+def _date(date: str) -> str:
+    """2025-04-22 -> 04/22/25 (the README's form); '?' stays."""
+    y, m, d = (date.split("-") + ["", ""])[:3]
+    return f"{m}/{d}/{y[2:]}" if len(y) == 4 and m and d else date
+
 
 def is_medium_board(entries: Sequence[Entry]) -> bool:
     """Whether every result is a medium-track one (so `optbench leaderboard` uses this form)."""
@@ -90,12 +112,12 @@ def render_medium_leaderboard(entries: Sequence[Entry], skipped: Sequence[tuple[
         good = sorted((e for e in es if _eligible(e)), key=lambda e: (e.steps, not e.passes, e.when, e.path))
         if good:
             b = good[0]
-            rows.append(((0, b.steps, key), [_md(names[key]), _steps(b), _fmt_wall(b.results.wallclock_s),
+            rows.append(((0, b.steps, key), [_name(key, names[key]), _steps(b), _fmt_wall(b.results.wallclock_s),
                                              _md(hparam_summary(b)), _log(b), _md(_contributors(b.results))]))
         else:
             wanted = [norm_name(n) for n in WANTED_OPTIMIZERS]  # the README's own "?" rows first, then the zoo's
             order = wanted.index(key) if key in wanted else len(wanted)
-            rows.append(((1, order, names[key].lower()), [_md(names[key]), "?", "?", "?", "?", "?"]))
+            rows.append(((1, order, names[key].lower()), [_name(key, names[key]), "?", "?", "?", "?", "?"]))
     L += ["| " + " | ".join(cells) + " |" for _, cells in sorted(rows, key=lambda x: x[0])]
     L += ["", "## Per-optimizer record histories", ""]
     histories = 0
@@ -109,9 +131,10 @@ def render_medium_leaderboard(entries: Sequence[Entry], skipped: Sequence[tuple[
         if not hist:
             continue
         histories += 1
-        L += [f"### {_md(names[key])}", "", f"| # | Steps to {t} | Hparam summary | Date | Log | Contributors |",
+        L += [f"### {_name(key, names[key])}", "", f"| # | Steps to {t} | Hparam summary | Date | Log | Contributors |",
               "| - | - | - | - | - | - |"]
-        L += [f"| {i} | {_steps(e)} | {_md(hparam_summary(e))} | {e.date} | {_log(e)} | {_md(_contributors(e.results))} |"
+        L += [f"| {i} | {_steps(e)} | {_md(hparam_summary(e))} | {_date(e.date)} | {_log(e)} "
+              f"| {_md(_contributors(e.results))} |"
               for i, e in enumerate(hist, 1)]
         L.append("")
     if not histories:
@@ -121,4 +144,4 @@ def render_medium_leaderboard(entries: Sequence[Entry], skipped: Sequence[tuple[
     return "\n".join(L).rstrip("\n") + "\n"
 
 
-__all__ = ["MEDIUM_TARGET", "hparam_summary", "is_medium_board", "render_medium_leaderboard"]
+__all__ = ["MEDIUM_TARGET", "README_NAMES", "hparam_summary", "is_medium_board", "render_medium_leaderboard"]

@@ -16,6 +16,10 @@ from optbench.results.leaderboard import entries_from
 from optbench.results.medium_board import hparam_summary, is_medium_board, render_medium_leaderboard
 from optbench.results.schema import RunRecord, results_from_runs, save_results
 
+MUON = "[Muon](https://kellerjordan.github.io/posts/muon/)"
+SHAMPOO = "[DistributedShampoo](https://github.com/facebookresearch/optimizers/tree/main/distributed_shampoo)"
+ADAMW = "[AdamW](https://arxiv.org/abs/1711.05101)"
+KRON = "[PSGD Kron](https://github.com/evanatyourservice/kron_torch)"
 LISTED = ["muon", "adamw", "kron", "DistributedShampoo", "Sophia", "Lion"]
 
 # (folder, recipe, optimizer, steps to 2.92, final losses per seed, date, contributor, wallclock s)
@@ -56,11 +60,12 @@ def test_overall_table_in_the_readmes_form(medium_results):
     i = lines.index("## Overall optimizer leaderboard")
     assert lines[i + 2] == "| Optimizer | Steps to 2.92 | Wallclock | Hparam summary | Log | Contributors |"
     assert lines[i + 4:i + 10] == [
-        "| muon | 5960 ✗ | 24.5 min | lr=0.025, wd=0.01, wd=0.02 for mlp | [log](muon-record/train_log.txt) | @jadenj3o |",
-        "| kron | 9000 ✗ | 51.7 min | lr=0.0005, wd=0.625 | [log](kron-bf16/train_log.txt) | @kellerjordan0 |",
-        "| adamw | 9500 ✓ | 40.0 min | lr=0.0015, wd=0.125, warmup_steps=500 | [log](adamw-fp32/train_log.txt) "
+        f"| {MUON} | 5960 ✗ | 24.5 min | lr=0.025, wd=0.01, wd=0.02 for mlp | [log](muon-record/train_log.txt) "
+        "| @jadenj3o |",  # the README's spellings, with its links
+        f"| {KRON} | 9000 ✗ | 51.7 min | lr=0.0005, wd=0.625 | [log](kron-bf16/train_log.txt) | @kellerjordan0 |",
+        f"| {ADAMW} | 9500 ✓ | 40.0 min | lr=0.0015, wd=0.125, warmup_steps=500 | [log](adamw-fp32/train_log.txt) "
         "| @kellerjordan0 |",
-        "| DistributedShampoo | ? | ? | ? | ? | ? |",  # optimizers without a result: in the listed order
+        f"| {SHAMPOO} | ? | ? | ? | ? | ? |",  # optimizers without a result: in the listed order
         "| Sophia | ? | ? | ? | ? | ? |",
         "| Lion | ? | ? | ? | ? | ? |",
     ]
@@ -70,17 +75,18 @@ def test_record_histories(medium_results):
     entries, _ = entries_from(medium_results)
     lines = render_medium_leaderboard(entries, listed=LISTED).splitlines()
     hist = lines[lines.index("## Per-optimizer record histories"):]
-    assert "### adamw" in hist and "### kron" in hist and "### muon" in hist
-    a = hist.index("### adamw")
+    adamw, kron, muon = (f"### {n}" for n in (ADAMW, KRON, MUON))
+    assert adamw in hist and kron in hist and muon in hist  # the README's spellings and links
+    a = hist.index(adamw)
     assert hist[a + 2] == "| # | Steps to 2.92 | Hparam summary | Date | Log | Contributors |"
     assert [ln.split(" | ")[:4] for ln in hist[a + 4:a + 6]] == [
-        ["| 1", "10500 ✗", "lr=0.0015, wd=0.125, warmup_steps=500", "2025-06-15"],
-        ["| 2", "9500 ✓", "lr=0.0015, wd=0.125, warmup_steps=500", "2025-06-19"],
+        ["| 1", "10500 ✗", "lr=0.0015, wd=0.125, warmup_steps=500", "06/15/25"],
+        ["| 2", "9500 ✓", "lr=0.0015, wd=0.125, warmup_steps=500", "06/19/25"],
     ]
-    k = hist.index("### kron")
+    k = hist.index(kron)
     assert [ln.split(" | ")[:2] for ln in hist[k + 4:k + 6]] == [["| 1", "9000 ✗"], ["| 2", "9000 ✗"]]  # a tie counts
-    m = hist.index("### muon")
-    assert hist[m + 4].startswith("| 1 | 5960 ✗ | lr=0.025, wd=0.01, wd=0.02 for mlp | 2025-04-22 |")
+    m = hist.index(muon)
+    assert hist[m + 4].startswith("| 1 | 5960 ✗ | lr=0.025, wd=0.01, wd=0.02 for mlp | 04/22/25 |")
     assert hist[m + 5:] == []  # 6125 (06/19) did not beat 5960: not a record
 
 
@@ -98,7 +104,7 @@ def test_leaderboard_command_picks_the_medium_form(medium_results, tmp_path):
     assert r.returncode == 0, r.stderr
     text = out.read_text()
     assert text.startswith("# NanoGPT-Medium Optimizer Leaderboard")
-    assert "| muon | 5960 ✗ |" in text
+    assert f"| {MUON} | 5960 ✗ |" in text
 
 
 def test_mixed_tracks_keep_the_general_form(medium_results):
