@@ -39,10 +39,14 @@ class Line:
     val_loss: list[float]
     minutes: list[float | None]  # training time at each step (None where a run did not record it)
     n: int  # runs averaged
+    logged_ms_per_step: float | None = None  # the runs' own step_avg (upstream logs), mean over runs
 
     @property
     def ms_per_step(self) -> float | None:
-        """Training time per step over the whole line (last timed step)."""
+        """The runs' logged step_avg (upstream's clock skips the first steps), else training time per step over
+        the whole line (last timed step)."""
+        if self.logged_ms_per_step is not None:
+            return self.logged_ms_per_step
         for s, m in zip(reversed(self.steps), reversed(self.minutes)):
             if m is not None and s > 0:
                 return 60_000 * m / s
@@ -67,7 +71,9 @@ def comparison_line(label: str, runs: Sequence[Any]) -> Line:
         minutes.append(None if any(t is None for t in times) else sum(times) / len(times) / 60)
     if not steps:
         raise OptbenchError(f"compare: {label!r} has no eval step common to all its runs")
-    return Line(label, steps, loss, minutes, len(runs))
+    logged = [(r.model_extra or {}).get("step_avg_ms") for r in runs]
+    avg = sum(logged) / len(logged) if all(isinstance(v, (int, float)) for v in logged) else None
+    return Line(label, steps, loss, minutes, len(runs), avg)
 
 
 def _legend_labels(lines: Sequence[Line]) -> list[str]:

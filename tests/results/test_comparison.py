@@ -38,6 +38,22 @@ def test_a_diverged_seed_ends_the_line_and_missing_times_are_none():
         comparison_line("y", [])
 
 
+def test_an_upstream_log_gives_its_own_step_avg(tmp_path):
+    """Upstream's clock starts after the first steps: its log's step_avg (705525 ms / 5090 steps = 138.61), not
+    train_time / step (138.3), is the README legend's 139ms/step."""
+    from optbench.results.logparse import parse_log
+
+    log = tmp_path / "adam.txt"
+    log.write_text("import torch\n" + "=" * 100 + "\n"
+                   "step:0/5100 val_loss:10.8258 train_time:0ms step_avg:nanms\n"
+                   "step:5100/5100 val_loss:3.3406 train_time:705525ms step_avg:138.61ms\n")
+    rec = parse_log(log).trials[0].run_record(target=3.28)
+    ln = comparison_line("Adam", [rec, rec])
+    assert ln.ms_per_step == pytest.approx(138.61)
+    assert _legend_labels([ln]) == ["Adam (n=2)   139ms/step"]
+    assert comparison_line("x", [run([(0, 11, 0), (100, 4, 13.9)])]).ms_per_step == pytest.approx(139)
+
+
 def test_legend_right_aligns_the_speeds():
     lines = [comparison_line("Adam", [run([(0, 11, 0), (100, 4, 13.9)])]),
              comparison_line("DistributedShampoo", [run([(0, 11, 0), (100, 4, 17.9)])])]
