@@ -97,6 +97,17 @@ def test_fit_recipe_scales_step_counts_to_the_nano_size():
     assert note is None and same.train_steps == 4375
 
 
+def test_resolve_recipe_scales_before_the_settings():
+    from optbench.optim.recipe import resolve_recipe
+
+    r, text = resolve_recipe("remix-m-muon", None, get_track("remix-m-nano"), ["train_steps=12"])
+    assert (r.train_steps, r.momentum_warmup.steps) == (12, 12)  # scaled to 100 steps first, then --set
+    assert text.splitlines()[-2:] == ["# recipe remix-m-muon (tuned on remix-m, 2500 steps) scaled to remix-m-nano: "
+                                      "100 steps, warmup 0, momentum warmup 12", "# --set train_steps=12"]
+    same, _ = resolve_recipe("remix-a-adamw", None, "remix-a", ["lr_floor=0.2"])
+    assert (same.train_steps, same.warmup_steps, same.lr_floor) == (4375, 256, 0.2)
+
+
 def test_momentum_warmup_needs_the_end_value():
     from optbench.errors import OptbenchError
 
