@@ -46,7 +46,7 @@ class Track:
     eval_every: int  # eval cadence while step/T < late_frac
     eval_every_late: int  # eval cadence once step/T >= late_frac
     late_frac: float
-    data: str  # "fineweb" or "books19c-mini"
+    data: str  # "fineweb", or a bundled corpus: "books19c-mini", "books19c-mini-mixed" (optbench.data.corpus)
     rule: str  # default significance-rule preset (optbench.results.stats)
     upstream: str = ""  # where the definition comes from
     val_seq_len: int = 0  # tokens per validation row (0: seq_len); the medium record validates on 262,144-token rows
@@ -280,7 +280,18 @@ def _speedrun101824(nano: bool = False) -> Track:
         eval_every_late=125, late_frac=1.0, data="fineweb", rule="workspace", upstream=_CMP, loss_reduction="mean")
 
 
-_STATIC = {t.name: t for t in (SMALL, CPU, NANO)}
+PROXY = Track(
+    name="proxy",
+    description="Rank proxy of track 3 (docs/proxy.md): 2x32 GPT (2 heads of 16), 768-id GPT-2 vocabulary, "
+                "books19c-mini-mixed, 768 tokens/step, 1,000 steps (~10 tokens per parameter)",
+    model="gpt", model_config=GPTConfig(vocab_size=768, num_layers=2, model_dim=32, head_dim=16),
+    batch_tokens=12 * 64, seq_len=64, micro_batch_rows=12, target=3.128, val_tokens=96 * 64, train_steps=1000,
+    eval_every=50, eval_every_late=10, late_frac=0.9, data="books19c-mini-mixed", rule="proxy",
+    upstream="optbench rank proxy of track 3; design and calibration in docs/proxy.md",
+    exchange_rate=1.1e-4,  # measured: bench/exchange_rate.py at T=700 and 1,000, docs/proxy.md
+)
+
+_STATIC = {t.name: t for t in (SMALL, CPU, NANO, PROXY)}
 _BUILT = {
     "medium": _medium,
     "remix-a": lambda: _remix("a"),
@@ -290,7 +301,7 @@ _BUILT = {
     "remix-m-nano": lambda: _remix("m", nano=True),
     "speedrun-101824-nano": lambda: _speedrun101824(nano=True),
 }
-TRACK_NAMES = ("small", "medium", "cpu", "nano", "remix-a", "remix-m", "speedrun-101824", "remix-a-nano",
+TRACK_NAMES = ("small", "medium", "cpu", "nano", "proxy", "remix-a", "remix-m", "speedrun-101824", "remix-a-nano",
                "remix-m-nano", "speedrun-101824-nano")
 
 
@@ -373,7 +384,7 @@ def run_data_dir(track: Track, data, unofficial: bool):
         return data
     from optbench.data.corpus import default_data_dir
 
-    return default_data_dir(track.vocab_size)
+    return default_data_dir(track.vocab_size, track.data)
 
 
 __all__ = ["Track", "below_target", "get_track", "TRACK_NAMES", "comparable_tracks", "fit_recipe", "with_overrides",

@@ -33,7 +33,7 @@ def _broadcast_path(p: Path, env) -> Path:
 
 @app.command("run")
 def run_cmd(
-    track: str = typer.Option("cpu", "--track", help="small | medium | cpu | nano"),
+    track: str = typer.Option("cpu", "--track", help="small | medium | cpu | nano | proxy"),
     optimizer: Optional[str] = typer.Option(None, "--optimizer", help="optimizer under test (registry name)"),
     recipe: Optional[str] = typer.Option(None, "--recipe", help="bundled recipe name or a .toml file"),
     seed: int = typer.Option(0, "--seed", help="first seed; --runs N uses seed..seed+N-1"),
@@ -140,6 +140,6 @@ def data_default(track: str = typer.Option("cpu", "--track")) -> None:
     from optbench.tracks import get_track
 
     t = get_track(track)
-    if t.data != "books19c-mini":
+    if t.data == "fineweb":
         raise OptbenchError(f"--track: {track} has no bundled data (it trains on {t.data})")
-    print(default_data_dir(t.vocab_size))
+    print(default_data_dir(t.vocab_size, t.data))

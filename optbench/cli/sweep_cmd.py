@@ -24,7 +24,7 @@ def _out(line: str) -> None:
 @sweep_app.command("create")
 def create_cmd(
     name: str = typer.Argument(..., help="sweep name (unique in the storage)"),
-    track: str = typer.Option(..., "--track", help="small | medium | cpu | nano"),
+    track: str = typer.Option(..., "--track", help="small | medium | cpu | nano | proxy"),
     space: Path = typer.Option(..., "--space", help="search-space TOML file"),
     optimizer: Optional[str] = typer.Option(None, "--optimizer"),
     recipe: Optional[str] = typer.Option(None, "--recipe", help="base recipe: bundled name or .toml file"),

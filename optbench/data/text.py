@@ -70,6 +70,20 @@ def tokenize_documents(docs: Iterable[str], bpe: str | os.PathLike | None = None
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint16)
 
 
+BLOCK_SHUFFLE_SEED = 0
+
+
+def shuffle_blocks(tokens: np.ndarray, block: int, seed: int = BLOCK_SHUFFLE_SEED) -> np.ndarray:
+    """The stream cut into `block`-token blocks in a fixed pseudo-random order (numpy's PCG64 at `seed`); a last
+    partial block stays at the end. A stream of concatenated books becomes one whose every stretch of a few blocks
+    mixes all of them, as a web crawl does."""
+    if block < 1:
+        raise OptbenchError(f"block shuffle: the block must be at least 1 token, got {block}")
+    n = len(tokens) // block * block
+    order = np.random.default_rng(seed).permutation(n // block)
+    return np.concatenate([tokens[:n].reshape(-1, block)[order].ravel(), tokens[n:]])
+
+
 def text_to_shards(
     train_paths: Iterable[str | os.PathLike],
     out_dir: str | os.PathLike,
@@ -79,9 +93,12 @@ def text_to_shards(
     bpe: str | os.PathLike | None = None,
     vocab_size: int | None = None,
     shard_tokens: int = 10**8,
+    block_shuffle: int | None = None,
 ) -> dict:
     """Tokenize and write shards. Without val_paths the first val_tokens tokens of the stream become the val shard
-    (upstream: shard 0 is val); the default is 10% of the stream. Returns the meta dict written to meta.json."""
+    (upstream: shard 0 is val); the default is 10% of the stream. With `block_shuffle` B the train stream is cut
+    into B-token blocks put in a fixed pseudo-random order (`shuffle_blocks`). Returns the meta dict written to
+    meta.json."""
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         raise OptbenchError(f"--out: {out} exists and is not empty; choose a new folder")
@@ -109,6 +126,9 @@ def text_to_shards(
             vocab.save(tmp / "vocab.json")
             unk_frac = float((train == vocab.unk).mean()) if len(train) else 0.0
             meta.update(vocab_size=vocab.size, reduced_vocab=True, unk_fraction_train=round(unk_frac, 6))
+        if block_shuffle:
+            train = shuffle_blocks(train, block_shuffle)
+            meta.update(block_shuffle=block_shuffle, block_shuffle_seed=BLOCK_SHUFFLE_SEED)
         for i in range(0, max(len(val), 1), shard_tokens):
             write_shard(tmp / f"fineweb_val_{i // shard_tokens:06d}.bin", val[i:i + shard_tokens])
         for j, i in enumerate(range(0, len(train), shard_tokens)):

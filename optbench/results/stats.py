@@ -77,6 +77,16 @@ RULES: dict[str, Rule] = {
         source="KJ records/track_3_optimization/README.md @52929885 (2026-04-30): "
         "n=1 < 3.276, n=4 < 3.278, n=10 < 3.27874",
     ),
+    "proxy": Rule(
+        name="proxy",
+        sigma=0.0018,
+        margin=0.0055,
+        p=0.001,
+        loss_per_100_steps=0.011,
+        source="measured on the proxy track (docs/proxy.md): the reference (transposed #36 Muon) at T=1,000, "
+        "seeds 0-2, final val loss sd 0.00179; margin = z(0.999) x sigma = 3.09 x 0.00179; "
+        "loss_per_100_steps: bench/exchange_rate.py at T=700 and 1,000 (r = 1.10e-4 per step)",
+    ),
 }
 DEFAULT_RULE = "workspace"
 

@@ -70,7 +70,7 @@ def run_trial(sweep, trial: optuna.Trial, env, *, device: str = "cpu", data_dir:
     if out.exists() and any(out.iterdir()):
         raise _fail(trial, out, record, "error", f"run folder {out} is not empty (runs_dir shared by two sweeps?)", 0.0)
     track = sweep.track
-    data = data_dir or sweep.spec.data_dir or default_data_dir(track.vocab_size)
+    data = data_dir or sweep.spec.data_dir or default_data_dir(track.vocab_size, track.data)
     t0 = time.perf_counter()
     try:
         recipe, text = trial_recipe(sweep.recipe, sweep.spec.recipe_text, params)

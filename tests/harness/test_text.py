@@ -84,3 +84,37 @@ def test_cli_with_shared_bpe_file(tmp_path, shared_dir):
     r = subprocess.run([sys.executable, "-m", "optbench", "data", "text", str(files[0]), "--out",
                         str(tmp_path / "o2"), "--bpe", str(files[0])], capture_output=True, text=True)
     assert r.returncode == 2 and "not the GPT-2 rank file" in r.stderr
+
+
+def test_block_shuffle_permutes_whole_blocks_in_a_fixed_order():
+    from optbench.data.text import shuffle_blocks
+
+    tokens = np.arange(10)
+    out = shuffle_blocks(tokens, 3)  # blocks [0 1 2] [3 4 5] [6 7 8], then the partial [9] stays last
+    order = np.random.default_rng(0).permutation(3)
+    assert out.tolist() == np.concatenate([tokens[:9].reshape(3, 3)[order].ravel(), [9]]).tolist()
+    assert sorted(out.tolist()) == list(range(10)) and out[-1] == 9
+    assert np.array_equal(shuffle_blocks(tokens, 3), out)  # fixed seed: the same every build
+    assert not np.array_equal(shuffle_blocks(np.arange(4000), 100), np.arange(4000))
+    with pytest.raises(OptbenchError, match="at least 1 token"):
+        shuffle_blocks(tokens, 0)
+
+
+def test_shards_with_block_shuffle_hold_the_same_tokens_and_say_so(tmp_path):
+    src = tmp_path / "a.txt"
+    src.write_text("one two three four five six seven eight nine ten. " * 40)
+    plain = text_to_shards([src], tmp_path / "plain", val_tokens=10, shard_tokens=10**6)
+    mixed = text_to_shards([src], tmp_path / "mixed", val_tokens=10, shard_tokens=10**6, block_shuffle=16)
+    a = load_shard(tmp_path / "plain" / "fineweb_train_000001.bin")
+    b = load_shard(tmp_path / "mixed" / "fineweb_train_000001.bin")
+    assert sorted(a.tolist()) == sorted(b.tolist()) and a.tolist() != b.tolist()
+    assert mixed["block_shuffle"] == 16 and "block_shuffle" not in plain
+    assert np.array_equal(load_shard(tmp_path / "plain" / "fineweb_val_000000.bin"),
+                          load_shard(tmp_path / "mixed" / "fineweb_val_000000.bin"))  # val is never shuffled
+
+
+def test_an_unknown_bundled_corpus_is_a_one_line_error():
+    from optbench.data.corpus import default_data_dir
+
+    with pytest.raises(OptbenchError, match="not bundled"):
+        default_data_dir(768, "books20c")

@@ -94,7 +94,7 @@ def dynamic_check(script: str | os.PathLike, track=None, *, steps: int = 2, test
     if data_dir is None:
         from optbench.data.corpus import default_data_dir
 
-        data_dir = default_data_dir(tt.vocab_size)
+        data_dir = default_data_dir(tt.vocab_size, tt.data)
     with tempfile.TemporaryDirectory(prefix="optbench-check-") as tmp:
         out = Path(tmp) / "harness.pt"
         env = {k: v for k, v in os.environ.items()

@@ -1,0 +1,1 @@
+"""Rank studies: does a cheap track order optimizers as the full benchmark does (docs/proxy.md)."""
