@@ -4,6 +4,13 @@
 - medium: the NanoGPT-Medium optimizer leaderboard (04/22/25 medium record model), target 2.92 on FineWeb.
 - cpu:    a CPU proxy on the bundled books19c-mini corpus (reduced 8,192-id GPT-2 vocabulary), minutes on 2 cores.
 - nano:   a smoke track on the same corpus, seconds.
+- remix-a, remix-m: the modded-nanogpt-remixed baselines A (AdamW, tied embedding) and M (Muon, soft-capped
+  logits): document-causal attention with a 1,024-token sliding window over packed 65,536-token rows, FineWeb.
+- speedrun-101824: the 10/18/24 speedrun record's GPT, on which records/102924_Optimizers compares Adam,
+  DistributedShampoo, SOAP and Muon; FineWeb in 1,024-token rows.
+- remix-a-nano, remix-m-nano, speedrun-101824-nano: the same models and data handling at nano size on books19c-mini.
+Val losses are comparable only between tracks with the same `val_protocol` (data, val tokens, row length and the
+attention context each token is evaluated with: `eval_context`); `comparable_tracks` lists them.
 Calibration of the CPU tracks: docs/tracks.md. A recipe cannot change these fields; `--unofficial` can, and every
 artifact of such a run says so.
 """
@@ -28,7 +35,7 @@ BENCHMARK_EXCHANGE_RATE = 0.0045 / 100  # track 3's rule of thumb: 100 more step
 class Track:
     name: str
     description: str
-    model: str  # "gpt" (track-3 GPT) or "medium" (NanoGPT-Medium record model)
+    model: str  # "gpt" (track-3 GPT), "medium" (NanoGPT-Medium record), "remix" (remixed A/M), "speedrun-101824"
     model_config: object
     batch_tokens: int  # tokens per optimizer step, across all ranks
     seq_len: int  # tokens per row
@@ -43,7 +50,10 @@ class Track:
     rule: str  # default significance-rule preset (optbench.results.stats)
     upstream: str = ""  # where the definition comes from
     val_seq_len: int = 0  # tokens per validation row (0: seq_len); the medium record validates on 262,144-token rows
+    # the context each val token is scored with; with data, val_tokens and val rows it decides comparability
+    eval_context: str = "causal within its row (no document masking)"
     loss_reduction: str = "sum"  # "sum": gradient of the summed loss (track 3); "mean": of the mean (medium record)
+    full_size: str = ""  # for a CPU size: the track it shrinks (recipes tuned there get their step counts scaled)
     # val loss per training step near the target: turns a loss gap into steps (sweep objective `steps`);
     # small/medium: the benchmark's 0.0045 per 100 steps; cpu/nano: measured, docs/tracks.md
     exchange_rate: float = BENCHMARK_EXCHANGE_RATE
@@ -75,6 +85,16 @@ class Track:
     @property
     def vocab_size(self) -> int:
         return self.model_config.vocab_size
+
+    @property
+    def val_protocol(self) -> tuple:
+        """What a val loss measures: data (and its vocabulary), val tokens, row length, eval context. Tracks with
+        equal protocols give comparable val losses."""
+        vocab = "gpt2" if self.data == "fineweb" else f"vocab {self.vocab_size}"
+        return (self.data, vocab, self.val_tokens, self.val_row_tokens, self.eval_context)
+
+    def comparable_with(self, other: "Track") -> bool:
+        return self.val_protocol == other.val_protocol
 
     def reached(self, val_loss: float | None) -> bool:
         """Whether a val loss counts as reaching this track's target (the one rule: see below_target)."""
@@ -109,13 +129,30 @@ class Track:
             from optbench.model.medium import MediumGPT
 
             return MediumGPT(self.model_config, embed_dtype=dtype)
+        if self.model == "remix":  # upstream casts the whole model: embed_dtype (bf16 on GPU) applies to all weights
+            from optbench.model.remix import RemixGPT
+
+            return RemixGPT(self.model_config, dtype=dtype, init=False)
+        if self.model == "speedrun-101824":  # fp32 weights, bf16 autocast on GPU (inside the model)
+            from optbench.model.speedrun101824 import Speedrun101824GPT
+
+            return Speedrun101824GPT(self.model_config, init=False)
         raise OptbenchError(f"track {self.name}: unknown model kind {self.model!r}")
 
     def init_model(self, model, scheme: str = "track3") -> None:
+        """The model's init (the recipe's scheme applies to the track-3 GPT; the others use their source's)."""
         if self.model == "gpt":
             from optbench.model import gpt
 
             getattr(gpt, GPT_INIT_FUNCTIONS[scheme])(model)
+        elif self.model == "remix":
+            from optbench.model.remix import init_remix_weights
+
+            init_remix_weights(model)
+        elif self.model == "speedrun-101824":
+            from optbench.model.speedrun101824 import init_speedrun101824_weights
+
+            init_speedrun101824_weights(model)
         else:
             from optbench.model.medium import init_medium_weights
 
@@ -127,6 +164,7 @@ class Track:
             else str(self.model_config), "batch_tokens": self.batch_tokens, "seq_len": self.seq_len,
             "micro_batch_rows": self.micro_batch_rows, "target": self.target, "val_tokens": self.val_tokens,
             "val_seq_len": self.val_row_tokens, "loss_reduction": self.loss_reduction, "data": self.data,
+            "eval_context": self.eval_context,
         }
 
 
@@ -165,6 +203,83 @@ NANO = Track(
     exchange_rate=0.0049,  # measured: bench/exchange_rate.py, docs/tracks.md
 )
 
+NANO_BOS = 2048 - 2  # <|endoftext|> in a reduced vocabulary of K ids is K - 2 (optbench.data.vocab.ReducedVocab)
+
+
+def _medium() -> Track:
+    return Track(
+        name="medium",
+        description="NanoGPT-Medium optimizer leaderboard: the 04/22/25 medium record model (16x1024), "
+                    "FineWeb, 524,288 tokens/step as 8 packed 65,536-token sequences",
+        model="medium", model_config=_medium_config(), batch_tokens=8 * 65536, seq_len=65536,
+        micro_batch_rows=1, target=2.92, val_tokens=20 * 524288, train_steps=5960, eval_every=125,
+        eval_every_late=125, late_frac=1.0, data="fineweb", rule="workspace",
+        upstream="KellerJordan/modded-nanogpt records/061525_GPT2MediumOptimizationLeaderboard (04/22/25 record)",
+        eval_context="document-causal, block-granular sliding window (up to 3,456 tokens at the end of training)",
+        # the record (records/track_2_medium/2025-04-22_Record8): val_seq_len = 4*64*1024, mean CE per GPU,
+        # gradients all-reduced with ReduceOp.AVG
+        val_seq_len=4 * 65536, loss_reduction="mean",
+    )
+
+
+_RMX = "flukeskywalker/modded-nanogpt-remixed@74a75bc8"
+_CMP = "KellerJordan/modded-nanogpt records/102924_Optimizers (the 10/18/24 record's code in its four logs)"
+
+
+def _remix(variant: str, nano: bool = False) -> Track:
+    from optbench.model.remix import RemixConfig
+
+    a = variant == "a"
+    arch = dict(tied=a, softcap=None if a else 30.0)
+    what = ("baseline A (AdamW): tied embedding/head" if a else
+            "baseline M (Muon): untied, zero-init head, logits 30*sigmoid(z/(7.5*sqrt(d)))")
+    if nano:
+        return Track(
+            name=f"remix-{variant}-nano",
+            description=f"remix {what}; 2x64 at nano size, 2,048-id vocabulary, books19c-mini, 8 packed "
+                        "256-token rows per step, document-causal 64-token sliding window",
+            model="remix", model_config=RemixConfig(vocab_size=2048, num_layers=2, model_dim=64, head_dim=32,
+                                                    window=64, bos_id=NANO_BOS, **arch),
+            batch_tokens=8 * 256, seq_len=256, micro_batch_rows=2, target=4.60, val_tokens=8192, train_steps=100,
+            eval_every=20, eval_every_late=5, late_frac=0.9, data="books19c-mini", rule="workspace",
+            upstream=f"{_RMX} train_gpt_{variant.upper()}.py at nano size", loss_reduction="mean",
+            full_size=f"remix-{variant}", exchange_rate=NANO.exchange_rate,  # nano's (same length; not re-measured)
+            eval_context="document-causal, 64-token sliding window")
+    return Track(
+        name=f"remix-{variant}",
+        description=f"modded-nanogpt-remixed {what}; 12x768, FineWeb, 524,288 tokens/step as 8 packed "
+                    "65,536-token rows, document-causal 1,024-token sliding window",
+        model="remix", model_config=RemixConfig(**arch), batch_tokens=8 * 65536, seq_len=65536,
+        micro_batch_rows=1, target=3.28, val_tokens=20 * 524288, train_steps=4375 if a else 2500, eval_every=125,
+        eval_every_late=125, late_frac=1.0, data="fineweb", rule="workspace",
+        upstream=f"{_RMX} train_gpt_{variant.upper()}.py, log/{variant.upper()}.txt", loss_reduction="mean",
+        eval_context="document-causal, 1,024-token sliding window")
+
+
+def _speedrun101824(nano: bool = False) -> Track:
+    from optbench.model.speedrun101824 import Speedrun101824Config
+
+    if nano:
+        return Track(
+            name="speedrun-101824-nano",
+            description="the 10/18/24 record's GPT at nano size (2x64, tied 2,048-row embedding), books19c-mini, "
+                        "1,024 tokens/step in 128-token rows (the nano track's data and evaluation)",
+            model="speedrun-101824",
+            model_config=Speedrun101824Config(vocab_size=2048, num_layers=2, model_dim=64, head_dim=32,
+                                              max_seq_len=128),
+            batch_tokens=8 * 128, seq_len=128, micro_batch_rows=4, target=4.50, val_tokens=8192, train_steps=100,
+            eval_every=20, eval_every_late=5, late_frac=0.9, data="books19c-mini", rule="workspace",
+            upstream=f"{_CMP} at nano size", loss_reduction="mean", full_size="speedrun-101824",
+            exchange_rate=NANO.exchange_rate)  # nano's measured rate (same length; not re-measured on this model)
+    return Track(
+        name="speedrun-101824",
+        description="the 10/18/24 NanoGPT speedrun record's GPT (12x768, tied embedding, RoPE base 10,000, no "
+                    "soft-cap), FineWeb, 524,288 tokens/step in 1,024-token rows: the Adam/Shampoo/SOAP/Muon comparison",
+        model="speedrun-101824", model_config=Speedrun101824Config(), batch_tokens=8 * 64 * 1024, seq_len=1024,
+        micro_batch_rows=64, target=3.28, val_tokens=20 * 524288, train_steps=5100, eval_every=125,
+        eval_every_late=125, late_frac=1.0, data="fineweb", rule="workspace", upstream=_CMP, loss_reduction="mean")
+
+
 PROXY = Track(
     name="proxy",
     description="Rank proxy of track 3 (docs/proxy.md): 2x32 GPT (2 heads of 16), 768-id GPT-2 vocabulary, "
@@ -177,27 +292,53 @@ PROXY = Track(
 )
 
 _STATIC = {t.name: t for t in (SMALL, CPU, NANO, PROXY)}
-TRACK_NAMES = ("small", "medium", "cpu", "nano", "proxy")
+_BUILT = {
+    "medium": _medium,
+    "remix-a": lambda: _remix("a"),
+    "remix-m": lambda: _remix("m"),
+    "speedrun-101824": _speedrun101824,
+    "remix-a-nano": lambda: _remix("a", nano=True),
+    "remix-m-nano": lambda: _remix("m", nano=True),
+    "speedrun-101824-nano": lambda: _speedrun101824(nano=True),
+}
+TRACK_NAMES = ("small", "medium", "cpu", "nano", "proxy", "remix-a", "remix-m", "speedrun-101824", "remix-a-nano",
+               "remix-m-nano", "speedrun-101824-nano")
 
 
 def get_track(name: str) -> Track:
-    if name == "medium":
-        return Track(
-            name="medium",
-            description="NanoGPT-Medium optimizer leaderboard: the 04/22/25 medium record model (16x1024), "
-                        "FineWeb, 524,288 tokens/step as 8 packed 65,536-token sequences",
-            model="medium", model_config=_medium_config(), batch_tokens=8 * 65536, seq_len=65536,
-            micro_batch_rows=1, target=2.92, val_tokens=20 * 524288, train_steps=5960, eval_every=125,
-            eval_every_late=125, late_frac=1.0, data="fineweb", rule="workspace",
-            upstream="KellerJordan/modded-nanogpt records/061525_GPT2MediumOptimizationLeaderboard (04/22/25 record)",
-            # the record (records/track_2_medium/2025-04-22_Record8): val_seq_len = 4*64*1024, mean CE per GPU,
-            # gradients all-reduced with ReduceOp.AVG
-            val_seq_len=4 * 65536, loss_reduction="mean",
-        )
+    if name in _BUILT:
+        return _BUILT[name]()
     try:
         return _STATIC[name]
     except KeyError:
         raise OptbenchError(f"--track: unknown track {name!r}; choose one of {', '.join(TRACK_NAMES)}") from None
+
+
+def comparable_tracks(track: Track) -> list[str]:
+    """The other tracks whose val losses measure the same thing (same val_protocol)."""
+    return [n for n in TRACK_NAMES if n != track.name and get_track(n).comparable_with(track)]
+
+
+def fit_recipe(recipe, track: Track):
+    """A recipe tuned on `track.full_size`, run on that track's CPU size: train_steps become the CPU size's, and
+    warmup_steps and momentum_warmup.steps shrink in the same ratio (at least 1). Returns (recipe, note or None);
+    any other recipe is returned unchanged."""
+    if not track.full_size or recipe.track != track.full_size:
+        return recipe, None
+    old = recipe.train_steps or get_track(track.full_size).train_steps
+    ratio = track.train_steps / old
+
+    def scaled(n: int) -> int:
+        return max(1, round(n * ratio)) if n else 0
+
+    update = {"train_steps": track.train_steps, "warmup_steps": scaled(recipe.warmup_steps)}
+    if recipe.momentum_warmup is not None:
+        update["momentum_warmup"] = recipe.momentum_warmup.model_copy(
+            update={"steps": scaled(recipe.momentum_warmup.steps)})
+    note = (f"recipe {recipe.name} (tuned on {track.full_size}, {old} steps) scaled to {track.name}: "
+            f"{track.train_steps} steps, warmup {update['warmup_steps']}"
+            + (f", momentum warmup {update['momentum_warmup'].steps}" if recipe.momentum_warmup else ""))
+    return recipe.model_copy(update=update), note
 
 
 UNOFFICIAL_FIELDS = ("batch_tokens", "seq_len", "micro_batch_rows", "target", "val_tokens", "val_seq_len", "data")
@@ -246,5 +387,5 @@ def run_data_dir(track: Track, data, unofficial: bool):
     return default_data_dir(track.vocab_size, track.data)
 
 
-__all__ = ["Track", "below_target", "get_track", "TRACK_NAMES", "with_overrides", "track_for_run", "run_data_dir",
-           "lr_multiplier"]
+__all__ = ["Track", "below_target", "get_track", "TRACK_NAMES", "comparable_tracks", "fit_recipe", "with_overrides",
+           "track_for_run", "run_data_dir", "lr_multiplier"]

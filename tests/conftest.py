@@ -49,6 +49,18 @@ def nano_data() -> Path:
     return default_data_dir(get_track("nano").vocab_size)
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: intra-op threads only add OpenMP overhead (on a shared 2-core machine, up to 100x for small
+    matmuls such as Muon's Newton-Schulz)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):

@@ -90,10 +90,10 @@ def optimizers_cmd(
 
 @app.command("tracks")
 def tracks_cmd() -> None:
-    """Each track's fixed fields, parameter count and target."""
+    """Each track's fixed fields, parameter count, target, and the tracks whose val losses compare with its own."""
     import torch
 
-    from optbench.tracks import TRACK_NAMES, get_track
+    from optbench.tracks import TRACK_NAMES, comparable_tracks, get_track
 
     rows = []
     for name in TRACK_NAMES:
@@ -104,9 +104,11 @@ def tracks_cmd() -> None:
         val = f"{t.val_tokens:,}" + (f" ({t.val_row_tokens:,}/row)" if t.val_row_tokens != t.seq_len else "")
         rows.append([name, f"{cfg.num_layers}x{cfg.model_dim} v{cfg.vocab_size}", f"{n:,}", f"{t.batch_tokens:,}",
                      f"{t.seq_len:,}", f"{t.target}", val, str(t.train_steps),
-                     f"{t.eval_every}/{t.eval_every_late} after {t.late_frac:.0%}", t.data])
-    show_table(["track", "model", "params", "tokens/step", "seq", "target", "val tokens", "steps", "eval", "data"],
-               rows, numbers=("params", "tokens/step", "seq", "target", "steps"))
+                     f"{t.eval_every}/{t.eval_every_late} after {t.late_frac:.0%}", t.data,
+                     ", ".join(comparable_tracks(t)) or "none"])
+    show_table(["track", "model", "params", "tokens/step", "seq", "target", "val tokens", "steps", "eval", "data",
+                "val loss comparable with"], rows, prose=("val loss comparable with",),
+               numbers=("params", "tokens/step", "seq", "target", "steps"))
 
 
 @app.command("recipes")

@@ -132,12 +132,16 @@ def leaderboard_cmd(
     plot: Optional[Path] = typer.Option(None, "--plot", help="also draw best steps over time to this .png"),
     track: str = typer.Option("small", "--track", help="the board's track: its target's sections come first"),
 ) -> None:
-    """Build LEADERBOARD.md from results.json files (deterministic: same files, same bytes)."""
-    from optbench.results import leaderboard
+    """Build LEADERBOARD.md from results.json files (deterministic: same files, same bytes); medium-track results
+    get the NanoGPT-Medium Optimizer Leaderboard's form."""
+    from optbench.results import leaderboard, medium_board
     from optbench.tracks import get_track
 
     entries, skipped = leaderboard.entries_from(source, rule)
-    text = leaderboard.render_leaderboard(entries, skipped, rule, target=get_track(track).target)
+    if medium_board.is_medium_board(entries):  # the NanoGPT-Medium Optimizer Leaderboard's own form
+        text = medium_board.render_medium_leaderboard(entries, skipped, rule)
+    else:
+        text = leaderboard.render_leaderboard(entries, skipped, rule, target=get_track(track).target)
     if out is not None:
         from optbench.fsutil import atomic_write_text
 
@@ -168,3 +172,20 @@ def plot_cmd(
     srcs = load_sources(runs, target, rule, "val_loss", None)
     p = plot_curves(labelled_runs(srcs), plot_target(srcs), out, band=band, rule=rule, title=title)
     print(f"wrote {p}", file=sys.stderr)
+
+
+@app.command("compare")
+def compare_cmd(
+    runs: List[str] = typer.Argument(..., help="[LABEL=]PATH: run dirs, results.json files or upstream logs; one line each"),
+    out: Path = typer.Option(..., "--out", help="folder for comparison_by_tokens.png (or _by_steps) and _by_time.png"),
+    tokens_per_step: Optional[int] = typer.Option(None, "--tokens-per-step", help="x axis in tokens (default: the runs' track)"),
+    hardware: Optional[str] = typer.Option(None, "--hardware", help="e.g. 8xH100 (default: the runs' provenance)"),
+    subject: Optional[str] = typer.Option(None, "--subject", help='in the titles: "... by tokens (SUBJECT)"'),
+    target: Optional[float] = typer.Option(None, "--target", help="also draw this val loss as a dashed line"),
+) -> None:
+    """The optimizer-comparison figures (records/102924_Optimizers): val loss vs tokens and vs wall clock."""
+    from optbench.results.comparison import compare_sources, named_source
+
+    for p in compare_sources([named_source(r) for r in runs], out, tokens_per_step=tokens_per_step, hardware=hardware, subject=subject,
+                             target=target):
+        print(f"wrote {p}", file=sys.stderr)

@@ -84,7 +84,7 @@ def run_cmd(
         else:
             pairs = dict(parse_assignment(o, "--override", "FIELD") for o in override)
             t = track_for_run(track, pairs, unofficial=unofficial, custom_data=None if data is None else str(data))
-            r, text = resolve_recipe(recipe, optimizer, t.name, settings)
+            r, text = resolve_recipe(recipe, optimizer, t, settings)
             out_dir = _broadcast_path(out or _default_out(t.name, r.name), env)
             if env.is_main and out_dir.exists() and any(out_dir.iterdir()):
                 raise OptbenchError(f"--out: {out_dir} exists and is not empty (use a new folder, or --resume it)")

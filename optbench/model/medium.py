@@ -59,7 +59,8 @@ optimizer must treat each as 4 separate 1024x1024 matrices, as upstream's batche
 16 proj_w) -> Muon lr 0.025, momentum 0.95 (warmed up 0.85 -> 0.95 over 300 steps), wd 0.01 x `wd_multipliers()`
 (2 for MLP); AdamW(betas (0.8, 0.95), eps 1e-10, wd 0): `head` lr 1/320, `embed` lr 0.3, `scalar` lr 0.015.
 
-This module imports only torch and the track-3 GPT module (for the shared RoPE).
+This module imports only torch, the track-3 GPT module (for the shared RoPE) and model/common.py (the summed loss,
+fp32 init draws).
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from optbench.model.common import draw_fp32 as _draw
+from optbench.model.common import summed_cross_entropy
 from optbench.model.gpt import Rotary as GPTRotary
 
 
@@ -437,11 +440,7 @@ class MediumGPT(nn.Module):
         x = self.hidden(inputs)
         if targets is None:
             return self._head(x)
-        x, t = x.flatten(end_dim=-2), targets.reshape(-1)
-        if torch.is_grad_enabled():
-            return F.cross_entropy(self._head(x), t, reduction="sum")
-        n = self.loss_chunk_tokens
-        return sum(F.cross_entropy(self._head(x[i : i + n]), t[i : i + n], reduction="sum") for i in range(0, len(t), n))
+        return summed_cross_entropy(self._head, x, targets, self.loss_chunk_tokens)
 
 
 @torch.no_grad()
@@ -449,14 +448,6 @@ def _init_linear(w: Tensor) -> None:
     std = 0.5 * (w.size(-1) ** -0.5)  # upstream: 0.5 / sqrt(fan_in), uniform with that std
     bound = (3**0.5) * std
     _draw(w, lambda t: t.uniform_(-bound, bound))
-
-
-def _draw(p: Tensor, fill) -> None:
-    """Draw in fp32 (as upstream, which inits in fp32 and casts embeddings to bf16 afterwards)."""
-    if p.dtype == torch.float32:
-        fill(p)
-    else:
-        p.copy_(fill(torch.empty(p.shape, dtype=torch.float32, device=p.device)))
 
 
 def init_medium_weights(model: MediumGPT) -> None:

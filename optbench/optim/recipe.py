@@ -69,6 +69,14 @@ class GroupOverride(BaseModel):
     hparams: dict[str, Any]
 
 
+class MomentumWarmup(BaseModel):
+    """The main optimizer's momentum goes linearly from `start` to its `momentum` hparam over `steps` steps."""
+
+    model_config = ConfigDict(extra="forbid")
+    start: float = Field(ge=0, lt=1)
+    steps: int = Field(gt=0)
+
+
 class Published(BaseModel):
     """The published result the recipe reproduces (for checking, not used by the run)."""
 
@@ -92,6 +100,8 @@ class Recipe(BaseModel):
     train_steps: int | None = Field(default=None, gt=0)
     cooldown_frac: float = Field(default=0.7, ge=0, le=1, allow_inf_nan=False)
     warmup_steps: int = Field(default=0, ge=0)
+    lr_floor: float = Field(default=0.0, ge=0, le=1, allow_inf_nan=False)  # the cooldown ends at this fraction of the lr (remix: 0.1)
+    momentum_warmup: MomentumWarmup | None = None
     # "track3": the #36 init (proj weights zero, embedding N(0,1), others N(0, sqrt(0.33/fan_in)));
     # "torch-default": torch's default Linear/Embedding init, then proj weights zeroed (result #2's era)
     init: Literal["track3", "torch-default"] = "track3"
@@ -107,6 +117,8 @@ class Recipe(BaseModel):
         check_hparams(self.optimizer, self.hparams, "hparams.")
         for ov in self.overrides:
             check_hparams(self.optimizer, ov.hparams, f"overrides[{ov.match!r}].")
+        if self.momentum_warmup is not None and "momentum" not in self.hparams:
+            raise ValueError("momentum_warmup needs the end value as hparams.momentum")
         return self
 
     def summary(self) -> str:
@@ -116,6 +128,11 @@ class Recipe(BaseModel):
         if self.warmup_steps:
             s += f", warmup {self.warmup_steps}"
         s += f", cooldown {self.cooldown_frac:g}"
+        if self.lr_floor:
+            s += f" to {self.lr_floor:g}"
+        if self.momentum_warmup:
+            s += f", momentum {self.momentum_warmup.start:g} -> {self.hparams['momentum']:g} over " \
+                 f"{self.momentum_warmup.steps} steps"
         if self.aux:
             s += f"; aux {self.aux.optimizer} embed {self.aux.embed_lr:g} head {self.aux.head_lr:g} " \
                  f"scalars {self.aux.scalar_lr:g}"
@@ -192,13 +209,13 @@ def default_recipe(optimizer: str, track: str) -> Recipe:
                   optimizer=info.name, aux=UPSTREAM_AUX)
 
 
-SCHEDULE_FIELDS = ("train_steps", "warmup_steps", "cooldown_frac")
+SCHEDULE_FIELDS = ("train_steps", "warmup_steps", "cooldown_frac", "lr_floor")
 AUX_FIELDS = ("embed_lr", "head_lr", "scalar_lr", "optimizer")
 
 
 def apply_settings(recipe: Recipe, settings: list[str]) -> tuple[Recipe, str]:
     """`--set KEY=VALUE`s applied to a recipe: hparams (lr=0.02), schedule fields (train_steps, warmup_steps,
-    cooldown_frac) or aux.FIELD. Returns the new recipe (named `NAME+set`) and the lines that record the
+    cooldown_frac, lr_floor) or aux.FIELD. Returns the new recipe (named `NAME+set`) and the lines that record the
     settings in the run log's code section."""
     if not settings:
         return recipe, ""
@@ -225,11 +242,17 @@ def apply_settings(recipe: Recipe, settings: list[str]) -> tuple[Recipe, str]:
     return new, "".join(f"# --set {s}\n" for s in settings)
 
 
-def resolve_recipe(recipe: str | None, optimizer: str | None, track: str,
+def resolve_recipe(recipe: str | None, optimizer: str | None, track,
                    settings: list[str] = ()) -> tuple[Recipe, str]:
     """The recipe of a run from `--recipe` and/or `--optimizer` (and `--set`s), with the text the run log
-    records: the recipe file, or the default recipe as JSON, then the settings."""
+    records: the recipe file, or the default recipe as JSON, then the settings. `track` (a name or a Track):
+    a recipe tuned on a full-size track and run on its CPU size gets its step counts scaled first
+    (`tracks.fit_recipe`; the text notes it)."""
     import json
+
+    from optbench.tracks import fit_recipe, get_track
+
+    track = get_track(track) if isinstance(track, str) else track
 
     if recipe is None and optimizer is None:
         raise OptbenchError("give --optimizer NAME or --recipe NAME_OR_FILE (see `optbench recipes`)")
@@ -243,7 +266,8 @@ def resolve_recipe(recipe: str | None, optimizer: str | None, track: str,
                 raise OptbenchError(f"--optimizer {optimizer} disagrees with recipe {r.name} "
                                     f"(optimizer {r.optimizer}); drop one of them")
     else:
-        r = default_recipe(optimizer, track)
+        r = default_recipe(optimizer, track.name)
         text = f"# default recipe for --optimizer {optimizer}\n" + json.dumps(r.model_dump(), indent=2)
+    r, fit_note = fit_recipe(r, track)
     r, set_text = apply_settings(r, list(settings))
-    return r, text.rstrip() + "\n" + set_text
+    return r, text.rstrip() + "\n" + (f"# {fit_note}\n" if fit_note else "") + set_text

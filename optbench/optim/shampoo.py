@@ -84,7 +84,8 @@ def _inverse_root(A: torch.Tensor, root: float, epsilon: float) -> torch.Tensor:
         L, Q = torch.linalg.eigh(A_ridge.double(), UPLO="U")
         Q = Q.to(A.dtype)
     lambda_min = torch.min(L).item()
-    L = L + (-min(lambda_min - epsilon, 0.0))
+    if lambda_min < epsilon:  # two steps, as the reference: the smallest becomes exactly 0, then exactly epsilon
+        L = (L - lambda_min) + epsilon  # (one step, L + (epsilon - lambda_min), can round it to 0 -> inf root)
     inv_power = L.pow_(-1.0 / root)
     return Q * inv_power.unsqueeze(0) @ Q.T
 

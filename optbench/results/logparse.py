@@ -109,7 +109,7 @@ class Trial:
     def run_record(self, target: float, log_path: str | None = None, metric: str = DEFAULT_METRIC) -> RunRecord:
         """The trial as a RunRecord judged on `metric` (the curve's val_loss is that field's value; eval lines
         without the field are left out). Extra fields: `trial` = its index in the log, `train_steps` = its T
-        (so a cut-short trial can be told apart) and, for another metric than val_loss, `metric`."""
+        (so a cut-short trial can be told apart), `step_avg_ms` = the last logged step_avg and, for another metric than val_loss, `metric`."""
         pts = [
             CurvePoint.measured(e.step, e.value(metric), e.train_time_s)
             for e in self.evals
@@ -121,6 +121,9 @@ class Trial:
                 f"its eval lines have {', '.join(self.metrics)}"
             )
         extra: dict[str, Any] = {"trial": self.index, "train_steps": self.train_steps}
+        avgs = [e.step_avg_ms for e in self.evals if e.step_avg_ms is not None]
+        if avgs:  # the log's own ms/step at its last eval (upstream's clock skips the first steps)
+            extra["step_avg_ms"] = avgs[-1]
         if metric != DEFAULT_METRIC:
             extra["metric"] = metric
         return RunRecord.from_curve(pts, target=target, seed=self.seed, log_path=log_path, **extra)

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 
-def lr_multiplier(step: int, train_steps: int, cooldown_frac: float = 0.7, warmup_steps: int = 0) -> float:
-    """Upstream schedule: flat, then linear to 0 over the last cooldown_frac of the run; optional linear warmup
-    min(1, (s+1)/warmup) as in result #2."""
+def lr_multiplier(step: int, train_steps: int, cooldown_frac: float = 0.7, warmup_steps: int = 0,
+                  lr_floor: float = 0.0) -> float:
+    """Upstream schedule: flat, then linear to lr_floor over the last cooldown_frac of the run (track 3: to 0; the
+    remixed baselines: to 0.1, as w + (1 - w) * floor); optional linear warmup min(1, (s+1)/warmup) as in result #2."""
     x = step / train_steps
     eta = 1.0 if x < 1 - cooldown_frac else (1 - x) / cooldown_frac
+    if lr_floor:
+        eta = eta + (1 - eta) * lr_floor
     if warmup_steps > 0:
         eta *= min(1.0, (step + 1) / warmup_steps)
     return eta
+
+
+def momentum_warmup(step: int, start: float, end: float, steps: int) -> float:
+    """Muon momentum warmup of the remixed M (and the medium record): linear from start to end over `steps`."""
+    frac = min(step / steps, 1)
+    return (1 - frac) * start + frac * end
 
 
 def set_lr(optimizers, eta: float) -> None:

@@ -107,6 +107,9 @@ def export_script(recipe: Recipe, track: Track | str = "small", *, recipe_origin
                             f"{track.name} uses the {track.model} model")
     if track.unofficial:
         raise OptbenchError("--track: an unofficial (overridden) track cannot be exported as a submission")
+    if recipe.lr_floor or recipe.momentum_warmup is not None:
+        raise OptbenchError(f"recipe {recipe.name}: lr_floor and momentum_warmup are not exportable yet "
+                            f"(the exported script's schedule decays to 0 and keeps momentum fixed)")
     recipe = with_track_hparams(recipe, track)
     check_scope(recipe)
     init_fn = GPT_INIT_FUNCTIONS.get(recipe.init)

@@ -16,7 +16,7 @@ from optbench.data.loader import TokenStream
 from optbench.optim.groups import build_optimizers, with_track_hparams
 from optbench.results.schema import CurvePoint, RunRecord
 from optbench.standalone.logformat import eval_line
-from optbench.standalone.schedule import lr_multiplier, set_lr
+from optbench.standalone.schedule import lr_multiplier, momentum_warmup, set_lr
 from optbench.standalone.training import (TrainClock, all_reduce_sum, barrier, data_parallel, evaluate, extra_pass,
                                           forward_backward, optimizer_step, set_train_mode)
 from optbench.train import checkpoint as ckpt
@@ -138,8 +138,13 @@ class Trial:
         train_loss = float(loss_sum.item()) / self.track.batch_tokens
         if any_rank(not math.isfinite(train_loss), self.env):
             raise Diverged(step, f"train loss ({train_loss})")
-        eta = lr_multiplier(step, self.T, self.cfg.recipe.cooldown_frac, self.cfg.recipe.warmup_steps)
+        recipe = self.cfg.recipe
+        eta = lr_multiplier(step, self.T, recipe.cooldown_frac, recipe.warmup_steps, recipe.lr_floor)
         set_lr(self.optimizers, eta)
+        if recipe.momentum_warmup is not None:  # the main optimizer's groups (build_optimizers puts it last)
+            mw = recipe.momentum_warmup
+            for group in self.optimizers[-1].param_groups:
+                group["momentum"] = momentum_warmup(step, mw.start, recipe.hparams["momentum"], mw.steps)
         try:
             optimizer_step(self.optimizers)
         except FloatingPointError as e:  # an optimizer that detects non-finite state itself
