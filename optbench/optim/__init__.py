@@ -21,5 +21,6 @@ from optbench.optim.adamuon import AdaMuon  # noqa: E402,F401
 from optbench.optim.shampoo import Shampoo  # noqa: E402,F401
 from optbench.optim.soap import SOAP  # noqa: E402,F401
 from optbench.optim.kron import Kron  # noqa: E402,F401
+from optbench.optim.parts.chain import Chain  # noqa: E402,F401  (composed from optbench.optim.parts)
 
-__all__ = ["get", "info", "names", "register", "OptimizerInfo", "Adam", "AdamW", "Muon", "NorMuon", "Lion", "AdamWScheduleFree", "AdEMAMix", "MARS", "SophiaG", "AdaMuon", "Shampoo", "SOAP", "Kron"]
+__all__ = ["get", "info", "names", "register", "OptimizerInfo", "Adam", "AdamW", "Muon", "NorMuon", "Lion", "AdamWScheduleFree", "AdEMAMix", "MARS", "SophiaG", "AdaMuon", "Shampoo", "SOAP", "Kron", "Chain"]

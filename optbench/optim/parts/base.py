@@ -1,0 +1,99 @@
+"""The part protocol: what one piece of a composed optimizer (``optbench.optim.parts.chain.Chain``) may do.
+
+A chain updates each parameter W with gradient g in five stages, in this order:
+
+    u <- base.direction(ctx)                 exactly one base: momentum, adam, psgd_kron ...
+    u <- t.transform(u, ctx)                 transforms in catalog order: soap, orthogonalize, floors ...
+    post.before(u, ctx)                      posts read (W, u) before the step: weight decay, cautious decay
+    apply.apply(u, ctx)                      at most one apply: W <- W - lr u by default; hyperball, radius pin
+    post.after(ctx);  part.finish(ctx)       posts act after the step; finish updates statistics (SOAP)
+
+A part's knobs are constructor keywords with defaults (``knobs``); the chain stores them in every param group
+as ``"<part>.<knob>"`` so that a group override or a schedule can change one for some parameters only.
+Torch and the standard library only: the exporter inlines this module into single-file scripts.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+
+STAGES = ("base", "transform", "post", "apply")
+
+
+class StepContext:
+    """What every part sees for one parameter in one step. ``memo`` passes values between parts."""
+
+    __slots__ = ("p", "grad", "state", "group", "step", "lr", "memo")
+
+    def __init__(self, p: torch.Tensor, grad: torch.Tensor, state: dict, group: dict, step: int):
+        self.p, self.grad, self.state, self.group, self.step = p, grad, state, group, step
+        self.lr = group["lr"]
+        self.memo: dict[str, Any] = {}
+
+
+class Part:
+    """Base class of chain parts. Subclasses set ``name``, ``stage``, ``knobs`` and override their stage's hook.
+
+    Contract: ``direction`` returns a tensor the chain owns (never a state buffer); a transform may modify its
+    input in place (it is owned) and returns the next update; ``check_group`` raises ValueError naming the knob.
+    """
+
+    name: ClassVar[str] = ""
+    stage: ClassVar[str] = ""
+    knobs: ClassVar[dict[str, Any]] = {}
+    matrix_only: ClassVar[bool] = False  # True: parameters must be 2-D
+
+    def __init__(self, **values: Any):
+        unknown = sorted(set(values) - set(self.knobs))
+        if unknown:
+            raise ValueError(f"part {self.name}: unknown knob(s) {', '.join(unknown)}; "
+                             f"knobs: {', '.join(sorted(self.knobs)) or 'none'}")
+        self.values = {**self.knobs, **values}
+
+    def __repr__(self) -> str:
+        changed = ", ".join(f"{k}={v!r}" for k, v in self.values.items() if v != self.knobs[k])
+        return f"{type(self).__name__}({changed})"
+
+    def defaults(self) -> dict[str, Any]:
+        """This part's knobs as param-group entries ``"<name>.<knob>"``."""
+        return {f"{self.name}.{k}": v for k, v in self.values.items()}
+
+    def knob(self, group: dict, key: str) -> Any:
+        return group[f"{self.name}.{key}"]
+
+    def check_group(self, group: dict) -> None:
+        """Validate this part's knob values in one param group (ValueError naming the knob)."""
+        if self.matrix_only:
+            for p in group["params"]:
+                if p.ndim != 2:
+                    raise ValueError(f"part {self.name}: only 2-D parameters are supported, got shape "
+                                     f"{tuple(p.shape)}; give vectors to an aux optimizer")
+
+    def direction(self, ctx: StepContext) -> torch.Tensor:  # base
+        raise NotImplementedError(f"part {self.name} is not a base")
+
+    def transform(self, u: torch.Tensor, ctx: StepContext) -> torch.Tensor:  # transform
+        raise NotImplementedError(f"part {self.name} is not a transform")
+
+    def before(self, u: torch.Tensor, ctx: StepContext) -> None:  # post, before the step
+        pass
+
+    def apply(self, u: torch.Tensor, ctx: StepContext) -> None:  # apply
+        raise NotImplementedError(f"part {self.name} is not an apply part")
+
+    def after(self, ctx: StepContext) -> None:  # post, after the step
+        pass
+
+    def finish(self, ctx: StepContext) -> None:  # any stage, after the parameter is updated
+        pass
+
+
+def check_range(part: str, key: str, value: Any, lo: float, hi: float, *, hi_open: bool = False) -> None:
+    """ValueError unless lo <= value <= hi (or < hi when hi_open), naming ``part.key``."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and lo <= value and (
+        value < hi if hi_open else value <= hi)
+    if not ok:
+        bound = f"[{lo}, {hi})" if hi_open else f"[{lo}, {hi}]"
+        raise ValueError(f"{part}.{key}: must be a number in {bound}, got {value!r}")
