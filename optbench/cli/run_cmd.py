@@ -28,7 +28,9 @@ def _parse_value(key: str, raw: str):
 
 
 def apply_settings(recipe, settings: list[str]):
-    """--set KEY=VALUE: hparams (lr=0.02), schedule fields (train_steps, warmup_steps, cooldown_frac) or aux.FIELD."""
+    """--set KEY=VALUE: hparams (lr=0.02), schedule fields (train_steps, warmup_steps, cooldown_frac), aux.FIELD,
+    or parts (parts.NAME=false ablates a part, parts.NAME.KNOB=V changes a knob; aux.parts.* likewise)."""
+    from optbench.optim.parts.settings import set_part
     from optbench.optim.recipe import Recipe
 
     if not settings:
@@ -41,11 +43,15 @@ def apply_settings(recipe, settings: list[str]):
         key, value = key.strip(), _parse_value(key, raw.strip())
         if key in ("train_steps", "warmup_steps", "cooldown_frac"):
             data[key] = value
+        elif key.startswith("parts."):
+            set_part(data["parts"], key[len("parts."):], value)
         elif key.startswith("aux."):
             if data.get("aux") is None:
                 raise OptbenchError(f"--set {key}: recipe {recipe.name} has no aux optimizer")
             sub = key[4:]
-            if sub in ("embed_lr", "head_lr", "scalar_lr", "optimizer"):
+            if sub.startswith("parts."):
+                set_part(data["aux"]["parts"], sub[len("parts."):], value, where="aux.parts")
+            elif sub in ("embed_lr", "head_lr", "scalar_lr", "optimizer"):
                 data["aux"][sub] = value
             else:
                 data["aux"]["hparams"][sub] = value

@@ -8,6 +8,7 @@ from torch import nn
 
 from optbench import optim
 from optbench.errors import OptbenchError
+from optbench.optim.parts.build import attach_parts, chain_kwargs, split_by_name
 from optbench.optim.recipe import Recipe
 
 
@@ -72,15 +73,19 @@ def build_optimizers(model: nn.Module, recipe: Recipe, *, fused_ok: bool = False
             {"params": [named[n] for n in named if roles[n] == "head"], "lr": a.head_lr},
             {"params": [named[n] for n in named if roles[n] == "scalar"], "lr": a.scalar_lr},
         ]
-        opts.append(_construct(a.optimizer, [g for g in aux_groups if g["params"]], a.hparams, fused_ok=fused_ok))
+        aux_groups = split_by_name([g for g in aux_groups if g["params"]], {id(p): n for n, p in named.items()},
+                                   a.overrides, f"{recipe.name} [aux]")
+        opts.append(_construct(a.optimizer, aux_groups, {**a.hparams, **chain_kwargs(a.optimizer, a.parts, "aux")},
+                               fused_ok=fused_ok))
     if main_lr is not None:
         for g in groups:
             g.setdefault("lr", main_lr)
-    opts.append(_construct(info.name, groups, hp, fused_ok=fused_ok))
+    opts.append(_construct(info.name, groups, {**hp, **chain_kwargs(info.name, recipe.parts, recipe.name)},
+                           fused_ok=fused_ok))
     covered = [p for o in opts for g in o.param_groups for p in g["params"]]
     if len(covered) != len(named) or {id(p) for p in covered} != {id(p) for p in named.values()}:
         raise OptbenchError(f"recipe {recipe.name}: optimizer groups do not cover every parameter exactly once")
     for o in opts:
         for g in o.param_groups:
             g["initial_lr"] = g["lr"]
-    return opts
+    return attach_parts(opts, recipe, model)  # schedules, outer look-ahead and readout parts (none: opts as is)

@@ -9,6 +9,10 @@ matching method:
   loop computes the estimator's gradient with ONE extra forward+backward pass on labels sampled from the
   model (Gauss-Newton-Bartlett), leaves it in ``p.grad``, calls ``update_hessian()`` and counts the extra
   pass. A run with any extra pass breaks the benchmark's one-pass rule and is marked non-compliant.
+- ``opt.part_schedules`` ({group index: [schedule, ...]}, set by recipe schedule parts): after the loop has set
+  every group's lr from the recipe's schedule, each listed schedule sets its group's value for this step
+  (``schedule.set(group, step, train_steps)``: PowerCool, split cooldowns, momentum warm-up/cool-down).
+- ``opt.before_forward()`` (EMA-Nesterov's look-ahead): called right before each step's forward-backward.
 """
 
 from __future__ import annotations
@@ -40,3 +44,18 @@ def hessian_due(optimizers: Iterable[torch.optim.Optimizer], step: int) -> list[
         if callable(fn) and fn(step):
             out.append(opt)
     return out
+
+
+def apply_schedules(optimizers: Iterable[torch.optim.Optimizer], step: int, train_steps: int) -> None:
+    """Per-group schedules of recipe parts (after the loop set lr = initial_lr * eta for every group)."""
+    for opt in optimizers:
+        for i, scheds in getattr(opt, "part_schedules", {}).items():
+            for s in scheds:
+                s.set(opt.param_groups[i], step, train_steps)
+
+
+def before_forward(optimizers: Iterable[torch.optim.Optimizer]) -> None:
+    for opt in optimizers:
+        fn = getattr(opt, "before_forward", None)
+        if callable(fn):
+            fn()

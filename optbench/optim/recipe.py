@@ -7,11 +7,35 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from optbench.errors import OptbenchError
 
 RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
+
+# [parts.NAME] tables: part name -> knob values (optbench.optim.parts.catalog); `NAME = true` is the part with its
+# defaults, `NAME = false` leaves it out (how `--set parts.NAME=false` ablates a part).
+PartsSpec = dict[str, dict[str, Any]]
+
+
+def _normalize_parts(value: Any) -> Any:
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for name, knobs in value.items():
+        if knobs is False:
+            continue
+        out[name] = {} if knobs is True else knobs
+    return out
+
+
+class GroupOverride(BaseModel):
+    """Hyperparameter overrides for the hidden matrices whose names contain `match` (e.g. 2x wd on MLP); under
+    [aux], for the aux parameters whose names contain it (e.g. per-bias betas)."""
+
+    model_config = ConfigDict(extra="forbid")
+    match: str
+    hparams: dict[str, Any]
 
 
 class AuxSpec(BaseModel):
@@ -23,14 +47,13 @@ class AuxSpec(BaseModel):
     head_lr: float = Field(gt=0)
     scalar_lr: float = Field(gt=0)
     hparams: dict[str, Any] = Field(default_factory=dict)
+    parts: PartsSpec = Field(default_factory=dict)  # the aux Chain's parts (optimizer = "chain")
+    overrides: list[GroupOverride] = Field(default_factory=list)  # name-matched aux subgroups (e.g. per-bias betas)
 
-
-class GroupOverride(BaseModel):
-    """Hyperparameter overrides for the hidden matrices whose names contain `match` (e.g. 2x wd on MLP)."""
-
-    model_config = ConfigDict(extra="forbid")
-    match: str
-    hparams: dict[str, Any]
+    @field_validator("parts", mode="before")
+    @classmethod
+    def _parts(cls, v: Any) -> Any:
+        return _normalize_parts(v)
 
 
 class Published(BaseModel):
@@ -60,6 +83,13 @@ class Recipe(BaseModel):
     # "torch-default": torch's default Linear/Embedding init, then proj weights zeroed (result #2's era)
     init: Literal["track3", "torch-default"] = "track3"
     published: Published | None = None
+    parts: PartsSpec = Field(default_factory=dict)  # composable parts: chain stages for optimizer "chain", and
+    #                                                 schedule / outer / readout parts for any optimizer
+
+    @field_validator("parts", mode="before")
+    @classmethod
+    def _parts(cls, v: Any) -> Any:
+        return _normalize_parts(v)
 
     @model_validator(mode="after")
     def _check(self) -> "Recipe":
@@ -67,6 +97,14 @@ class Recipe(BaseModel):
             raise ValueError("scope 'matrices' needs an [aux] table for the embedding, head and scalars")
         if self.scope == "all" and self.aux is not None:
             raise ValueError("scope 'all' sends every parameter to the optimizer; remove [aux]")
+        if self.parts or self.optimizer == "chain" or (self.aux is not None and (self.aux.parts
+                                                                                   or self.aux.optimizer == "chain")):
+            from optbench.optim.parts.catalog import check_spec
+
+            check_spec(self.parts, chain=self.optimizer == "chain", allow_global=True, where="parts")
+            if self.aux is not None:
+                check_spec(self.aux.parts, chain=self.aux.optimizer == "chain", allow_global=False,
+                           where="aux.parts")
         return self
 
     def summary(self) -> str:
@@ -79,7 +117,19 @@ class Recipe(BaseModel):
         if self.aux:
             s += f"; aux {self.aux.optimizer} embed {self.aux.embed_lr:g} head {self.aux.head_lr:g} " \
                  f"scalars {self.aux.scalar_lr:g}"
+        if self.part_names():
+            s += "; parts " + ", ".join(self.part_names())
         return s
+
+    def part_names(self) -> list[str]:
+        """The recipe's parts in canonical order, the aux chain's prefixed "aux." (what results and boards show)."""
+        from optbench.optim.parts.catalog import names
+
+        order = {n: i for i, n in enumerate(names())}
+        out = sorted(self.parts, key=lambda n: order.get(n, len(order)))
+        if self.aux is not None:
+            out += ["aux." + n for n in sorted(self.aux.parts, key=lambda n: order.get(n, len(order)))]
+        return out
 
 
 # The upstream #36 auxiliary AdamW (embedding 0.7, head 0.004, vectors 0.015; betas (0.8, 0.95), eps 1e-10, wd 1e-3).

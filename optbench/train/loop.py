@@ -28,6 +28,7 @@ from optbench.errors import OptbenchError
 from optbench.fsutil import atomic_write_text
 from optbench.optim import protocol
 from optbench.optim.groups import build_optimizers, with_track_hparams
+from optbench.optim.parts.build import part_modules
 from optbench.optim.recipe import Recipe
 from optbench.results.schema import CurvePoint, RunRecord, collect_provenance, results_from_runs, save_results
 from optbench.tracks import Track, lr_multiplier
@@ -254,6 +255,7 @@ def train_one(cfg: RunConfig, env: DistEnv, seed: int, train_files, val_data, lo
             inputs, targets = inputs.to(env.device), targets.to(env.device)
             if set_progress is not None:
                 set_progress(step / T)
+            protocol.before_forward(optimizers)
             loss_sum = torch.zeros((), device=env.device)
             for i in range(accum):
                 sync = env.distributed and i < accum - 1
@@ -270,6 +272,8 @@ def train_one(cfg: RunConfig, env: DistEnv, seed: int, train_files, val_data, lo
             for opt in optimizers:
                 for g in opt.param_groups:
                     g["lr"] = g["initial_lr"] * eta
+            protocol.apply_schedules(optimizers, step, T)
+            for opt in optimizers:
                 try:
                     opt.step()
                 except FloatingPointError as e:  # an optimizer that detects non-finite state itself
@@ -320,6 +324,7 @@ def run(cfg: RunConfig, env: DistEnv, *, resume: bool = False) -> tuple[object, 
         mods = [sys.modules[optim.get(cfg.recipe.optimizer).__module__]]
         if cfg.recipe.aux is not None:
             mods.append(sys.modules[optim.get(cfg.recipe.aux.optimizer).__module__])
+        mods += [sys.modules[m] for m in part_modules(cfg.recipe)]
         log = RunLog(out, run_code_text(cfg, mods), version_line(env.device, env.world_size))
     records: list[RunRecord] = []
     wall0 = time.perf_counter()

@@ -40,8 +40,8 @@ def test_recipe_builds_and_steps(name):
     covered = {id(p) for o in opts for g in o.param_groups for p in g["params"]}
     assert covered == {id(p) for p in m.parameters()}
     if r.aux is not None:
-        lrs = sorted(g["lr"] for g in opts[0].param_groups)
-        assert lrs == sorted([r.aux.embed_lr, r.aux.head_lr, r.aux.scalar_lr])
+        lrs = sorted({g["lr"] for g in opts[0].param_groups})  # [aux] overrides split groups, keeping the role's lr
+        assert lrs == sorted({r.aux.embed_lr, r.aux.head_lr, r.aux.scalar_lr})
     protocol.set_train_mode(opts)  # as the loop does (schedule-free needs it)
     x = torch.randint(0, 256, (2, 64))
     m(x, x).backward()
