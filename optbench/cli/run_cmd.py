@@ -216,10 +216,29 @@ def tracks_cmd() -> None:
 
 
 @app.command("recipes")
-def recipes_cmd() -> None:
-    """The bundled recipes and the published results they cite."""
+def recipes_cmd(
+    parts: Optional[str] = typer.Option(None, "--parts", help="list this recipe's parts (name or .toml) with their "
+                                                               "knobs and sources"),
+) -> None:
+    """The bundled recipes and the published results they cite; --parts R: recipe R's parts."""
     from optbench.optim.recipe import load_recipe, recipe_names
 
+    if parts is not None:
+        from optbench.optim.parts.catalog import describe
+
+        r = load_recipe(parts)
+        rows = describe(r)
+        if not rows:
+            Console().print(f"{r.name}: no parts (optimizer {r.optimizer} as a whole)")
+            return
+        from rich.markup import escape
+
+        table = Table("part", "stage", escape("knobs (recipe value [default])"), "what", "source",
+                      title=f"{r.name}: parts")
+        for row in rows:
+            table.add_row(*(escape(row[k]) for k in ("part", "stage", "knobs", "summary", "source")))
+        Console().print(table)
+        return
     table = Table("recipe", "optimizer", "track", "published steps", "source")
     table.columns[0].no_wrap = True
     table.columns[4].no_wrap, table.columns[4].overflow = True, "ellipsis"

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from optbench.optim.parts.adam import Adam
+from optbench.optim.parts.aspect_scale import AspectScale
 from optbench.optim.parts.base import STAGES as CHAIN_STAGES
 from optbench.optim.parts.base import Part
 from optbench.optim.parts.cautious_wd import CautiousWeightDecay
@@ -27,12 +28,13 @@ from optbench.optim.parts.hyperball import Hyperball
 from optbench.optim.parts.momentum import Momentum
 from optbench.optim.parts.momentum_schedule import MomentumSchedule
 from optbench.optim.parts.normuon import NorMuonVariance
-from optbench.optim.parts.orthogonalize import AspectScale, Orthogonalize
+from optbench.optim.parts.orthogonalize import Orthogonalize
 from optbench.optim.parts.powercool import PowerCool
 from optbench.optim.parts.psgd_kron import PSGDKron
 from optbench.optim.parts.radial_brake import RadialBrake
 from optbench.optim.parts.radius_pin import RadiusPin
 from optbench.optim.parts.row_floor import RowFloor
+from optbench.optim.parts.shampoo import Shampoo
 from optbench.optim.parts.sign import Sign
 from optbench.optim.parts.soap import SoapPrecondition
 from optbench.optim.parts.split_cooldown import SplitCooldown
@@ -42,7 +44,7 @@ from optbench.optim.parts.weight_decay import WeightDecay
 
 # The canonical order: a chain runs its parts in this order, whatever order a recipe lists them in.
 ORDER: tuple[type[Part], ...] = (
-    Momentum, Adam, PSGDKron,                                          # base
+    Momentum, Adam, PSGDKron, Shampoo,                                 # base
     Sign, SoapPrecondition, Orthogonalize, ContraMuon, AspectScale,   # transforms ...
     NorMuonVariance, RadialBrake, UWFloor, RowFloor,                   # ... (floors last)
     WeightDecay, CautiousWeightDecay,                                  # posts
@@ -70,7 +72,7 @@ def _doc_parts(cls: type[Part]) -> tuple[str, str]:
     doc = inspect.getdoc(sys.modules[cls.__module__]) or ""
     paras = [" ".join(x.split()) for x in doc.split("\n\n")]
     summary = paras[0] if paras else ""
-    source = next((p[len("Source:"):].strip() for p in paras if p.startswith("Source:")), "")
+    source = next((p[p.index("Source:") + len("Source:"):].strip() for p in paras if "Source:" in p), "")
     return summary, source
 
 
@@ -138,3 +140,21 @@ def check_spec(spec: dict[str, dict], *, chain: bool, allow_global: bool, where:
             check_chain(chain_parts(spec))
         except ValueError as e:
             raise ValueError(f"{where}: {e}") from None
+
+
+def describe(recipe) -> list[dict[str, str]]:
+    """One row per part of a recipe (aux chain parts prefixed "aux."): name, stage, knobs (the recipe's values,
+    defaults in brackets), summary and source, in canonical order."""
+    rows = []
+    for prefix, spec in [("", recipe.parts)] + ([("aux.", recipe.aux.parts)] if recipe.aux is not None else []):
+        for cls, knobs in _sorted(spec):
+            i = info(cls.name)
+            shown = []
+            for k, default in i.knobs.items():
+                if k in knobs and knobs[k] != default:
+                    shown.append(f"{k}={knobs[k]!r} [{default!r}]")
+                else:
+                    shown.append(f"{k}={default!r}")
+            rows.append({"part": prefix + i.name, "stage": i.stage, "knobs": ", ".join(shown),
+                         "summary": i.summary, "source": i.source})
+    return rows

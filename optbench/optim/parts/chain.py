@@ -2,7 +2,8 @@
 
     from optbench.optim.parts.chain import Chain
     from optbench.optim.parts.momentum import Momentum
-    from optbench.optim.parts.orthogonalize import Orthogonalize, AspectScale
+    from optbench.optim.parts.orthogonalize import Orthogonalize
+    from optbench.optim.parts.aspect_scale import AspectScale
     from optbench.optim.parts.hyperball import Hyperball
     opt = Chain(matrices, [Momentum(mu=0.95), Orthogonalize(), AspectScale(), Hyperball()], lr=0.018)   # MuonH
 

@@ -1,10 +1,9 @@
-"""Orthogonalisation (Muon's Newton-Schulz polar factor) and Muon's aspect-ratio scale.
+"""Orthogonalisation: Muon's Newton-Schulz approximation of the update's polar factor.
 
-    orthogonalize:  O <- NS(u) ~ U V^T  for u = U S V^T (quintic X <- aX + (bA + cA^2) X, A = X X^T)
-    aspect_scale:   O <- O * sqrt(max(1, rows / cols))
+    O <- NS(u) ~ U V^T  for u = U S V^T   (quintic X <- aX + (bA + cA^2) X, A = X X^T, after a normalisation)
 
-Source: Muon, Jordan et al. 2024; modded-nanogpt track 3 ``zeropower_via_newtonschulz5`` (12 x (2, -1.5, 0.5) in
-bf16 since efabd7eb) and ``muon_update``. ``norm = "gram"`` normalises by ||X X^T||_F^(1/2) as the record's
+Source: Muon, Jordan et al. 2024 (kellerjordan.github.io/posts/muon); modded-nanogpt track 3
+``zeropower_via_newtonschulz5`` (12 x (2, -1.5, 0.5) in bf16 since efabd7eb). ``norm = "gram"`` normalises by ||X X^T||_F^(1/2) as the record's
 ``gram_frobenius_norm_estimate`` (#44, #46). The Newton-Schulz call is ``optbench.optim.muon.newton_schulz``
 (one call site, ``_orthogonalize`` below). ``orthogonalize`` keeps its input in ``ctx.memo["pre_ortho"]`` for
 parts that need it (contra_muon).
@@ -53,16 +52,3 @@ class Orthogonalize(Part):
     def transform(self, u: torch.Tensor, ctx: StepContext) -> torch.Tensor:
         ctx.memo["pre_ortho"] = u
         return _orthogonalize(u, ctx.group)
-
-
-class AspectScale(Part):
-    """Muon's shape scale sqrt(max(1, rows / cols)) (x2 for a 4:1 tall matrix such as mlp.fc)."""
-
-    name = "aspect_scale"
-    stage = "transform"
-    matrix_only = True
-    knobs = {}
-
-    def transform(self, u: torch.Tensor, ctx: StepContext) -> torch.Tensor:
-        u *= max(1, u.size(-2) / u.size(-1)) ** 0.5
-        return u
