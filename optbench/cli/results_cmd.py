@@ -164,12 +164,21 @@ def leaderboard_cmd(
     out: Optional[Path] = typer.Option(None, "--out", help="write LEADERBOARD.md here (atomically) instead of printing"),
     rule: Optional[str] = typer.Option(None, "--rule", help="stats rule preset (default workspace)"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="also draw best steps over time to this .png"),
+    uses: Optional[str] = typer.Option(None, "--uses", help="only results whose recipe uses this part (e.g. hyperball)"),
 ) -> None:
     """Build LEADERBOARD.md from results.json files (deterministic: same files, same bytes)."""
     from optbench.results import leaderboard
 
-    entries, skipped = leaderboard.entries_from(source, rule)
-    text = leaderboard.render_leaderboard(entries, skipped, rule)
+    if uses is not None:
+        from optbench.optim.parts.catalog import info
+
+        try:
+            info(uses)
+        except ValueError as e:
+            raise OptbenchError(f"--uses: {e}") from None
+    entries, skipped = leaderboard.entries_from(source, rule, uses=uses)
+    title = "Leaderboard" if uses is None else f"Leaderboard: results whose recipe uses `{uses}`"
+    text = leaderboard.render_leaderboard(entries, skipped, rule, title=title)
     if out is not None:
         from optbench.fsutil import atomic_write_text
 

@@ -219,8 +219,10 @@ def tracks_cmd() -> None:
 def recipes_cmd(
     parts: Optional[str] = typer.Option(None, "--parts", help="list this recipe's parts (name or .toml) with their "
                                                                "knobs and sources"),
+    uses: Optional[str] = typer.Option(None, "--uses", help="only the recipes that use this part (e.g. hyperball)"),
 ) -> None:
-    """The bundled recipes and the published results they cite; --parts R: recipe R's parts."""
+    """The bundled recipes and the published results they cite; --parts R: recipe R's parts; --uses P: the
+    recipes (published entries) that use part P."""
     from optbench.optim.recipe import load_recipe, recipe_names
 
     if parts is not None:
@@ -239,11 +241,20 @@ def recipes_cmd(
             table.add_row(*(escape(row[k]) for k in ("part", "stage", "knobs", "summary", "source")))
         Console().print(table)
         return
+    if uses is not None:
+        from optbench.optim.parts.catalog import info
+
+        try:
+            info(uses)
+        except ValueError as e:
+            raise OptbenchError(f"--uses: {e}") from None
     table = Table("recipe", "optimizer", "track", "published steps", "source")
     table.columns[0].no_wrap = True
     table.columns[4].no_wrap, table.columns[4].overflow = True, "ellipsis"
     for n in recipe_names():
         r = load_recipe(n)
+        if uses is not None and not (uses in r.part_names() or f"aux.{uses}" in r.part_names()):
+            continue
         pub = str(r.published.steps) if r.published and r.published.steps else ""
         table.add_row(n, r.optimizer, r.track or "", pub, r.source)
     Console().print(table)

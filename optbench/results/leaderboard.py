@@ -100,12 +100,19 @@ def _fmt_value(v: object) -> str:
 
 
 def hparam_summary(r: Results) -> str:
-    """`lr 0.025, wd 0.05` from key_hparams (file order), or the recipe name, or '?'."""
+    """`lr 0.025, wd 0.05` from key_hparams (file order), or the recipe name, or '?'; then the recipe's parts."""
     if r.key_hparams:
-        return ", ".join(f"{k} {_fmt_value(v)}" for k, v in r.key_hparams.items())
-    if r.recipe is not None:
-        return f"recipe {r.recipe.name}"
-    return "?"
+        text = ", ".join(f"{k} {_fmt_value(v)}" for k, v in r.key_hparams.items())
+    elif r.recipe is not None:
+        text = f"recipe {r.recipe.name}"
+    else:
+        text = "?"
+    return text + (f"; parts: {', '.join(r.parts)}" if r.parts else "")
+
+
+def uses_part(r: Results, part: str) -> bool:
+    """The record's recipe uses this part (in its chain, its aux chain as aux.PART, or as a global part)."""
+    return part in r.parts or f"aux.{part}" in r.parts
 
 
 def _contributors(r: Results) -> str:
@@ -362,11 +369,16 @@ def _section(entries: list[Entry], rule: stats.Rule, target: float, suffix: str,
     return L
 
 
-def entries_from(source: str | os.PathLike, rule: str | stats.Rule | None = None) -> tuple[list[Entry], list[tuple[str, str]]]:
-    """The leaderboard's view of every results.json under source, and the files it skipped (path, reason)."""
+def entries_from(source: str | os.PathLike, rule: str | stats.Rule | None = None,
+                 uses: str | None = None) -> tuple[list[Entry], list[tuple[str, str]]]:
+    """The leaderboard's view of every results.json under source, and the files it skipped (path, reason).
+    ``uses``: only the records whose recipe uses that part (e.g. "hyperball")."""
     r = stats.get_rule(rule)
     records, skipped, _ = _collect(source)
-    return [_entry(rel, res, log, r) for rel, res, log in records], skipped
+    entries = [_entry(rel, res, log, r) for rel, res, log in records]
+    if uses is not None:
+        entries = [e for e in entries if uses_part(e.results, uses)]
+    return entries, skipped
 
 
 def render_leaderboard(

@@ -5,7 +5,7 @@ The record is the workspace format (spec/workspace.md) plus optbench's fields:
     workspace (required)   agent_id, experiment, optimizer, steps_to_<target>, final_val_loss
     workspace (optional)   timestamp, num_runs, mean_val_loss, std_val_loss, key_hparams, notes
     optbench               track, target, rule, reached_target, passes_rule, seeds, runs (per seed),
-                           claimed_step, compliant, compliance_notes, unofficial, recipe, provenance,
+                           claimed_step, compliant, compliance_notes, unofficial, recipe, parts, provenance,
                            train_steps, wallclock_s
     anything else          kept as is (other tools' fields survive a load/save round trip)
 
@@ -69,6 +69,7 @@ _FIELD_ORDER = [
     "compliance_notes",
     "unofficial",
     "recipe",
+    "parts",
     "provenance",
     "train_steps",
     "wallclock_s",
@@ -213,6 +214,7 @@ class Results(BaseModel):
     compliance_notes: list[str] = Field(default_factory=list)
     unofficial: bool = False
     recipe: Optional[Recipe] = None
+    parts: list[str] = Field(default_factory=list)  # the recipe's composable parts (aux chain's as "aux.NAME")
     provenance: Optional[Provenance] = None
     train_steps: Optional[int] = Field(default=None, strict=True, ge=0)
     wallclock_s: Optional[float] = Field(default=None, ge=0)

@@ -374,7 +374,7 @@ def _results(cfg: RunConfig, env: DistEnv, records: list[RunRecord], wall: float
     kwargs = dict(agent_id=cfg.agent_id, experiment=cfg.experiment or f"{cfg.recipe.name} on {cfg.track.name}",
                   optimizer=cfg.recipe.optimizer, target=cfg.track.target, rule=cfg.track.rule,
                   track=cfg.track.name, key_hparams=dict(cfg.recipe.hparams), notes="; ".join(notes) or None,
-                  recipe={"name": cfg.recipe.name, "config": cfg.recipe.model_dump()},
+                  recipe={"name": cfg.recipe.name, "config": cfg.recipe.model_dump()}, parts=cfg.recipe.part_names(),
                   provenance=collect_provenance(device=device, world_size=env.world_size),
                   train_steps=cfg.train_steps, wallclock_s=round(wall, 3), unofficial=cfg.track.unofficial,
                   compliance_notes=[f"unofficial overrides: {cfg.track.overrides}"] if cfg.track.unofficial else [])

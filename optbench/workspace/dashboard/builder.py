@@ -185,6 +185,7 @@ def collect(ws: Workspace, now: datetime | None = None) -> dict:
                 "files": a.files,
                 "optimizer": getattr(a.results, "optimizer", None),
                 "steps": getattr(a.results, "steps_to_target", None),
+                "parts": list(getattr(a.results, "parts", None) or []),
                 "warning": a.warning,
             }
             for a in arts
