@@ -28,7 +28,7 @@ from optbench.errors import OptbenchError
 from optbench.fsutil import atomic_write_text
 from optbench.optim import protocol
 from optbench.optim.groups import build_optimizers, with_track_hparams
-from optbench.optim.parts.build import part_modules
+from optbench.optim.parts.build import apply_init_parts, part_modules
 from optbench.optim.recipe import Recipe
 from optbench.results.schema import CurvePoint, RunRecord, collect_provenance, results_from_runs, save_results
 from optbench.tracks import Track, lr_multiplier
@@ -185,6 +185,7 @@ def train_one(cfg: RunConfig, env: DistEnv, seed: int, train_files, val_data, lo
     torch.manual_seed(seed)
     model = track.build_model(embed_dtype=torch.bfloat16 if cuda else torch.float32).to(env.device)
     track.init_model(model, recipe.init)
+    apply_init_parts(model, recipe)  # the recipe's init parts (none: a no-op)
     if cfg.compile:
         model.compile(dynamic=False)
     ddp_model = DDP(model, device_ids=[env.device.index] if cuda else None) if env.distributed else model

@@ -217,3 +217,25 @@ def test_entry_schedule_matches_its_code(entry):
         assert rel <= 1e-12, (role, rel)
     if "mu" in ref:
         assert torch.equal(torch.tensor(mu, dtype=torch.float64), ref["mu"])
+
+
+def test_record_cgi_gains_match_its_code():
+    """The record recipe's cgi_gains part draws the same RMSNorm gains as the record's own init loop."""
+    from optbench.optim.parts import catalog
+
+    ref = torch.load(P.REF_DIR / "cgi_gains_46.pt", weights_only=True)
+    blocks = nn.ModuleList()
+    for _ in range(ref["norm1"].size(0)):
+        b = nn.Module()
+        for n in ("norm1", "norm2"):
+            norm = nn.Module()
+            norm.gains = nn.Parameter(torch.ones(ref["norm1"].size(1)))
+            b.add_module(n, norm)
+        blocks.append(b)
+    model = nn.Module()
+    model.blocks = blocks
+    part = next(p for p in catalog.global_parts(load_recipe("track3-46-record").parts) if p.name == "cgi_gains")
+    torch.manual_seed(ref["seed"])
+    part.init_model(model)
+    assert torch.equal(torch.stack([b.norm1.gains.detach() for b in blocks]), ref["norm1"])
+    assert torch.equal(torch.stack([b.norm2.gains.detach() for b in blocks]), ref["norm2"])

@@ -10,6 +10,9 @@ A chain updates each parameter W with gradient g in five stages, in this order:
 
 A part's knobs are constructor keywords with defaults (``knobs``); the chain stores them in every param group
 as ``"<part>.<knob>"`` so that a group override or a schedule can change one for some parameters only.
+Parts of the other stages act outside the chain (``optbench.optim.parts.build``): "init" parts change the model
+once after the track's init (``init_model(model)``), "schedule" parts set group values every step, the "outer"
+part wraps every optimizer, the "readout" part changes what evaluation sees.
 Torch and the standard library only: the exporter inlines this module into single-file scripts.
 """
 

@@ -1,5 +1,6 @@
 """A recipe's parts -> optimizers for a model: the Chain's part instances, aux subgroups by name, then the global
-parts (per-group schedules, the EMA-Nesterov outer loop, the tail-EMA readout) on top of the built optimizers.
+parts (per-group schedules, the EMA-Nesterov outer loop, the tail-EMA readout) on top of the built optimizers;
+and the init parts, run on the model before optimizers are built (``apply_init_parts``).
 
 Called by ``optbench.optim.groups.build_optimizers``; the loop drives the result through
 ``optbench.optim.protocol`` (``apply_schedules``, ``before_forward``, ``set_eval_mode``/``set_train_mode``).
@@ -65,6 +66,7 @@ def attach_parts(optimizers: list[torch.optim.Optimizer], recipe, model: nn.Modu
         parts = catalog.global_parts(recipe.parts)
     except ValueError as e:
         raise OptbenchError(f"recipe {recipe.name}: {e}") from None
+    parts = [p for p in parts if p.stage != "init"]
     if not parts:
         return optimizers
     lr_scheds = [p.name for p in parts if p.name in ("powercool", "split_cooldown")]
@@ -97,6 +99,16 @@ def attach_parts(optimizers: list[torch.optim.Optimizer], recipe, model: nn.Modu
         except ValueError as e:
             raise OptbenchError(f"recipe {recipe.name}: {e}") from None
     return out
+
+
+def apply_init_parts(model: nn.Module, recipe) -> None:
+    """Run the recipe's init parts on a freshly initialised model (after the track's init, before optimizers)."""
+    try:
+        for p in catalog.global_parts(recipe.parts):
+            if p.stage == "init":
+                p.init_model(model)
+    except (ValueError, AttributeError, KeyError) as e:
+        raise OptbenchError(f"recipe {recipe.name}: init part: {e}") from None
 
 
 def part_modules(recipe) -> list[str]:

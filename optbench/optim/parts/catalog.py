@@ -5,8 +5,9 @@
     catalog.info("hyperball").source          # where it comes from (entry, PR, paper)
     catalog.chain_parts({"momentum": {}, "orthogonalize": {"ns_dtype": "float32"}})  # -> [Momentum(), ...]
 
-Stages: chain stages (base, transform, post, apply; see ``base.py``) build a ``Chain``; "schedule" parts set
-group hyperparameters every step; "outer" wraps all optimizers; "readout" changes what evaluation sees.
+Stages: chain stages (base, transform, post, apply; see ``base.py``) build a ``Chain``; "init" parts change the
+model once after the track's init; "schedule" parts set group hyperparameters every step; "outer" wraps all
+optimizers; "readout" changes what evaluation sees.
 A recipe names its parts in ``[parts.NAME]`` tables; their order in the file does not matter, this one does.
 """
 
@@ -22,9 +23,12 @@ from optbench.optim.parts.aspect_scale import AspectScale
 from optbench.optim.parts.base import STAGES as CHAIN_STAGES
 from optbench.optim.parts.base import Part
 from optbench.optim.parts.cautious_wd import CautiousWeightDecay
+from optbench.optim.parts.cgi_gains import CGIGains
 from optbench.optim.parts.contra_muon import ContraMuon
+from optbench.optim.parts.depth_scale import DepthScale
 from optbench.optim.parts.ema_nesterov import EMANesterovPart
 from optbench.optim.parts.hyperball import Hyperball
+from optbench.optim.parts.init_scale import InitScale
 from optbench.optim.parts.momentum import Momentum
 from optbench.optim.parts.momentum_schedule import MomentumSchedule
 from optbench.optim.parts.normuon import NorMuonVariance
@@ -49,12 +53,13 @@ ORDER: tuple[type[Part], ...] = (
     NorMuonVariance, RadialBrake, UWFloor, RowFloor,                   # ... (floors last)
     WeightDecay, CautiousWeightDecay,                                  # posts
     Hyperball, RadiusPin,                                              # apply
+    InitScale, DepthScale, CGIGains,                                   # init (after the track's init)
     PowerCool, SplitCooldown, MomentumSchedule,                        # schedules
     EMANesterovPart,                                                   # outer
     TailEMAPart,                                                       # readout
 )
 _BY_NAME: dict[str, type[Part]] = {c.name: c for c in ORDER}
-GLOBAL_STAGES = ("schedule", "outer", "readout")
+GLOBAL_STAGES = ("init", "schedule", "outer", "readout")
 
 
 @dataclass(frozen=True)
@@ -130,7 +135,7 @@ def check_spec(spec: dict[str, dict], *, chain: bool, allow_global: bool, where:
             raise ValueError(f"{where}.{name}: a {i.stage} part belongs in the recipe's top-level [parts]")
         if i.stage in CHAIN_STAGES and not chain:
             raise ValueError(f"{where}.{name}: a {i.stage} part needs optimizer = \"chain\" "
-                             f"(whole zoo optimizers take only schedule, outer and readout parts)")
+                             f"(whole zoo optimizers take only init, schedule, outer and readout parts)")
         try:
             i.cls(**dict(knobs or {}))
         except (TypeError, ValueError) as e:
