@@ -32,6 +32,8 @@ ENTRIES = {
     "adamh_4": ("track3-4-adamh", {**CONSTANT_LR, "parts.split_cooldown": False}),
     "muonh_5": ("track3-5-muonh", {**CONSTANT_LR, **FP32_NS, "parts.split_cooldown": False}),
     "normuonh_8": ("track3-8-normuonh", {**CONSTANT_LR, **FP32_NS, "parts.split_cooldown": False}),
+    "skylight_9": ("track3-9-skylight", {**CONSTANT_LR, **FP32_NS, "parts.uw_floor.target": 1.5}),
+    "contra_11": ("track3-11-contra-muon", {**CONSTANT_LR, **FP32_NS, "parts.uw_floor.target": 1.5}),
     "spectral_22": ("track3-22-spectral", {**CONSTANT_LR, **FP32_NS}),
     "psgd_kron_h_33": ("track3-33-psgd-kron-h", {**CONSTANT_LR, "parts.split_cooldown": False}),
     "ema_nesterov_39": ("track3-39-ema-nesterov", {**FP32_NS, "train_steps": P.NUM_STEPS, "aux.scalar_lr": 0.01,
