@@ -226,7 +226,7 @@ def test_readout_before_its_start_is_the_raw_weights():
 
 def test_record_stack_state_round_trip_continues_bitwise():
     """What a checkpoint holds (every optimizer's state_dict) resumes the record's chain, outer and readout exactly."""
-    from .test_parts_reference import ENTRIES, ToyModel, toy_recipe
+    from .test_parts_reference import ENTRIES, toy_model, toy_recipe
 
     from optbench.optim import protocol
     from optbench.optim.groups import build_optimizers
@@ -237,7 +237,7 @@ def test_record_stack_state_round_trip_continues_bitwise():
         torch.manual_seed(seed)
         params = {"w1": torch.nn.Parameter(0.1 * torch.randn(12, 6)), "w2": torch.nn.Parameter(0.1 * torch.randn(6, 12)),
                   "w3": torch.nn.Parameter(0.1 * torch.randn(6, 6)), "b": torch.nn.Parameter(0.1 * torch.randn(6))}
-        return params, build_optimizers(ToyModel(params), recipe)
+        return params, build_optimizers(toy_model(params), recipe)
 
     def train(params, opts, steps):
         for t in steps:

@@ -67,13 +67,14 @@ def toy_recipe(name: str, settings: dict) -> Recipe:
     return Recipe.model_validate(data)
 
 
-class ToyModel(nn.Module):
-    """The toy tensors under transformer-like names, with the roles build_optimizers expects."""
+class NamedParams(nn.Module):
+    """Given parameters under dotted names (nested modules), with the roles build_optimizers expects: embed.weight,
+    proj.weight (head), vectors (scalar), matrices."""
 
     def __init__(self, params: dict[str, nn.Parameter]):
         super().__init__()
-        for short, p in params.items():
-            *path, leaf = TOY_NAMES[short].split(".")
+        for name, p in params.items():
+            *path, leaf = name.split(".")
             mod = self
             for part in path:
                 if not hasattr(mod, part):
@@ -82,7 +83,13 @@ class ToyModel(nn.Module):
             mod.register_parameter(leaf, p)
 
     def param_roles(self) -> dict[str, str]:
-        return {n: "matrix" if p.ndim >= 2 else "scalar" for n, p in self.named_parameters()}
+        roles = {"embed.weight": "embed", "proj.weight": "head"}
+        return {n: roles.get(n, "matrix" if p.ndim >= 2 else "scalar") for n, p in self.named_parameters()}
+
+
+def toy_model(params: dict[str, nn.Parameter]) -> NamedParams:
+    """The toy tensors under transformer-like names (TOY_NAMES)."""
+    return NamedParams({TOY_NAMES[short]: p for short, p in params.items()})
 
 
 def run_recipe(recipe: Recipe, names: list[str]) -> dict[str, list]:
@@ -90,7 +97,7 @@ def run_recipe(recipe: Recipe, names: list[str]) -> dict[str, list]:
     T = recipe.train_steps
 
     def setup(params):
-        opts = build_optimizers(ToyModel({**params, **({} if "b" in params else {})}), recipe)
+        opts = build_optimizers(toy_model(params), recipe)
 
         def step(t):
             eta = lr_multiplier(t, T, recipe.cooldown_frac, recipe.warmup_steps)
@@ -159,28 +166,10 @@ def test_record_readout_is_exercised():
     assert all(d == 0.0 for d in diff[:7]) and all(d > 1e-4 for d in diff[8:]), diff
 
 
-class SchedModel(nn.Module):
-    """One parameter per role and aux family, under the names the recipes' overrides match."""
-
-    NAMES = {"embed.weight": (8, 4), "proj.weight": (8, 4), "blocks.0.mlp.fc.weight": (4, 4),
-             "blocks.0.attn.proj.weight": (4, 4), "blocks.0.attn.q.weight": (4, 4), "blocks.0.norm1.gains": (4,),
-             "blocks.0.attn.proj.bias": (4,), "blocks.0.mlp.fc.bias": (4,)}
-
-    def __init__(self):
-        super().__init__()
-        params = {n: nn.Parameter(torch.ones(shape)) for n, shape in self.NAMES.items()}
-        for name, p in params.items():
-            *path, leaf = name.split(".")
-            mod = self
-            for part in path:
-                if not hasattr(mod, part):
-                    mod.add_module(part, nn.Module())
-                mod = getattr(mod, part)
-            mod.register_parameter(leaf, p)
-
-    def param_roles(self) -> dict[str, str]:
-        roles = {"embed.weight": "embed", "proj.weight": "head"}
-        return {n: roles.get(n, "matrix" if p.ndim >= 2 else "scalar") for n, p in self.named_parameters()}
+# one parameter per role and aux family, under the names the recipes' overrides match
+SCHED_NAMES = {"embed.weight": (8, 4), "proj.weight": (8, 4), "blocks.0.mlp.fc.weight": (4, 4),
+               "blocks.0.attn.proj.weight": (4, 4), "blocks.0.attn.q.weight": (4, 4), "blocks.0.norm1.gains": (4,),
+               "blocks.0.attn.proj.bias": (4,), "blocks.0.mlp.fc.bias": (4,)}
 
 
 SCHEDULE_RECIPES = {k: v[0] for k, v in ENTRIES.items()}
@@ -193,7 +182,7 @@ def test_entry_schedule_matches_its_code(entry):
     recipe = load_recipe(SCHEDULE_RECIPES[entry])
     T = ref["train_steps"]
     assert (recipe.train_steps or T) == T
-    model = SchedModel()
+    model = NamedParams({n: nn.Parameter(torch.ones(shape)) for n, shape in SCHED_NAMES.items()})
     roles = model.param_roles()
     opts = build_optimizers(model, recipe)
     role_of = {id(p): roles[n] for n, p in model.named_parameters()}
