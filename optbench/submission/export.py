@@ -244,6 +244,9 @@ def export_script(recipe: Recipe, track: Track | str = "small", *, recipe_origin
                             f"{track.name} uses the {track.model} model")
     if track.unofficial:
         raise OptbenchError("--track: an unofficial (overridden) track cannot be exported as a submission")
+    if recipe.part_names() or "chain" in (recipe.optimizer, recipe.aux.optimizer if recipe.aux else None):
+        raise OptbenchError(f"recipe {recipe.name}: recipes made of parts ({', '.join(recipe.part_names())}) cannot "
+                            f"be exported yet; run them with `optbench run`")
     recipe = with_track_hparams(recipe, track)
     main_info = optim.info(recipe.optimizer)
     if main_info.matrix_only and recipe.scope == "all":
