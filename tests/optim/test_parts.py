@@ -187,7 +187,8 @@ def test_momentum_schedule_warms_up_holds_and_cools_down():
 
 def test_ema_nesterov_looks_ahead_only_inside_its_window():
     p = torch.nn.Parameter(torch.zeros(3))
-    follow = {"lr": 0.5, "initial_lr": 1.0}
+    follow = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.5)
+    follow.param_groups[0]["initial_lr"] = 1.0
     en = EMANesterov([p], follow, lookahead=0.6, ema=0.5, start=1, stop=2)
     with torch.no_grad():
         p.add_(1.0)  # an inner step moved W by 1
@@ -246,7 +247,7 @@ def test_record_stack_state_round_trip_continues_bitwise():
                 p.grad = torch.randn(p.shape, generator=torch.Generator().manual_seed(100 * t + len(n))) + 0.1 * p.detach()
             for o in opts:
                 for g in o.param_groups:
-                    g["lr"] = g["initial_lr"]
+                    g["lr"] = g["initial_lr"] * (1 - t / 20)  # a changing lr: the look-ahead follows it
             protocol.apply_schedules(opts, t, 20)
             for o in opts:
                 o.step()

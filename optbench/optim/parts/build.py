@@ -92,7 +92,7 @@ def attach_parts(optimizers: list[torch.optim.Optimizer], recipe, model: nn.Modu
     for p in parts:
         try:
             if isinstance(p, EMANesterovPart):
-                out.append(p.build(list(named.values()), follow=optimizers[0].param_groups[0]))
+                out.append(p.build(list(named.values()), follow=optimizers[0]))
             elif isinstance(p, TailEMAPart):
                 keep = [q for n, q in named.items() if not (p.values["exclude_embed"] and roles[n] == "embed")]
                 out.append(p.build(keep))

@@ -21,12 +21,13 @@ from optbench.optim.parts.base import Part
 class EMANesterov(torch.optim.Optimizer):
     """The look-ahead as an optimizer the loop steps after the others; ``before_forward`` applies the look-ahead.
 
-    ``follow`` is the param group whose lr / initial_lr scales the look-ahead. State per parameter:
-    ``prev_params`` and ``lookahead_buffer``; the step count is ``param_groups[0]["step"]``.
+    ``follow`` is the optimizer whose first param group's lr / initial_lr scales the look-ahead (read at every step:
+    load_state_dict replaces group dicts, so no group is held). State per parameter: ``prev_params`` and
+    ``lookahead_buffer``; the step count is ``param_groups[0]["step"]``.
     """
 
-    def __init__(self, params, follow: dict | None = None, lookahead: float = 0.6, ema: float = 0.99,
-                 start: int = 0, stop: int | None = None, scheduled: bool = True):
+    def __init__(self, params, follow: torch.optim.Optimizer | None = None, lookahead: float = 0.6,
+                 ema: float = 0.99, start: int = 0, stop: int | None = None, scheduled: bool = True):
         if not lookahead >= 0:
             raise ValueError(f"ema_nesterov.lookahead: must be >= 0, got {lookahead!r}")
         if not 0 <= ema < 1:
@@ -43,7 +44,8 @@ class EMANesterov(torch.optim.Optimizer):
     def _scale(self, group: dict) -> float:
         if not group["scheduled"] or self.follow is None:
             return group["lookahead"]
-        return group["lookahead"] * (self.follow["lr"] / self.follow["initial_lr"])
+        g = self.follow.param_groups[0]
+        return group["lookahead"] * (g["lr"] / g["initial_lr"])
 
     @torch.no_grad()
     def before_forward(self) -> None:
@@ -73,5 +75,5 @@ class EMANesterovPart(Part):
     stage = "outer"
     knobs = {"lookahead": 0.6, "ema": 0.99, "start": 0, "stop": None, "scheduled": True}
 
-    def build(self, params, follow: dict | None) -> EMANesterov:
+    def build(self, params, follow: torch.optim.Optimizer | None) -> EMANesterov:
         return EMANesterov(params, follow, **self.values)
