@@ -30,8 +30,10 @@ def _parse_value(key: str, raw: str):
 def apply_settings(recipe, settings: list[str]):
     """--set KEY=VALUE: hparams (lr=0.02), schedule fields (train_steps, warmup_steps, cooldown_frac), aux.FIELD,
     or parts (parts.NAME=false ablates a part, parts.NAME.KNOB=V changes a knob; aux.parts.* likewise)."""
+    from pydantic import ValidationError
+
     from optbench.optim.parts.settings import set_part
-    from optbench.optim.recipe import Recipe
+    from optbench.optim.recipe import Recipe, validation_problems
 
     if not settings:
         return recipe, ""
@@ -60,8 +62,8 @@ def apply_settings(recipe, settings: list[str]):
     data["name"] = recipe.name + "+set"
     try:
         new = Recipe.model_validate(data)
-    except Exception as e:  # pydantic ValidationError
-        raise OptbenchError(f"--set: {e}") from None
+    except ValidationError as e:
+        raise OptbenchError(f"--set: {validation_problems(e)}") from None
     return new, "".join(f"# --set {s}\n" for s in settings)
 
 

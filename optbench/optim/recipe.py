@@ -145,8 +145,12 @@ def parse_recipe(text: str, origin: str) -> Recipe:
     try:
         return Recipe.model_validate(data)
     except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'recipe'}: {err['msg']}" for err in e.errors())
-        raise OptbenchError(f"recipe {origin}: {problems}") from None
+        raise OptbenchError(f"recipe {origin}: {validation_problems(e)}") from None
+
+
+def validation_problems(e: ValidationError) -> str:
+    """A recipe ValidationError on one line: `field.path: message; ...`."""
+    return "; ".join(f"{'.'.join(map(str, err['loc'])) or 'recipe'}: {err['msg']}" for err in e.errors())
 
 
 def recipe_names() -> list[str]:
