@@ -40,12 +40,30 @@ class Track:
     data: str  # "fineweb" or "books19c-mini"
     rule: str  # default significance-rule preset (optbench.results.stats)
     upstream: str = ""  # where the definition comes from
+    val_seq_len: int = 0  # tokens per validation row (0: seq_len); the medium record validates on 262,144-token rows
+    loss_reduction: str = "sum"  # "sum": gradient of the summed loss (track 3); "mean": of the mean (medium record)
     unofficial: bool = False
     overrides: dict = field(default_factory=dict)  # fields changed under --unofficial
 
     @property
     def batch_rows(self) -> int:
         return self.batch_tokens // self.seq_len
+
+    @property
+    def val_row_tokens(self) -> int:
+        """Tokens per validation row (the val set is cut into rows of this length)."""
+        return self.val_seq_len or self.seq_len
+
+    def backward_scale(self, world_size: int) -> float:
+        """Factor on a microbatch's summed loss before backward, so that after DDP's average over ranks the
+        gradient is the step's summed loss ("sum": x world_size) or its mean over the step's tokens ("mean":
+        x world_size / batch_tokens, which equals the record's mean CE per microbatch averaged over microbatches and
+        ranks; powers of two, so exactly)."""
+        if self.loss_reduction == "sum":
+            return float(world_size)
+        if self.loss_reduction == "mean":
+            return world_size / self.batch_tokens
+        raise OptbenchError(f"track {self.name}: loss_reduction must be 'sum' or 'mean', got {self.loss_reduction!r}")
 
     @property
     def max_world_size(self) -> int:
@@ -113,7 +131,7 @@ class Track:
             "model": self.model, "model_config": dict(vars(self.model_config)) if hasattr(self.model_config, "__dict__")
             else str(self.model_config), "batch_tokens": self.batch_tokens, "seq_len": self.seq_len,
             "micro_batch_rows": self.micro_batch_rows, "target": self.target, "val_tokens": self.val_tokens,
-            "data": self.data,
+            "val_seq_len": self.val_row_tokens, "loss_reduction": self.loss_reduction, "data": self.data,
         }
 
 
@@ -164,6 +182,9 @@ def get_track(name: str) -> Track:
             micro_batch_rows=1, target=2.92, val_tokens=20 * 524288, train_steps=5960, eval_every=125,
             eval_every_late=125, late_frac=1.0, data="fineweb", rule="workspace",
             upstream="KellerJordan/modded-nanogpt records/061525_GPT2MediumOptimizationLeaderboard (04/22/25 record)",
+            # the record (records/track_2_medium/2025-04-22_Record8): val_seq_len = 4*64*1024, mean CE per GPU,
+            # gradients all-reduced with ReduceOp.AVG
+            val_seq_len=4 * 65536, loss_reduction="mean",
         )
     try:
         return _STATIC[name]
@@ -171,7 +192,7 @@ def get_track(name: str) -> Track:
         raise OptbenchError(f"--track: unknown track {name!r}; choose one of {', '.join(TRACK_NAMES)}") from None
 
 
-UNOFFICIAL_FIELDS = ("batch_tokens", "seq_len", "micro_batch_rows", "target", "val_tokens", "data")
+UNOFFICIAL_FIELDS = ("batch_tokens", "seq_len", "micro_batch_rows", "target", "val_tokens", "val_seq_len", "data")
 
 
 def with_overrides(track: Track, overrides: dict) -> Track:

@@ -50,45 +50,51 @@ def validate_cmd(
 @app.command("stats")
 def stats_cmd(
     sources: List[Path] = typer.Argument(
-        ..., help="run dirs (folders with results.json), results.json files or upstream-format .txt logs; together one run set"
+        ..., help="run dirs (folders with results.json), results.json files, upstream-format .txt logs or folders "
+                  "of logs (searched recursively); together one run set"
     ),
-    rule: Optional[str] = typer.Option(None, "--rule", help="stats rule preset (default: the records' rule, else workspace)"),
-    target: Optional[float] = typer.Option(None, "--target", help="target val loss (default: the records' target, else 3.28)"),
+    rule: Optional[str] = typer.Option(None, "--rule", help="stats rule preset (default: the record's own, else the "
+                                                            "rule in force at its date, else its track's)"),
+    target: Optional[float] = typer.Option(None, "--target", help="target val loss (default: the record's, else its "
+                                                                  "track's)"),
+    metric: str = typer.Option("val_loss", "--metric", help="the eval-line field a claim is made on (e.g. "
+                                                           "val_ema_loss)"),
+    track: Optional[str] = typer.Option(None, "--track", help="the track of logs that name none (default small)"),
     check: bool = typer.Option(False, "--check", help="exit 1 when the run set fails the rule"),
     baseline: Optional[List[Path]] = typer.Option(
         None, "--baseline", help="run set A (run dirs/results.json/logs, repeatable): is this run set significantly better (pairwise rule)?"
     ),
 ) -> None:
     """Per-seed table and the verdict of the rule for a run set (every run given counts: no cherry-picking)."""
-    from optbench.results import stats
+    from optbench.results import rule_policy, stats
     from optbench.results.sources import load_source
 
-    srcs = [load_source(s, target) for s in sources]
-    targets = {s.target for s in srcs if s.target is not None}
-    if target is None:
-        if len(targets) > 1:
-            raise OptbenchError(f"--target: the inputs have different targets {sorted(targets)}; pass --target")
-        target = targets.pop() if targets else stats.DEFAULT_TARGET
-    if rule is None:
-        rules = {s.results.rule for s in srcs if s.results is not None and s.results.rule}
-        rule = rules.pop() if len(rules) == 1 else stats.DEFAULT_RULE
-    r = stats.get_rule(rule)
-    console = Console()
-    if not console.is_terminal:  # piped or captured: do not squeeze the table into 80 columns
-        console = Console(width=160)
+    def load(paths):
+        return [load_source(s, target, rule=rule, metric=metric, track=track) for s in paths]
+
+    srcs = load(sources)
+    choice = rule_policy.common([s.choice for s in srcs])
+    r, target = choice.rule, choice.target
+    console = Console(soft_wrap=True)  # a long path or verdict stays on one line
+    if not console.is_terminal:  # piped or captured: rows whole, at the table's own width
+        console = Console(width=10_000, soft_wrap=True)
+    console.print(f"rule {choice.describe()}" + (f"; claims on {metric}" if metric != "val_loss" else ""),
+                  markup=False, highlight=False)
     plain = [s for s in srcs if not s.runs]
-    curves = [(s, run) for s in srcs for run in s.runs]
+    curves = [(lbl, run) for s in srcs for lbl, run in zip(s.run_labels, s.runs)]
     failed = False
     if curves:
         runs = [run for _, run in curves]
         v = stats.evaluate_runs(runs, r, target)
         at = v.reported
-        table = Table("source", "seed/trial", "last eval", "last val loss", f"loss @ {at.step if at else '-'}",
+        table = Table("source", "seed/trial", "last eval", f"last {metric}", f"loss @ {at.step if at else '-'}",
                       f"first step < {target:g}", "notes", title=f"{len(runs)} run(s), rule {r.describe()}")
-        for s, run in curves:
+        table.columns[0].no_wrap = True  # the file a run came from, whole
+        for label, run in curves:
             cm = stats.curve_map(run)
             last = max(cm) if cm else None
-            seed = run.seed if run.seed is not None else (run.model_extra or {}).get("trial", "")
+            trial = (run.model_extra or {}).get("trial")
+            seed = run.seed if run.seed is not None else (f"trial {trial}" if trial is not None else "")
             note = []
             if run.diverged:
                 note.append("diverged")
@@ -98,7 +104,7 @@ def stats_cmd(
             if isinstance(planned, int) and last is not None and last < planned and not run.diverged:
                 note.append(f"cut short: last eval {last} of {planned}")
             table.add_row(
-                s.label,
+                label,
                 str(seed),
                 str(last) if last is not None else "-",
                 _fmt(cm.get(last)) if last is not None else "-",
@@ -121,7 +127,7 @@ def stats_cmd(
                 console.print(f"runs needed at this mean: {need}{spread}", markup=False, highlight=False)
         failed = failed or not v.passed
         if baseline:
-            base_runs = [run for b in baseline for run in load_source(b, target).runs]
+            base_runs = [run for b in load(baseline) for run in b.runs]
             if not base_runs:
                 raise OptbenchError("--baseline: no per-seed curves in the baseline inputs")
             vb = stats.evaluate_runs(base_runs, r, target)
@@ -145,12 +151,12 @@ def stats_cmd(
             console.print(f"{s.path}: no per-seed curves and no mean val loss: nothing to judge", markup=False)
             failed = True
             continue
-        ok = stats.passes(mean, n, r, res.target)
+        ok = stats.passes(mean, n, r, target)
         failed = failed or not ok
         console.print(
             f"{'PASS' if ok else 'FAIL'} [{r.name}] {s.path}: {res.steps_field} {res.steps_to_target}, mean {_fmt(mean)} "
             f"over n={n} (no per-seed curves; judged from the record); need mean < "
-            f"{_fmt(stats.required_mean(n, r, res.target))}",
+            f"{_fmt(stats.required_mean(n, r, target))}",
             markup=False,
             highlight=False,
         )
@@ -197,22 +203,20 @@ def leaderboard_cmd(
 def plot_cmd(
     runs: List[Path] = typer.Argument(..., help="run dirs, results.json files or upstream logs; one curve each"),
     out: Path = typer.Option(..., "--out", help="output .png"),
-    target: Optional[float] = typer.Option(None, "--target", help="target val loss (default: the inputs', else 3.28)"),
+    target: Optional[float] = typer.Option(None, "--target", help="target val loss (default: the inputs', else their tracks')"),
     band: str = typer.Option("minmax", "--band", help="minmax or std"),
     rule: Optional[str] = typer.Option(None, "--rule", help="stats rule preset for the claimed-step marks"),
     title: Optional[str] = typer.Option(None, "--title"),
 ) -> None:
     """Val loss vs step for several runs/optimizers: mean line, band over seeds, target line."""
-    from optbench.results import stats
     from optbench.results.plots import plot_curves
     from optbench.results.sources import load_source
 
-    srcs = [load_source(s, target) for s in runs]
-    if target is None:
-        targets = {s.target for s in srcs if s.target is not None}
-        if len(targets) > 1:
-            raise OptbenchError(f"--target: the inputs have different targets {sorted(targets)}; pass --target")
-        target = targets.pop() if targets else stats.DEFAULT_TARGET
+    srcs = [load_source(s, target, rule=rule) for s in runs]
+    targets = sorted({s.target for s in srcs})
+    if len(targets) > 1:
+        raise OptbenchError(f"--target: the inputs have different targets {targets}; pass --target")
+    target = targets[0]  # the records' own, else their tracks' (rule_policy)
     by_label: dict[str, list] = {}
     for s in srcs:
         if not s.runs:

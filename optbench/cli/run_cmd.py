@@ -1,4 +1,4 @@
-"""`optbench run`, `optbench tracks`, `optbench recipes` and `optbench data ...`: the harness commands."""
+"""`optbench run` and `optbench data ...`: the harness commands (`tracks` and `recipes` are in info_cmd)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from optbench.cli.app import app
 from optbench.errors import OptbenchError
@@ -194,72 +193,8 @@ def _summary(cfg, results) -> None:
             + "; final val loss " + ", ".join(f"{r.final_val_loss:.5f}" if r.final_val_loss is not None else "diverged"
                                                for r in results.runs)
             + f"; wall {results.wallclock_s:.1f}s")
-    c.print(f"results: {Path(cfg.out_dir) / 'results.json'}   log: {Path(cfg.out_dir) / 'train_log.txt'}")
-
-
-@app.command("tracks")
-def tracks_cmd() -> None:
-    """Each track's fixed fields, parameter count and target."""
-    import torch
-
-    from optbench.tracks import TRACK_NAMES, get_track
-
-    table = Table("track", "model", "params", "tokens/step", "seq", "target", "val tokens", "steps", "eval", "data")
-    for name in TRACK_NAMES:
-        t = get_track(name)
-        with torch.device("meta"):
-            n = sum(p.numel() for p in t.build_model().parameters())
-        cfg = t.model_config
-        shape = f"{cfg.num_layers}x{cfg.model_dim} v{cfg.vocab_size}"
-        table.add_row(name, shape, f"{n:,}", f"{t.batch_tokens:,}", str(t.seq_len), f"{t.target}",
-                      f"{t.val_tokens:,}", str(t.train_steps),
-                      f"{t.eval_every}/{t.eval_every_late} after {t.late_frac:.0%}", t.data)
-    Console().print(table)
-
-
-@app.command("recipes")
-def recipes_cmd(
-    parts: Optional[str] = typer.Option(None, "--parts", help="list this recipe's parts (name or .toml) with their "
-                                                               "knobs and sources"),
-    uses: Optional[str] = typer.Option(None, "--uses", help="only the recipes that use this part (e.g. hyperball)"),
-) -> None:
-    """The bundled recipes and the published results they cite; --parts R: recipe R's parts; --uses P: the
-    recipes (published entries) that use part P."""
-    from optbench.optim.recipe import load_recipe, recipe_names
-
-    if parts is not None:
-        from optbench.optim.parts.catalog import describe
-
-        r = load_recipe(parts)
-        rows = describe(r)
-        if not rows:
-            Console().print(f"{r.name}: no parts (optimizer {r.optimizer} as a whole)")
-            return
-        from rich.markup import escape
-
-        table = Table("part", "stage", escape("knobs (recipe value [default])"), "what", "source",
-                      title=f"{r.name}: parts")
-        for row in rows:
-            table.add_row(*(escape(row[k]) for k in ("part", "stage", "knobs", "summary", "source")))
-        Console().print(table)
-        return
-    if uses is not None:
-        from optbench.optim.parts.catalog import info
-
-        try:
-            info(uses)
-        except ValueError as e:
-            raise OptbenchError(f"--uses: {e}") from None
-    table = Table("recipe", "optimizer", "track", "published steps", "source")
-    table.columns[0].no_wrap = True
-    table.columns[4].no_wrap, table.columns[4].overflow = True, "ellipsis"
-    for n in recipe_names():
-        r = load_recipe(n)
-        if uses is not None and not (uses in r.part_names() or f"aux.{uses}" in r.part_names()):
-            continue
-        pub = str(r.published.steps) if r.published and r.published.steps else ""
-        table.add_row(n, r.optimizer, r.track or "", pub, r.source)
-    Console().print(table)
+    c.print(f"results: {Path(cfg.out_dir) / 'results.json'}   log: {Path(cfg.out_dir) / 'train_log.txt'}",
+            markup=False, highlight=False, soft_wrap=True)  # a long path stays on one line
 
 
 @data_app.command("fineweb")

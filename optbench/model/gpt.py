@@ -7,7 +7,6 @@ Parameter names match upstream. This module imports only torch so a submission s
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -58,7 +57,8 @@ class Rotary(nn.Module):
     def __init__(self, head_dim: int, base_inv: float = 1 / 1024):
         super().__init__()
         freq = base_inv ** torch.linspace(0, 1, steps=head_dim // 4, dtype=torch.float32)
-        self.register_buffer("angular_freq", torch.cat([freq, freq.new_zeros(head_dim // 4)]), persistent=False)
+        # persistent, as upstream's: its state_dicts (which hold the buffer) load strictly
+        self.register_buffer("angular_freq", torch.cat([freq, freq.new_zeros(head_dim // 4)]))
 
     def forward(self, x_BTHD: Tensor) -> Tensor:
         pos = torch.arange(x_BTHD.size(1), dtype=torch.float32, device=x_BTHD.device)
@@ -182,7 +182,9 @@ class GPT(nn.Module):
 
 def init_weights(model: nn.Module) -> None:
     """Upstream init: `proj` weights (attn, MLP and LM head) zero, embedding N(0,1), other weights
-    N(0, sqrt(0.33/fan_in)), biases 0, gains 1. Draws from the default torch RNG in parameter order."""
+    N(0, 0.33**0.5 / fan_in**0.5), biases 0, gains 1. Draws from the default torch RNG in parameter order exactly as
+    upstream's loop does (gains come from `normal_(mean=1, std=0)`, which consumes random numbers), so the same
+    seed gives the same tensors as upstream (tests/model/test_init_parity.py)."""
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith("weight"):
@@ -191,11 +193,11 @@ def init_weights(model: nn.Module) -> None:
                 elif "embed" in name:
                     p.normal_()
                 else:
-                    p.normal_(std=math.sqrt(0.33 / p.size(-1)))
+                    p.normal_(std=0.33**0.5 / p.size(-1) ** 0.5)  # upstream's expression, bit for bit
             elif name.endswith("bias"):
                 p.zero_()
             elif name.endswith("gains"):
-                p.fill_(1.0)
+                p.normal_(mean=1, std=0)  # = 1 exactly, and advances the RNG as upstream's does
             else:
                 raise ValueError(f"uninitialized parameter: {name}")
 

@@ -38,9 +38,12 @@ Checked on CPU: compiled flex_attention with upstream's own BlockMask constructi
 path (36 cases, T = 1024, windows 0..8 blocks, max abs diff 2.4e-7).
 
 Loss: forward(inputs, targets) returns the SUMMED cross entropy over all tokens (reduction="sum"), like the track-3
-model; upstream returns the mean. The harness sums everywhere; Muon and Adam-type optimizers are invariant to the
-loss scale (up to Adam's eps), so results carry over; scale-sensitive optimizers must account for it. Without
-grad, the loss is computed in chunks of `loss_chunk_tokens` tokens (upstream chunks its eval loss in 4 too).
+model. The medium track (`loss_reduction = "mean"`) scales it before backward so that the gradient is the record's:
+mean CE per GPU, averaged over GPUs (Track.backward_scale; all factors are powers of two, so the gradient is bit for
+bit the record's, and Adam's eps sees the record's gradient scale). Without grad, the loss is computed in chunks of
+`loss_chunk_tokens` tokens (upstream chunks its eval loss in 4 too). Validation rows are 262,144 tokens
+(`val_seq_len = 4*64*1024` in the record; Track.val_row_tokens), evaluated with the attention window of the step
+being evaluated.
 
 Precision: parameters are fp32 except the embeddings (`embed_dtype`; upstream: bf16 embeddings, so activations
 are bf16 end-to-end); matrices are cast to the activation dtype at use; RoPE, logits, soft-cap and CE in fp32.

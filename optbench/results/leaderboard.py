@@ -30,7 +30,7 @@ import fsspec
 
 from optbench.errors import OptbenchError
 from optbench.fsutil import atomic_write_text
-from optbench.results import stats
+from optbench.results import rule_policy, stats
 from optbench.results.schema import Results, parse_results, parse_timestamp
 
 # optimizers the leaderboard always lists (with '?' until someone posts a result), besides the zoo's names
@@ -52,6 +52,7 @@ class Entry:
     when: str  # full timestamp for ordering ("" when unknown)
     log: str  # relative link
     official: bool  # compliant and not unofficial
+    rule: str = ""  # the preset the record was judged by (optbench.results.rule_policy)
 
     @property
     def optimizer(self) -> str:
@@ -157,6 +158,7 @@ def _evidence(e: Entry) -> str:
 
 
 def _entry(rel: str, r: Results, log: str, rule: stats.Rule) -> Entry:
+    """The record as judged by `rule` (the caller chose it: rule_policy)."""
     v = None
     if r.runs and all(x.curve for x in r.runs):
         v = stats.evaluate_runs(r.runs, rule, r.target)
@@ -173,12 +175,14 @@ def _entry(rel: str, r: Results, log: str, rule: stats.Rule) -> Entry:
         ok = mean is not None and steps is not None and stats.passes(mean, n, rule, r.target)
     date, when = _date(r.timestamp)
     official = (r.compliant is not False) and not r.unofficial
-    return Entry(rel, r, steps, mean, n, ok, date, when, log, official)
+    return Entry(rel, r, steps, mean, n, ok, date, when, log, official, rule.name)
 
 
 def judge(r: Results, rule: str | stats.Rule | None = None, path: str = "", log: str = "") -> Entry:
-    """How the leaderboard sees one record under a rule: steps, mean, n, pass mark, eligibility."""
-    return _entry(path, r, log or path, stats.get_rule(rule))
+    """How the leaderboard sees one record: steps, mean, n, pass mark, eligibility, under `rule` when given, else
+    the record's own rule (rule_policy: named, else in force at its date, else its track's)."""
+    chosen = stats.get_rule(rule) if rule is not None else rule_policy.for_results(r).rule
+    return _entry(path, r, log or path, chosen)
 
 
 def _collect(source: str | os.PathLike) -> tuple[list[tuple[str, Results, str]], list[tuple[str, str]], str]:
@@ -256,14 +260,14 @@ def _display_names(entries: Sequence[Entry], listed: Sequence[str]) -> dict[str,
     return out
 
 
-def _section(entries: list[Entry], rule: stats.Rule, target: float, suffix: str, listed: Sequence[str]) -> list[str]:
+def _section(entries: list[Entry], target: float, suffix: str, listed: Sequence[str]) -> list[str]:
     L: list[str] = []
     names = _display_names(entries, listed)
     # overall
     L.append(f"## Overall{suffix}")
     L.append("")
-    L.append("| # | Steps | Evidence | Optimizer | Hparam summary | Date | Log | Contributors |")
-    L.append("|---:|---:|---|---|---|---|---|---|")
+    L.append("| # | Steps | Evidence | Optimizer | Hparam summary | Date | Log | Contributors | Rule |")
+    L.append("|---:|---:|---|---|---|---|---|---|---|")
     rank = 0
     for e in sorted(entries, key=_overall_key):
         if e.counts:
@@ -286,6 +290,7 @@ def _section(entries: list[Entry], rule: stats.Rule, target: float, suffix: str,
                     e.date,
                     f"[{_md(posixpath.basename(e.log))}]({e.log})",
                     _md(_contributors(e.results)),
+                    f"`{e.rule}`",
                 ]
             )
             + " |"
@@ -372,12 +377,22 @@ def _section(entries: list[Entry], rule: stats.Rule, target: float, suffix: str,
 def entries_from(source: str | os.PathLike, rule: str | stats.Rule | None = None,
                  uses: str | None = None) -> tuple[list[Entry], list[tuple[str, str]]]:
     """The leaderboard's view of every results.json under source, and the files it skipped (path, reason).
-    ``uses``: only the records whose recipe uses that part (e.g. "hyperball")."""
-    r = stats.get_rule(rule)
+
+    Each record is judged by `rule` when given, else by its own rule (rule_policy); a record whose rule or track
+    is unknown is skipped with the reason. ``uses``: only the records whose recipe uses that part (e.g.
+    "hyperball")."""
+    override = stats.get_rule(rule) if rule is not None else None
     records, skipped, _ = _collect(source)
-    entries = [_entry(rel, res, log, r) for rel, res, log in records]
-    if uses is not None:
-        entries = [e for e in entries if uses_part(e.results, uses)]
+    entries = []
+    for rel, res, log in records:
+        if uses is not None and not uses_part(res, uses):
+            continue
+        try:
+            r = override or rule_policy.for_results(res).rule
+        except OptbenchError as e:
+            skipped.append((rel, str(e)))
+            continue
+        entries.append(_entry(rel, res, log, r))
     return entries, skipped
 
 
@@ -389,7 +404,6 @@ def render_leaderboard(
     title: str = "Leaderboard",
 ) -> str:
     """The markdown for already-collected entries (build_leaderboard = entries_from + this)."""
-    r = stats.get_rule(rule)
     listed = list(listed_optimizers() if listed is None else listed)
     # the default target first, then the others ascending
     targets = sorted({e.results.target for e in entries} | {stats.DEFAULT_TARGET}, key=lambda t: (t != stats.DEFAULT_TARGET, t))
@@ -397,20 +411,30 @@ def render_leaderboard(
         targets.remove(stats.DEFAULT_TARGET)
     L = [f"# {title}", ""]
     tt = ", ".join(_target_text(t) for t in targets)
+    if rule is not None:
+        how = f"every record judged by the `{stats.get_rule(rule).name}` rule (given)"
+    else:
+        how = ("each record judged by its own rule (the one it names, else the upstream rule in force at its date, "
+               "else its track's default)")
     L.append(
         f"Steps to reach val loss < {tt} (fewer is better). Evidence: mean val loss over n runs at the reported "
-        f"step; ✓ = passes the `{r.name}` rule (one-sided z-test, sigma {r.sigma:g}, p < {r.p:g}: "
-        f"(target − mean)·√n ≥ {r.margin:g}), ✗ = does not. Ranked (#) results pass the rule and are official "
-        "and compliant."
+        f"step; ✓ = passes the rule in the Rule column, ✗ = does not; {how}. Ranked (#) results pass their rule "
+        "and are official and compliant."
     )
     L.append("")
+    used = sorted({e.rule for e in entries} | ({stats.get_rule(rule).name} if rule is not None else set()))
+    for name in used:
+        x = stats.get_rule(name)
+        L.append(f"- `{x.name}`: one-sided z-test, sigma {x.sigma:g}, p < {x.p:g}: (target − mean)·√n ≥ {x.margin:g}")
+    if used:
+        L.append("")
     L.append(
         f"Regenerated by `optbench leaderboard` from {len(entries)} results.json file(s); do not edit by hand."
     )
     L.append("")
     for t in targets:
         suffix = f" (target {_target_text(t)})" if len(targets) > 1 else ""
-        L += _section([e for e in entries if e.results.target == t], r, t, suffix, listed)
+        L += _section([e for e in entries if e.results.target == t], t, suffix, listed)
     if skipped:
         L.append("## Skipped files")
         L.append("")

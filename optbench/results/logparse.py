@@ -1,4 +1,4 @@
-"""Parse upstream-format training logs (KJ records/track_3_optimization, track3.md section 8).
+"""Parse upstream-format training logs (KJ records/track_3_optimization, track3.md section 8), of every era.
 
 A log is, in order:
 
@@ -6,15 +6,27 @@ A log is, in order:
     ==================================================================================================== (100 '=')
     Running PyTorch 2.10.0+cu128 compiled for CUDA 12.8 on NVIDIA H100 80GB HBM3 with world_size 8
     ====================================================================================================
+    Using seed=3                                                        (optional, any era)
     step:0/3250 val_loss:10.82584 train_time:0.000s step_avg:0.00ms
     step:125/3250 val_loss:4.27581 train_time:18.513s step_avg:148.10ms
     ...
 
-Several back-to-back trials append to one log; each trial block starts at `step:0/T val_loss:...`, and each
-becomes one run. Older logs write `train_time:18513ms`; both are read (as seconds). Lines that do not start
-with `step:` after the header (nvidia-smi tables, memory notes) are skipped; a `step:` line with `val_loss:`
-that does not parse is an error naming the file and line. Per-step training lines (`step:N/T train_time:...`
-without val_loss) are skipped.
+What varies between eras, and is read:
+  * the version line: long (`... on <device> with world_size N`), short (`Running PyTorch X compiled for CUDA Y`,
+    most logs since June 2026), after a `Running Python ...` line (2024-25 speedrun logs, with an nvidia-smi
+    table and a second '=' line before the eval lines) or absent (the code is followed by the console output);
+    `Running on device_name=<device> with world_size=<N>` fills device and world size when the version line has
+    none;
+  * eval lines: `step:S/T` then `key:value` fields. `val_loss` is required; `train_time` is read in `s` or `ms`
+    (as seconds), `step_avg` in ms; every other field (`val_ema_loss`, `ema_beta`, `extrap_count`, `handoff`,
+    ...) is kept in EvalLine.fields (numbers as floats, other values as written), never rejected;
+  * several back-to-back trials in one log: each `step:0/T` block (or a step going backwards, or a new T) is
+    one trial;
+  * seeds, where the log says them: `Using seed=N`, `trial:i/n seed:N`, `Using seed_env=N`, `config ... seed=N`
+    (the seed applies to the next trial that starts), and optbench's own header `# optbench run: track=...
+    seeds=[...]` (in trial order).
+Per-step training lines (`step:N/T train_time:...`, no val_loss) and any other text are skipped. A `step:` line
+with `val_loss:` that does not parse is an error naming the file and line.
 """
 
 from __future__ import annotations
@@ -28,23 +40,23 @@ from typing import Any
 import fsspec
 
 from optbench.errors import OptbenchError
-from optbench.results import stats
 from optbench.results.schema import CurvePoint, Results, RunRecord, results_from_runs
 
 SEPARATOR = "=" * 100
+DEFAULT_METRIC = "val_loss"
 
 _VERSION = re.compile(
-    r"^Running PyTorch (?P<torch>\S+)(?: compiled for CUDA (?P<cuda>\S+))?(?: on (?P<device>.+?))?"
-    r" with world_size (?P<ws>\d+)\s*$"
+    r"^Running PyTorch (?P<torch>\S+)(?: compiled for CUDA (?P<cuda>\S+))?"
+    r"(?: on (?P<device>.+?)\s+with world_size (?P<ws>\d+))?\s*$",
+    re.IGNORECASE,  # 2024 logs print `Running pytorch`
 )
-_NUM = r"(?:[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?nan|[-+]?inf)"
-_EVAL = re.compile(
-    rf"^step:(?P<step>\d+)/(?P<total>\d+)\s+val_loss:(?P<loss>{_NUM})"
-    rf"(?:\s+train_time:(?P<time>{_NUM})(?P<unit>ms|s))?"
-    rf"(?:\s+step_avg:(?P<avg>{_NUM})ms)?\s*$",
-    re.IGNORECASE,
-)
-_TRAIN = re.compile(r"^step:\d+/\d+\s+train_time:")
+_DEVICE_LINE = re.compile(r"^Running on device_name=(?P<device>.+?)\s+with world_size=(?P<ws>\d+)\s*$")
+_STEP = re.compile(r"^step:(?P<step>\d+)/(?P<total>\d+)(?:\s|$)")
+_NUM = re.compile(r"^(?:[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?nan|[-+]?inf)$", re.IGNORECASE)
+_TIME = re.compile(r"^(?P<v>.+?)(?P<unit>ms|s)$")
+_SEED = re.compile(r"(?:^|\s)(?:Using\s+)?seed(?:_env)?[=:]\s*(?P<seed>-?\d+)\b")
+_OPTBENCH_HEADER = re.compile(r"^# optbench run: track=(?P<track>\S+).*?\bseeds=\[(?P<seeds>[-\d, ]*)\]")
+_TIMESTAMP = re.compile(r"^Run UTC timestamp=(?P<ts>\S+)\s*$")
 
 
 @dataclass
@@ -54,6 +66,14 @@ class EvalLine:
     train_time_s: float | None
     step_avg_ms: float | None
     line_no: int
+    fields: dict[str, float | str] = field(default_factory=dict)  # every other key:value of the line
+
+    def value(self, metric: str = DEFAULT_METRIC) -> float | None:
+        """The line's value of an eval field (`val_loss` or any extra numeric field); None when absent."""
+        if metric == DEFAULT_METRIC:
+            return self.val_loss
+        v = self.fields.get(metric)
+        return v if isinstance(v, float) else None
 
 
 @dataclass
@@ -62,6 +82,7 @@ class Trial:
 
     index: int
     train_steps: int
+    seed: int | None = None
     evals: list[EvalLine] = field(default_factory=list)
 
     @property
@@ -77,13 +98,32 @@ class Trial:
         """True when the trial evaluated at its last step T (not cut short)."""
         return bool(self.evals) and self.evals[-1].step == self.train_steps
 
-    def run_record(self, target: float = stats.DEFAULT_TARGET, log_path: str | None = None) -> RunRecord:
-        """The trial as a RunRecord (seed None: upstream scripts set no seed; extra fields `trial` = its index
-        in the log and `train_steps` = its T, so a cut-short trial can be told apart)."""
-        pts = [CurvePoint(step=e.step, val_loss=e.val_loss, train_time_s=e.train_time_s) for e in self.evals]
-        return RunRecord.from_curve(
-            pts, target=target, seed=None, log_path=log_path, trial=self.index, train_steps=self.train_steps
-        )
+    @property
+    def metrics(self) -> list[str]:
+        """The numeric eval fields this trial logged (val_loss first)."""
+        names = [DEFAULT_METRIC]
+        for e in self.evals:
+            names += [k for k, v in e.fields.items() if isinstance(v, float) and k not in names]
+        return names
+
+    def run_record(self, target: float, log_path: str | None = None, metric: str = DEFAULT_METRIC) -> RunRecord:
+        """The trial as a RunRecord judged on `metric` (the curve's val_loss is that field's value; eval lines
+        without the field are left out). Extra fields: `trial` = its index in the log, `train_steps` = its T
+        (so a cut-short trial can be told apart) and, for another metric than val_loss, `metric`."""
+        pts = [
+            CurvePoint(step=e.step, val_loss=e.value(metric), train_time_s=e.train_time_s)
+            for e in self.evals
+            if e.value(metric) is not None
+        ]
+        if not pts:
+            raise OptbenchError(
+                f"{log_path or 'log'}: trial {self.index} has no eval field {metric!r}; "
+                f"its eval lines have {', '.join(self.metrics)}"
+            )
+        extra: dict[str, Any] = {"trial": self.index, "train_steps": self.train_steps}
+        if metric != DEFAULT_METRIC:
+            extra["metric"] = metric
+        return RunRecord.from_curve(pts, target=target, seed=self.seed, log_path=log_path, **extra)
 
 
 @dataclass
@@ -96,25 +136,36 @@ class UpstreamLog:
     device: str | None
     world_size: int | None
     trials: list[Trial]
+    track: str | None = None  # the track an optbench run log names in its header (upstream logs name none)
+    timestamp: str | None = None  # `Run UTC timestamp=...` when the log prints one
 
-    def run_records(self, target: float = stats.DEFAULT_TARGET) -> list[RunRecord]:
-        return [t.run_record(target, self.path) for t in self.trials]
+    @property
+    def metrics(self) -> list[str]:
+        """The numeric eval fields of the log's trials (val_loss first)."""
+        names: list[str] = []
+        for t in self.trials:
+            names += [m for m in t.metrics if m not in names]
+        return names
+
+    def run_records(self, target: float, metric: str = DEFAULT_METRIC) -> list[RunRecord]:
+        return [t.run_record(target, self.path, metric) for t in self.trials]
 
     def to_results(
         self,
         *,
+        target: float,
+        rule: str,
         agent_id: str = "upstream",
         experiment: str | None = None,
         optimizer: str = "unknown",
-        target: float = stats.DEFAULT_TARGET,
-        rule: str = stats.DEFAULT_RULE,
+        metric: str = DEFAULT_METRIC,
         **kw: Any,
     ) -> Results:
         """A results record for the log's trials (all of them: no cherry-picking)."""
         train_steps = max(t.train_steps for t in self.trials)
         wall = [t.evals[-1].train_time_s for t in self.trials if t.evals[-1].train_time_s is not None]
         return results_from_runs(
-            self.run_records(target),
+            self.run_records(target, metric),
             agent_id=agent_id,
             experiment=experiment or os.path.basename(self.path),
             optimizer=optimizer,
@@ -131,71 +182,134 @@ class UpstreamLog:
         )
 
 
-def _float(text: str) -> float:
-    return float(text)  # accepts nan / inf in any case
+def _value(text: str) -> float | str:
+    return float(text) if _NUM.match(text) else text
 
 
-def parse_log_text(text: str, source: str = "<log>") -> UpstreamLog:
-    """Parse the text of an upstream-format log. OptbenchError names `source` and the 1-based line."""
-    lines = text.splitlines()
+def _eval_line(ln: str, line_no: int, source: str) -> EvalLine:
+    """`step:S/T val_loss:X [train_time:Ys|Yms] [step_avg:Zms] [key:value ...]` -> EvalLine."""
+    m = _STEP.match(ln)
+    step, total = int(m["step"]), int(m["total"])
+    fields: dict[str, float | str] = {}
+    for tok in ln[m.end():].split():
+        key, sep, val = tok.partition(":")
+        if not sep or not key or not val:
+            raise OptbenchError(
+                f"{source}:{line_no}: malformed eval line: {ln[:120]!r} (expected 'step:S/T val_loss:X "
+                f"key:value ...'; {tok!r} is not key:value)"
+            )
+        fields[key] = val
+    loss = fields.pop("val_loss", None)
+    if loss is None or not _NUM.match(loss):
+        raise OptbenchError(
+            f"{source}:{line_no}: malformed eval line: {ln[:120]!r} "
+            "(expected 'step:S/T val_loss:X train_time:Ys step_avg:Zms')"
+        )
+    t = avg = None
+    raw_t = fields.pop("train_time", None)
+    if raw_t is not None:
+        tm = _TIME.match(raw_t)
+        if not tm or not _NUM.match(tm["v"]):
+            raise OptbenchError(f"{source}:{line_no}: malformed train_time {raw_t!r} (expected e.g. 18.513s or 18513ms)")
+        t = float(tm["v"]) / (1000.0 if tm["unit"] == "ms" else 1.0)
+    raw_avg = fields.pop("step_avg", None)
+    if raw_avg is not None:
+        a = raw_avg[:-2] if raw_avg.endswith("ms") else raw_avg
+        avg = float(a) if _NUM.match(a) else None
+    e = EvalLine(step, float(loss), t, avg, line_no, {k: _value(v) for k, v in fields.items()})
+    if step > total:
+        raise OptbenchError(f"{source}:{line_no}: eval step {step} is beyond the run length {total}")
+    return e
+
+
+def _header(lines: list[str], source: str, transcript: bool = False) -> int:
+    """Index of the separator line that ends the code section (-1: none, for a console transcript)."""
     seps = [i for i, ln in enumerate(lines) if ln.rstrip() == SEPARATOR]
+    if not seps and transcript:
+        return -1
     if not seps:
         raise OptbenchError(
             f"{source}: not an upstream-format log: no line of 100 '=' separating the source code from the log"
         )
-    # prefer the separator that is followed by the version line (the code itself may contain a '=' line)
-    head = next((i for i in seps if i + 1 < len(lines) and lines[i + 1].startswith("Running PyTorch")), seps[0])
-    code = "\n".join(lines[:head]) + ("\n" if head else "")
+    # the separator followed by the environment lines (`Running PyTorch ...`, older logs `Running Python ...` first;
+    # the code itself may contain a '=' line) ...
+    for i in seps:
+        if any(ln.lower().startswith(("running pytorch", "running python")) for ln in lines[i + 1:i + 3]):
+            return i
+    # ... else (no version line) the last separator before the first eval line
+    first_eval = next((i for i, ln in enumerate(lines) if _STEP.match(ln.strip()) and "val_loss:" in ln), len(lines))
+    before = [i for i in seps if i < first_eval]
+    return before[-1] if before else seps[0]
+
+
+def parse_log_text(text: str, source: str = "<log>", transcript: bool = False) -> UpstreamLog:
+    """Parse the text of an upstream-format log. OptbenchError names `source` and the 1-based line.
+
+    transcript=True also accepts a console transcript without the code section (the eval lines a run printed;
+    e.g. per-seed stdout files next to a record): its `code` is empty."""
+    lines = text.splitlines()
+    head = _header(lines, source, transcript)
+    first = 1 if head > 0 and lines[0].rstrip() == SEPARATOR else 0  # some 2024 logs open with a '=' line
+    code = "\n".join(lines[first:head]) + "\n" if head > first else ""
     version_line = torch = cuda = device = None
     ws = None
     body_start = head + 1
-    if body_start < len(lines) and lines[body_start].startswith("Running PyTorch"):
-        version_line = lines[body_start].rstrip()
+    at = next((i for i in range(body_start, min(body_start + 2, len(lines)))
+               if lines[i].lower().startswith("running pytorch")), None)
+    if at is not None:
+        version_line = lines[at].rstrip()
         m = _VERSION.match(version_line)
         if not m:
             raise OptbenchError(
-                f"{source}:{body_start + 1}: version line does not parse: {version_line!r} "
-                "(expected 'Running PyTorch <ver> compiled for CUDA <ver> on <device> with world_size <N>')"
+                f"{source}:{at + 1}: version line does not parse: {version_line!r} "
+                "(expected 'Running PyTorch <ver> [compiled for CUDA <ver>] [on <device> with world_size <N>]')"
             )
-        torch, cuda, device, ws = m["torch"], m["cuda"], m["device"], int(m["ws"])
+        torch, cuda, device = m["torch"], m["cuda"], m["device"]
+        ws = int(m["ws"]) if m["ws"] else None
         if cuda == "None":  # a CPU build of torch (optbench's CPU tracks)
             cuda = None
-        body_start += 1
-        if body_start < len(lines) and lines[body_start].rstrip() == SEPARATOR:
-            body_start += 1
+        body_start = at + 1
+
+    track = None
+    header_seeds: list[int] = []
+    hm = _OPTBENCH_HEADER.match(lines[0]) if lines else None
+    if hm:
+        track = hm["track"]
+        header_seeds = [int(s) for s in hm["seeds"].replace(" ", "").split(",") if s]
 
     trials: list[Trial] = []
+    pending_seed: int | None = None
+    timestamp = None
     for i in range(body_start, len(lines)):
         ln = lines[i].strip()
         if not ln.startswith("step:"):
+            dm = _DEVICE_LINE.match(ln)
+            if dm and device is None:
+                device, ws = dm["device"], int(dm["ws"])
+            tm = _TIMESTAMP.match(ln)
+            if tm and timestamp is None:
+                timestamp = tm["ts"]
+            sm = _SEED.search(ln)
+            if sm:
+                pending_seed = int(sm["seed"])
             continue
-        if "val_loss:" not in ln:
-            if _TRAIN.match(ln):
-                continue
+        if not _STEP.match(ln):
             raise OptbenchError(f"{source}:{i + 1}: malformed step line: {ln[:120]!r}")
-        m = _EVAL.match(ln)
-        if not m:
-            raise OptbenchError(
-                f"{source}:{i + 1}: malformed eval line: {ln[:120]!r} "
-                "(expected 'step:S/T val_loss:X train_time:Ys step_avg:Zms')"
-            )
-        step, total = int(m["step"]), int(m["total"])
-        t = None
-        if m["time"] is not None:
-            t = _float(m["time"])
-            if m["unit"].lower() == "ms":
-                t /= 1000.0
-        avg = _float(m["avg"]) if m["avg"] is not None else None
-        e = EvalLine(step, _float(m["loss"]), t, avg, i + 1)
+        if "val_loss:" not in ln:
+            continue  # a per-step training line
+        e = _eval_line(ln, i + 1, source)
+        total = int(_STEP.match(ln)["total"])
         cur = trials[-1] if trials else None
-        if cur is None or step == 0 or step <= cur.evals[-1].step or total != cur.train_steps:
-            cur = Trial(index=len(trials), train_steps=total)
+        if cur is None or e.step == 0 or e.step <= cur.evals[-1].step or total != cur.train_steps:
+            cur = Trial(index=len(trials), train_steps=total, seed=pending_seed)
+            pending_seed = None
             trials.append(cur)
-        if step > total:
-            raise OptbenchError(f"{source}:{i + 1}: eval step {step} is beyond the run length {total}")
         cur.evals.append(e)
     if not trials:
         raise OptbenchError(f"{source}: no eval lines ('step:S/T val_loss:X ...') after the header")
+    for t, s in zip(trials, header_seeds):
+        if t.seed is None:
+            t.seed = s
     return UpstreamLog(
         path=source,
         code=code,
@@ -205,20 +319,26 @@ def parse_log_text(text: str, source: str = "<log>") -> UpstreamLog:
         device=device,
         world_size=ws,
         trials=trials,
+        track=track,
+        timestamp=timestamp,
     )
 
 
-def parse_log(path: str | os.PathLike) -> UpstreamLog:
-    """Read and parse an upstream-format log (local path or fsspec URL)."""
+def read_text(path: str | os.PathLike) -> str:
+    """A log's text (local path or fsspec URL); OptbenchError naming the path when it cannot be read."""
     src = os.fspath(path)
     try:
         with fsspec.open(src, "r", encoding="utf-8", errors="replace") as f:
-            text = f.read()
+            return f.read()
     except FileNotFoundError:
         raise OptbenchError(f"{src}: no such file") from None
     except OSError as e:
         raise OptbenchError(f"{src}: cannot read ({e})") from None
-    return parse_log_text(text, src)
+
+
+def parse_log(path: str | os.PathLike, transcript: bool = False) -> UpstreamLog:
+    """Read and parse an upstream-format log (local path or fsspec URL); transcript: see parse_log_text."""
+    return parse_log_text(read_text(path), os.fspath(path), transcript)
 
 
 def looks_like_log(text: str) -> bool:

@@ -52,6 +52,14 @@ class Rule:
 
 
 RULES: dict[str, Rule] = {
+    "upstream-2026-04-29": Rule(
+        name="upstream-2026-04-29",
+        sigma=0.00215,
+        margin=0.005,
+        p=0.01,
+        source="KJ records/track_3_optimization/README.md @29925d96 (sigma 0.002) and @21e9dcb2 (sigma 0.00215), "
+        "2026-04-29, the first stated rule: p < .01, n=1 < 3.275, n=4 < 3.2775",
+    ),
     "workspace": Rule(
         name="workspace",
         sigma=0.0016,

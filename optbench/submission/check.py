@@ -521,9 +521,9 @@ def log_check(log_path: str | os.PathLike, script_text: str | None = None, scrip
     code = log.code
     if track is None:
         try:
-            track = get_track(_declared_track(ast.parse(code)) or "small")
+            track = get_track(_declared_track(ast.parse(code)) or log.track or "small")
         except SyntaxError:
-            track = get_track("small")
+            track = get_track(log.track or "small")
     elif isinstance(track, str):
         track = get_track(track)
     if script_text is not None:
@@ -559,10 +559,12 @@ def log_check(log_path: str | os.PathLike, script_text: str | None = None, scrip
             rep.add("fixed-eval-steps", f"trial {t.index} evaluated at different steps than trial 0 "
                                         f"({len(steps)} vs {len(ref)} evals): the claimed step must be a fixed eval "
                                         "step shared by all trials", f"{name}:{t.evals[0].line_no}")
-    rule_name = rule or track.rule
-    v = stats.evaluate_runs(log.run_records(track.target), rule_name, track.target)
+    from optbench.results import rule_policy
+
+    c = rule_policy.for_log(log, override=rule, track=track.name)
+    v = stats.evaluate_runs(log.run_records(c.target), c.rule, c.target)
     rep.notes.append(f"log: {len(trials)} trial(s), run length(s) {sorted(lengths)}; verdict: "
-                     + stats.format_verdict(v))
+                     + stats.format_verdict(v) + f" (rule {c.describe()})")
     return rep
 
 

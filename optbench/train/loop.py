@@ -168,12 +168,12 @@ def evaluate(model, val_inputs, val_targets, track: Track, env: DistEnv, optimiz
     return float(total.item() / track.val_tokens)
 
 
-def _gnb_pass(ddp_model, inputs: torch.Tensor, world_size: int) -> None:
+def _gnb_pass(ddp_model, inputs: torch.Tensor, scale: float) -> None:
     """Sophia's Gauss-Newton-Bartlett estimator: labels sampled from the model's own softmax, one backward."""
     logits = ddp_model(inputs)
     sampled = torch.distributions.Categorical(logits=logits).sample()
     loss = F.cross_entropy(logits.view(-1, logits.size(-1)), sampled.view(-1), reduction="sum")
-    (loss * world_size).backward()
+    (loss * scale).backward()
 
 
 def train_one(cfg: RunConfig, env: DistEnv, seed: int, train_files, val_data, log: RunLog | None,
@@ -238,6 +238,8 @@ def train_one(cfg: RunConfig, env: DistEnv, seed: int, train_files, val_data, lo
                 training_time += since
                 step_avg = since / (step - last_val_step) if step > last_val_step else float("nan")
                 last_val_step = step
+                if set_progress is not None:  # the medium record evaluates with step s's attention window
+                    set_progress(step / T)
                 val_loss = evaluate(ddp_model, val_inputs, val_targets, track, env, optimizers)
                 if not math.isfinite(val_loss):
                     raise Diverged(step, f"val loss ({val_loss})")
@@ -262,8 +264,9 @@ def train_one(cfg: RunConfig, env: DistEnv, seed: int, train_files, val_data, lo
                 sync = env.distributed and i < accum - 1
                 with ddp_model.no_sync() if sync else contextlib.nullcontext():
                     loss = ddp_model(inputs[i * mbs:(i + 1) * mbs], targets[i * mbs:(i + 1) * mbs])
-                    # DDP averages over ranks; x world_size makes the gradient the upstream SUM over all tokens
-                    (loss * env.world_size).backward()
+                    # DDP averages over ranks; the track's scale makes the gradient its SUM (track 3) or MEAN
+                    # (medium record) over the step's tokens
+                    (loss * track.backward_scale(env.world_size)).backward()
                 loss_sum += loss.detach()
             all_reduce_sum(loss_sum, env)
             train_loss = float(loss_sum.item()) / track.batch_tokens
@@ -282,7 +285,7 @@ def train_one(cfg: RunConfig, env: DistEnv, seed: int, train_files, val_data, lo
             model.zero_grad(set_to_none=True)
             due = protocol.hessian_due(optimizers, step)
             if due:
-                _gnb_pass(ddp_model, inputs[:mbs], env.world_size)
+                _gnb_pass(ddp_model, inputs[:mbs], track.backward_scale(env.world_size))
                 for opt in due:
                     opt.update_hessian()
                 model.zero_grad(set_to_none=True)
@@ -315,7 +318,7 @@ def run(cfg: RunConfig, env: DistEnv, *, resume: bool = False) -> tuple[object, 
     from optbench import optim
 
     train_files, val_files = check_data(cfg.track, cfg.data_dir)
-    val_data = load_val(val_files, cfg.track.val_tokens, cfg.track.seq_len, env.rank, env.world_size)
+    val_data = load_val(val_files, cfg.track.val_tokens, cfg.track.val_row_tokens, env.rank, env.world_size)
     out = Path(cfg.out_dir)
     log = None
     if env.is_main:

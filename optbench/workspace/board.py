@@ -407,7 +407,7 @@ def marker_refusal(results, agent_id: str | None = None, rule: str | None = None
     significance rule (judged from the per-seed curves when the record has them, else from mean and n),
     is not unofficial and not marked non-compliant, and is reported by its own agent.
     """
-    from optbench.results import stats
+    from optbench.results import rule_policy, stats
     from optbench.results.schema import verdict_of
 
     f = results.steps_field
@@ -418,7 +418,7 @@ def marker_refusal(results, agent_id: str | None = None, rule: str | None = None
     if results.compliant is False:
         notes = "; ".join(results.compliance_notes) or "no notes"
         return f"the run is marked non-compliant ({notes})"
-    rule_name = rule or results.rule or stats.DEFAULT_RULE
+    rule_name = rule_policy.for_results(results, override=rule).rule.name  # the one rule policy
     verdict = verdict_of(results, rule=rule_name)
     if verdict is not None:
         if verdict.first_below_target is None:
@@ -445,12 +445,12 @@ def marker_refusal(results, agent_id: str | None = None, rule: str | None = None
 
 def result_post_body(results, note: str = "", artifact: str | None = None, rule: str | None = None) -> str:
     """A results message: the free-text note, a summary of the record, and the marker line last."""
-    from optbench.results import stats
+    from optbench.results import rule_policy
 
     steps = results.steps_to_target
     mean = results.mean_val_loss if results.mean_val_loss is not None else results.final_val_loss
     n = results.n
-    rule_name = rule or results.rule or stats.DEFAULT_RULE
+    rule_name = rule_policy.for_results(results, override=rule).rule.name
     lines = []
     if note.strip():
         lines += [note.strip(), ""]

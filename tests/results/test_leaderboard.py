@@ -126,7 +126,7 @@ def test_pipe_in_text_is_escaped(tmp_path):
     )
     text = build_leaderboard(tmp_path, listed=[])
     row = next(ln for ln in text.splitlines() if "3,000" in ln)
-    assert "x\\|y" in row and "a\\|b c" in row and row.count(" | ") == 7
+    assert "x\\|y" in row and "a\\|b c" in row and row.count(" | ") == 8
 
 
 def test_zoo_names_and_wanted_spellings_are_one_row_each():
@@ -137,3 +137,43 @@ def test_zoo_names_and_wanted_spellings_are_one_row_each():
     section = text.split("## Best known hyperparameters per optimizer")[1].split("##")[0]
     rows = [line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| ") and "?" in line]
     assert sorted(rows) == ["DistributedShampoo", "Lion", "PSGD Kron", "Sophia"]
+
+
+def test_each_record_is_judged_by_its_own_rule(tmp_path):
+    from optbench.results import RunRecord, results_from_runs, save_results
+
+    # n=4, mean 3.2776 at 3375: fails `workspace` (needs < 3.2775), passes `upstream-2026-04-30` (< 3.278)
+    runs = [RunRecord.from_curve([(0, 10.8), (3375, 3.2776 + d)], target=3.28) for d in (-2e-4, 0, 0, 2e-4)]
+    for name, rule in (("named_upstream", "upstream-2026-04-30"), ("named_workspace", "workspace")):
+        save_results(results_from_runs(runs, agent_id=name, experiment=name, optimizer="Muon", target=3.28,
+                                       rule=rule, timestamp="2026-06-01T00:00:00Z"), tmp_path / name)
+    # a small-track record naming no rule, dated inside 5bfd7fe0's window: the rule then in force (= workspace)
+    r = results_from_runs(runs, agent_id="dated", experiment="dated", optimizer="Muon", target=3.28,
+                          rule="workspace", track="small", timestamp="2026-04-30T12:00:00Z")
+    data = r.model_dump(mode="json")
+    data.pop("rule")
+    (tmp_path / "dated").mkdir()
+    (tmp_path / "dated" / "results.json").write_text(json.dumps(data))
+    es, skipped = entries_from(tmp_path)
+    assert not skipped
+    by = {e.results.agent_id: e for e in es}
+    assert (by["named_upstream"].rule, by["named_upstream"].passes) == ("upstream-2026-04-30", True)
+    assert (by["named_workspace"].rule, by["named_workspace"].passes) == ("workspace", False)
+    assert (by["dated"].rule, by["dated"].passes) == ("workspace", False)
+    text = build_leaderboard(tmp_path, listed=[])
+    assert "| 1 | 3,375 | 3.27760 n=4 ✓ | Muon |" in text and text.count("3.27760 n=4 ✗") == 2
+    assert "- `upstream-2026-04-30`: one-sided z-test, sigma 0.0013" in text and "- `workspace`:" in text
+    # --rule re-judges every record under one rule, and says so
+    forced = build_leaderboard(tmp_path, rule="upstream-2026-04-30", listed=[])
+    overall = forced.split("## Overall")[1].split("## Best")[0]
+    assert overall.count("3.27760 n=4 ✓") == 3 and "every record judged by the `upstream-2026-04-30` rule (given)" in forced
+    # a record whose track optbench does not know is listed as skipped, not ranked
+    bad = results_from_runs(runs, agent_id="x", experiment="x", optimizer="Muon", target=3.28, rule="workspace")
+    data = bad.model_dump(mode="json")
+    data.pop("rule")
+    data["track"] = "huge"
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "results.json").write_text(json.dumps(data))
+    _, skipped = entries_from(tmp_path)
+    assert len(skipped) == 1 and skipped[0][0] == "x/results.json"
+    assert skipped[0][1].startswith("track: 'huge' is not a track optbench knows (small, medium, cpu, nano")

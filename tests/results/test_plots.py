@@ -32,7 +32,7 @@ def _is_png(p: Path) -> tuple[int, int]:
 
 def test_plot_curves_writes_png(tmp_path):
     out = plot_curves(
-        {"Muon": _runs(0.0), "AdamW": _runs(0.01), "upstream": parse_log(LOG).run_records()},
+        {"Muon": _runs(0.0), "AdamW": _runs(0.01), "upstream": parse_log(LOG).run_records(3.28)},
         3.28,
         tmp_path / "curves.png",
     )
