@@ -1,5 +1,9 @@
 """The one exception type for errors a user can cause (bad flag, missing data, malformed file)."""
 
+from __future__ import annotations
+
+from contextlib import contextmanager
+
 
 class OptbenchError(Exception):
     """A user-facing error: the message names the field, the value and what is allowed.
@@ -14,3 +18,13 @@ def require(condition: bool, message: str) -> None:
     """Raise OptbenchError(message) unless condition holds."""
     if not condition:
         raise OptbenchError(message)
+
+
+@contextmanager
+def user_errors(*types: type[Exception]):
+    """Report exceptions of `types` (raised by code that cannot import optbench, e.g. optbench.standalone) as
+    OptbenchError with the same message."""
+    try:
+        yield
+    except types as e:
+        raise OptbenchError(str(e)) from None

@@ -15,11 +15,18 @@ from dataclasses import dataclass, field, replace
 
 from optbench.errors import OptbenchError
 from optbench.model.gpt import GPTConfig
+from optbench.standalone.schedule import is_eval_step, lr_multiplier
+from optbench.standalone.training import backward_scale
 
 
 def below_target(val_loss: float | None, target: float) -> bool:
     """The single decision "this val loss reached the target": finite and strictly below it (upstream: `< 3.28`)."""
     return val_loss is not None and math.isfinite(val_loss) and val_loss < target
+
+
+#: recipe init scheme -> the function of optbench.model.gpt that initializes a GPT (the exporter inlines it)
+GPT_INIT_FUNCTIONS = {"track3": "init_weights", "torch-default": "init_weights_torch_default"}
+BENCHMARK_EXCHANGE_RATE = 0.0045 / 100  # track 3's rule of thumb: 100 more steps buy 0.0045 val loss
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,9 @@ class Track:
     upstream: str = ""  # where the definition comes from
     val_seq_len: int = 0  # tokens per validation row (0: seq_len); the medium record validates on 262,144-token rows
     loss_reduction: str = "sum"  # "sum": gradient of the summed loss (track 3); "mean": of the mean (medium record)
+    # val loss per training step near the target: turns a loss gap into steps (sweep objective `steps`);
+    # small/medium: the benchmark's 0.0045 per 100 steps; cpu/nano: measured, docs/tracks.md
+    exchange_rate: float = BENCHMARK_EXCHANGE_RATE
     unofficial: bool = False
     overrides: dict = field(default_factory=dict)  # fields changed under --unofficial
 
@@ -55,15 +65,12 @@ class Track:
         return self.val_seq_len or self.seq_len
 
     def backward_scale(self, world_size: int) -> float:
-        """Factor on a microbatch's summed loss before backward, so that after DDP's average over ranks the
-        gradient is the step's summed loss ("sum": x world_size) or its mean over the step's tokens ("mean":
-        x world_size / batch_tokens, which equals the record's mean CE per microbatch averaged over microbatches and
-        ranks; powers of two, so exactly)."""
-        if self.loss_reduction == "sum":
-            return float(world_size)
-        if self.loss_reduction == "mean":
-            return world_size / self.batch_tokens
-        raise OptbenchError(f"track {self.name}: loss_reduction must be 'sum' or 'mean', got {self.loss_reduction!r}")
+        """Factor on a microbatch's summed loss before backward (optbench.standalone.training.backward_scale): the
+        gradient is the step's summed loss ("sum") or its mean over the step's tokens ("mean")."""
+        try:
+            return backward_scale(self.loss_reduction, world_size, self.batch_tokens)
+        except ValueError as e:
+            raise OptbenchError(f"track {self.name}: {e}") from None
 
     @property
     def max_world_size(self) -> int:
@@ -93,14 +100,7 @@ class Track:
     def eval_steps(self, train_steps: int | None = None) -> list[int]:
         """Every eval_every steps while s/T < late_frac, every eval_every_late after, and always at T."""
         T = train_steps or self.train_steps
-        steps = {T}
-        for s in range(T):
-            if s / T < self.late_frac:
-                if s % self.eval_every == 0:
-                    steps.add(s)
-            elif s % self.eval_every_late == 0:
-                steps.add(s)
-        return sorted(steps)
+        return [s for s in range(T + 1) if is_eval_step(s, T, self.eval_every, self.eval_every_late, self.late_frac)]
 
     def build_model(self, embed_dtype=None):
         import torch
@@ -118,9 +118,9 @@ class Track:
 
     def init_model(self, model, scheme: str = "track3") -> None:
         if self.model == "gpt":
-            from optbench.model.gpt import init_weights, init_weights_torch_default
+            from optbench.model import gpt
 
-            init_weights(model) if scheme == "track3" else init_weights_torch_default(model)
+            getattr(gpt, GPT_INIT_FUNCTIONS[scheme])(model)
         else:
             from optbench.model.medium import init_medium_weights
 
@@ -157,6 +157,7 @@ CPU = Track(
     batch_tokens=8 * 256, seq_len=256, micro_batch_rows=4, target=5.00, val_tokens=32768, train_steps=400,
     eval_every=50, eval_every_late=10, late_frac=0.9, data="books19c-mini", rule="workspace",
     upstream="optbench proxy; calibration in docs/tracks.md",
+    exchange_rate=0.0024,  # measured: bench/exchange_rate.py, docs/tracks.md
 )
 
 NANO = Track(
@@ -166,6 +167,7 @@ NANO = Track(
     batch_tokens=8 * 128, seq_len=128, micro_batch_rows=4, target=5.00, val_tokens=8192, train_steps=100,
     eval_every=20, eval_every_late=5, late_frac=0.9, data="books19c-mini", rule="workspace",
     upstream="optbench smoke track; calibration in docs/tracks.md",
+    exchange_rate=0.0049,  # measured: bench/exchange_rate.py, docs/tracks.md
 )
 
 _STATIC = {t.name: t for t in (SMALL, CPU, NANO)}
@@ -203,16 +205,6 @@ def with_overrides(track: Track, overrides: dict) -> Track:
     if not overrides:
         return track
     return replace(track, unofficial=True, overrides=dict(overrides), **overrides)
-
-
-def lr_multiplier(step: int, train_steps: int, cooldown_frac: float = 0.7, warmup_steps: int = 0) -> float:
-    """Upstream schedule: flat, then linear to 0 over the last cooldown_frac of the run; optional linear warmup
-    min(1, (s+1)/warmup) as in result #2."""
-    x = step / train_steps
-    eta = 1.0 if x < 1 - cooldown_frac else (1 - x) / cooldown_frac
-    if warmup_steps > 0:
-        eta *= min(1.0, (step + 1) / warmup_steps)
-    return eta
 
 
 __all__ = ["Track", "below_target", "get_track", "TRACK_NAMES", "with_overrides", "lr_multiplier"]

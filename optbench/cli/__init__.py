@@ -17,6 +17,7 @@ from optbench.cli import run_cmd  # noqa: E402,F401
 from optbench.cli import workspace_cmd  # noqa: E402,F401
 from optbench.cli import results_cmd  # noqa: E402,F401
 from optbench.cli import submission_cmd  # noqa: E402,F401
+from optbench.cli import sweep_cmd  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> None:

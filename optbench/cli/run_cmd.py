@@ -116,9 +116,10 @@ def run_cmd(
     compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile (default: on cuda)"),
     agent_id: str = typer.Option("local", "--agent-id", envvar=["OPTBENCH_AGENT_ID", "AGENT_ID"]),
     quiet: bool = typer.Option(False, "--quiet", help="no progress output"),
+    tracker: List[str] = typer.Option([], "--tracker", help="also log to wandb | tensorboard | trackio (repeatable)"),
 ) -> None:
     """Train: one track + optimizer/recipe + seed(s). Writes train_log.txt, metrics.jsonl, results.json."""
-    from optbench.optim.recipe import Recipe, default_recipe, load_recipe, recipe_source_text
+    from optbench.optim.recipe import default_recipe, load_recipe, recipe_source_text
     from optbench.tracks import get_track, with_overrides
     from optbench.train import distributed
     from optbench.train.loop import RunConfig, run
@@ -126,15 +127,7 @@ def run_cmd(
     env = distributed.setup(device)
     try:
         if resume is not None:
-            cfg_file = resume / "run.json"
-            if not cfg_file.is_file():
-                raise OptbenchError(f"--resume: {resume} has no run.json (not an optbench run folder)")
-            saved = json.loads(cfg_file.read_text())
-            t = with_overrides(get_track(saved["track"]), saved.get("track_overrides") or {})
-            cfg = RunConfig(track=t, recipe=Recipe.model_validate(saved["recipe"]), recipe_text=saved["recipe_text"],
-                            seeds=saved["seeds"], out_dir=resume, data_dir=Path(saved["data_dir"]),
-                            device=device, compile=saved["compile"], checkpoint_every=saved["checkpoint_every"],
-                            agent_id=saved["agent_id"], experiment=saved["experiment"], progress=not quiet)
+            cfg = RunConfig.load(resume, device=device, progress=not quiet)
         else:
             t = get_track(track)
             if override:
@@ -173,7 +166,10 @@ def run_cmd(
                             compile=(device == "cuda") if compile is None else compile,
                             checkpoint_every=checkpoint_every, agent_id=agent_id, progress=not quiet)
         cfg.track.check_world_size(env.world_size)
-        results, diverged = run(cfg, env, resume=resume is not None)
+        from optbench.trackers import tracked
+
+        with tracked(tracker if env.is_main else [], cfg):
+            results, diverged = run(cfg, env, resume=resume is not None)
         if env.is_main:
             _summary(cfg, results)
         if diverged:

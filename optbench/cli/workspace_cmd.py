@@ -289,10 +289,13 @@ def dashboard_serve(
     url: Optional[str] = typer.Argument(None, help=WS_HELP, show_default=False),
     port: int = typer.Option(8000, "--port", help="port on 127.0.0.1 (0: any free port)"),
     out: Optional[Path] = typer.Option(None, "--out", help="build folder (default: a temp folder)", show_default=False),
+    interval: float = typer.Option(30, "--interval", help="seconds between rebuilds (the page reloads as often)"),
 ) -> None:
-    """Serve a freshly built dashboard on http://127.0.0.1:PORT/ (rebuilt on every page load)."""
+    """Serve the dashboard on http://127.0.0.1:PORT/, rebuilt from the workspace every --interval seconds."""
     from optbench.workspace.dashboard import serve
 
     if not 0 <= port <= 65535:
         raise OptbenchError(f"--port {port} is not a port number (0-65535)")
-    serve(url, port=port, out=out)
+    if not interval > 0:
+        raise OptbenchError(f"--interval {interval}: must be > 0 seconds")
+    serve(url, port=port, out=out, interval=interval)

@@ -1,4 +1,5 @@
-"""The upstream shard format: 256 x int32 header (magic 20240520, version 1, token count), then uint16 tokens."""
+"""The upstream shard format (256 x int32 header: magic 20240520, version 1, token count; then uint16 tokens): writing,
+validating and listing shards. Reading is optbench.standalone.data's, with its errors reported as OptbenchError."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from optbench.errors import OptbenchError
+from optbench.errors import OptbenchError, user_errors
 from optbench.fsutil import atomic_write
+from optbench.standalone.data import (HEADER_BYTES, HEADER_INTS, MAGIC, VERSION, DataError, read_shard,
+                                      shard_token_count)
 
-MAGIC = 20240520
-VERSION = 1
-HEADER_INTS = 256
-HEADER_BYTES = HEADER_INTS * 4
+__all__ = ["MAGIC", "VERSION", "HEADER_INTS", "HEADER_BYTES", "write_shard", "read_token_count", "load_shard",
+           "list_shards"]
 
 
 def write_shard(path: str | os.PathLike, tokens: np.ndarray | list[int]) -> Path:
@@ -30,32 +31,14 @@ def write_shard(path: str | os.PathLike, tokens: np.ndarray | list[int]) -> Path
 
 def read_token_count(path: str | os.PathLike) -> int:
     """Validate a shard's header and size; return its token count. OptbenchError names the file."""
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise OptbenchError(f"{path}: shard file not found") from None
-    if size < HEADER_BYTES:
-        raise OptbenchError(f"{path}: truncated shard ({size} bytes, header alone is {HEADER_BYTES})")
-    header = np.fromfile(path, dtype="<i4", count=HEADER_INTS)
-    if header[0] != MAGIC:
-        raise OptbenchError(f"{path}: wrong magic number {int(header[0])} (expected {MAGIC}); not a token shard")
-    if header[1] != VERSION:
-        raise OptbenchError(f"{path}: unsupported shard version {int(header[1])} (expected {VERSION})")
-    n = int(header[2])
-    expected = HEADER_BYTES + 2 * n
-    if size != expected:
-        raise OptbenchError(
-            f"{path}: corrupt shard: header says {n} tokens ({expected} bytes) but the file has {size} bytes"
-        )
-    return n
+    with user_errors(DataError):
+        return shard_token_count(path)
 
 
 def load_shard(path: str | os.PathLike) -> torch.Tensor:
     """All tokens of a validated shard as a uint16 tensor."""
-    n = read_token_count(path)
-    arr = np.fromfile(path, dtype="<u2", count=n, offset=HEADER_BYTES)
-    return torch.from_numpy(arr.astype(np.uint16, copy=False))
+    with user_errors(DataError):
+        return read_shard(path)
 
 
 def list_shards(data_dir: str | os.PathLike, split: str) -> list[Path]:

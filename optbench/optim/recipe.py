@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from optbench.errors import OptbenchError
+from optbench.results.schema import TuningBudget
 
 RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
 
@@ -83,6 +84,7 @@ class Recipe(BaseModel):
     # "torch-default": torch's default Linear/Embedding init, then proj weights zeroed (result #2's era)
     init: Literal["track3", "torch-default"] = "track3"
     published: Published | None = None
+    tuning_budget: TuningBudget | None = None  # set by `optbench sweep export`: the sweep behind these numbers
     parts: PartsSpec = Field(default_factory=dict)  # composable parts: chain stages for optimizer "chain", and
     #                                                 schedule / outer / readout parts for any optimizer
 

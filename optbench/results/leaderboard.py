@@ -14,6 +14,8 @@ Sections (one set per target when the source mixes targets):
     `Optimizer | Steps | Wallclock | Hparam summary | Log | Contributors`, with `?` rows for listed optimizers
     without a result (the zoo's names plus DistributedShampoo, PSGD Kron, Sophia, Lion).
   * Record history per optimizer: each result that beat every earlier passing result of that optimizer.
+A Budget column (the sweep's trials and device-hours, from results.json `tuning_budget`) is added to the first two
+tables when any record of the section carries one, so "better tuned" shows next to "better optimizer".
 Only compliant, official results that pass the rule count for "best" and "record"; the others are shown
 in the overall table with their marks.
 """
@@ -151,6 +153,11 @@ def _fmt_wall(s: float | None) -> str:
     return f"{s / 3600:.1f} h"
 
 
+def _budget(e: Entry) -> str:
+    tb = e.results.tuning_budget
+    return tb.summary() if tb is not None else ""
+
+
 def _evidence(e: Entry) -> str:
     if e.mean is None:
         return f"n={e.n} ✗"
@@ -263,11 +270,13 @@ def _display_names(entries: Sequence[Entry], listed: Sequence[str]) -> dict[str,
 def _section(entries: list[Entry], target: float, suffix: str, listed: Sequence[str]) -> list[str]:
     L: list[str] = []
     names = _display_names(entries, listed)
+    budgets = any(e.results.tuning_budget is not None for e in entries)
     # overall
     L.append(f"## Overall{suffix}")
     L.append("")
-    L.append("| # | Steps | Evidence | Optimizer | Hparam summary | Date | Log | Contributors | Rule |")
-    L.append("|---:|---:|---|---|---|---|---|---|---|")
+    L.append("| # | Steps | Evidence | Optimizer | Hparam summary |" + (" Budget |" if budgets else "")
+             + " Date | Log | Contributors | Rule |")
+    L.append("|---:|---:|---|---|---|" + ("---|" if budgets else "") + "---|---|---|---|")
     rank = 0
     for e in sorted(entries, key=_overall_key):
         if e.counts:
@@ -287,6 +296,7 @@ def _section(entries: list[Entry], target: float, suffix: str, listed: Sequence[
                     _evidence(e),
                     _md(opt),
                     _md(hparam_summary(e.results)),
+                    *([_md(_budget(e))] if budgets else []),
                     e.date,
                     f"[{_md(posixpath.basename(e.log))}]({e.log})",
                     _md(_contributors(e.results)),
@@ -309,8 +319,9 @@ def _section(entries: list[Entry], target: float, suffix: str, listed: Sequence[
         "`?` = no passing result yet."
     )
     L.append("")
-    L.append("| Optimizer | Steps | Wallclock | Hparam summary | Log | Contributors |")
-    L.append("|---|---:|---|---|---|---|")
+    L.append("| Optimizer | Steps | Wallclock | Hparam summary |" + (" Budget |" if budgets else "")
+             + " Log | Contributors |")
+    L.append("|---|---:|---|---|" + ("---|" if budgets else "") + "---|---|")
     rows = []
     for key, es in by_opt.items():
         good = sorted((e for e in es if e.counts), key=_best_key)
@@ -326,13 +337,14 @@ def _section(entries: list[Entry], target: float, suffix: str, listed: Sequence[
                         _fmt_steps(b.steps),
                         _fmt_wall(b.results.wallclock_s),
                         _md(hparam_summary(b.results)),
+                        *([_md(_budget(b))] if budgets else []),
                         f"[{_md(posixpath.basename(b.log))}]({b.log})",
                         _md(_contributors(b.results)),
                     ],
                 )
             )
         else:
-            rows.append((1, 0, key, [_md(names[key]), "?", "?", "?", "?", "?"]))
+            rows.append((1, 0, key, [_md(names[key]), "?", "?", "?"] + (["?"] if budgets else []) + ["?", "?"]))
     for _, _, _, cells in sorted(rows, key=lambda x: (x[0], x[1], x[2])):
         L.append("| " + " | ".join(cells) + " |")
     L.append("")

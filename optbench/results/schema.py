@@ -6,7 +6,7 @@ The record is the workspace format (spec/workspace.md) plus optbench's fields:
     workspace (optional)   timestamp, num_runs, mean_val_loss, std_val_loss, key_hparams, notes
     optbench               track, target, rule, reached_target, passes_rule, seeds, runs (per seed),
                            claimed_step, compliant, compliance_notes, unofficial, recipe, parts, provenance,
-                           train_steps, wallclock_s
+                           train_steps, wallclock_s, tuning_budget (from a recipe exported by a sweep)
     anything else          kept as is (other tools' fields survive a load/save round trip)
 
 The step field follows the target: `steps_to_3_28` for 3.28, `steps_to_2_92` for 2.92 (steps_field()).
@@ -73,6 +73,7 @@ _FIELD_ORDER = [
     "provenance",
     "train_steps",
     "wallclock_s",
+    "tuning_budget",
 ]
 # a curve point as json.dumps(indent=2) writes it: {"step": N, "val_loss": x, "train_time_s": t} over 5 lines
 _CURVE_POINT = re.compile(r'\{\n\s*("step": [-\d]+(?:,\n\s*"[a-z_]+": (?:[-+\d.eE]+|null|true|false))*)\n\s*\}')
@@ -170,6 +171,25 @@ class Recipe(BaseModel):
     config: dict[str, Any] = Field(default_factory=dict)
 
 
+class TuningBudget(BaseModel):
+    """The tuning behind a configuration (a sweep's best): the sweep, its sampler, the trials run, the
+    device-hours they took (wall time x devices) and the search space. Carried by exported recipes and by the
+    results of runs made from them, so that "better tuned" is visible next to "better optimizer"."""
+
+    model_config = ConfigDict(extra="allow")
+
+    sweep: str
+    sampler: str
+    trials: int = Field(strict=True, ge=0)
+    device_hours: float = Field(ge=0)
+    space: dict[str, Any] = Field(default_factory=dict)
+    stages: Optional[list[dict[str, Any]]] = None  # a two-stage (shortcut) sweep: each stage's share
+
+    def summary(self) -> str:
+        """`24 trials, 0.12 device-h (tpe)` for tables."""
+        return f"{self.trials} trials, {self.device_hours:.3g} device-h ({self.sampler})"
+
+
 class Provenance(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -218,6 +238,15 @@ class Results(BaseModel):
     provenance: Optional[Provenance] = None
     train_steps: Optional[int] = Field(default=None, strict=True, ge=0)
     wallclock_s: Optional[float] = Field(default=None, ge=0)
+    tuning_budget: Optional[TuningBudget] = None
+
+    @model_validator(mode="after")
+    def _budget_from_recipe(self) -> "Results":
+        """A run of a recipe exported from a sweep carries the recipe's tuning_budget."""
+        tb = self.recipe.config.get("tuning_budget") if self.recipe is not None else None
+        if self.tuning_budget is None and isinstance(tb, dict):
+            self.tuning_budget = TuningBudget.model_validate(tb)
+        return self
 
     @model_validator(mode="before")
     @classmethod

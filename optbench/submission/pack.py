@@ -10,7 +10,6 @@ Files are created, never replaced: if any of them already exists in the destinat
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -111,42 +110,29 @@ def readme_text(recipe, track, results, run_cfg: dict) -> str:
 
 def pack(run_dir: str | os.PathLike, out: str | os.PathLike) -> Path:
     """Create the artifact folder `out` from an optbench run folder."""
-    from optbench.optim.recipe import Recipe
     from optbench.results.schema import load_results
     from optbench.submission.export import export_script
-    from optbench.tracks import get_track
+    from optbench.train.config import RunConfig
 
     run_dir, out = Path(run_dir), Path(out)
     if not run_dir.is_dir():
         raise OptbenchError(f"RUN_DIR: {run_dir} is not a folder")
-    cfg_file = run_dir / "run.json"
-    if not cfg_file.is_file():
-        raise OptbenchError(f"RUN_DIR: {run_dir} has no run.json (not an optbench run folder)")
-    try:
-        cfg = json.loads(cfg_file.read_text())
-    except json.JSONDecodeError as e:
-        raise OptbenchError(f"{cfg_file}: not valid JSON ({e.msg})") from None
+    cfg = RunConfig.load(run_dir)
     results_path = run_dir / "results.json"
     results = load_results(results_path)
     log_path = run_dir / "train_log.txt"
     if not log_path.is_file():
         raise OptbenchError(f"RUN_DIR: {run_dir} has no train_log.txt")
-    if cfg.get("unofficial") or results.unofficial:
+    if cfg.track.unofficial or results.unofficial:
         raise OptbenchError(f"RUN_DIR: {run_dir} is an unofficial run (fixed track fields changed); it cannot be "
                             "packed as a submission")
-    try:
-        recipe = Recipe.model_validate(cfg["recipe"])
-        track = get_track(cfg["track"])
-    except KeyError as e:
-        raise OptbenchError(f"{cfg_file}: missing field {e.args[0]!r}") from None
-    except Exception as e:  # pydantic ValidationError
-        raise OptbenchError(f"{cfg_file}: recipe does not validate ({e})") from None
-    if cfg.get("train_steps") and recipe.train_steps != cfg["train_steps"]:
-        recipe = recipe.model_copy(update={"train_steps": int(cfg["train_steps"])})
+    recipe, track = cfg.recipe, cfg.track
+    if recipe.train_steps != cfg.train_steps:
+        recipe = recipe.model_copy(update={"train_steps": cfg.train_steps})
     files = {
         "train_gpt_simple.py": export_script(recipe, track).encode(),
         "results.json": results_path.read_bytes(),
-        "README.md": readme_text(recipe, track, results, cfg).encode(),
+        "README.md": readme_text(recipe, track, results, cfg.to_json()).encode(),
         "train_log.txt": log_path.read_bytes(),
     }
     out.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""torchrun / DDP plumbing: gloo on CPU, NCCL on GPU. Single-process runs use no process group."""
+"""torchrun plumbing: gloo on CPU, NCCL on GPU. Single-process runs use no process group. (DDP wrapping, barrier and
+all-reduce are optbench.standalone.training's, shared with the submission script.)"""
 
 from __future__ import annotations
 
@@ -53,17 +54,6 @@ def teardown() -> None:
     if dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
-
-
-def barrier(env: DistEnv) -> None:
-    if env.distributed:
-        dist.barrier()
-
-
-def all_reduce_sum(t: torch.Tensor, env: DistEnv) -> torch.Tensor:
-    if env.distributed:
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return t
 
 
 def any_rank(flag: bool, env: DistEnv) -> bool:

@@ -3,76 +3,36 @@
 Per step: the global batch (same token window for any world size) is split into microbatches; each does one
 forward-backward on its summed loss; gradients are summed over ranks (DDP); the schedule sets every group's lr
 from its initial lr; every optimizer steps. Validation runs on the track's cadence (and at the end) and its time is
-not counted in train_time. Any optimizer hook (schedule-free eval swap, Sophia's Hessian pass) goes through
-optbench.optim.protocol, and extra passes are counted.
+not counted in train_time. Any optimizer hook (schedule-free eval swap, Sophia's Hessian pass) goes through the
+protocol in optbench.standalone.training, and extra passes are counted. Those functions are the exported
+script's own (see optbench.train.trial for how one seed uses them).
 """
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import json
-import math
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch.nn.parallel import DistributedDataParallel as DDP
 
-from optbench.data.loader import TokenStream, load_val
+from optbench.data.loader import load_val
 from optbench.data.shards import list_shards, read_token_count
 from optbench.errors import OptbenchError
 from optbench.fsutil import atomic_write_text
-from optbench.optim import protocol
-from optbench.optim.groups import build_optimizers, with_track_hparams
-from optbench.optim.parts.build import apply_init_parts, part_modules
-from optbench.optim.recipe import Recipe
+from optbench.optim.parts.build import part_modules
 from optbench.results.schema import CurvePoint, RunRecord, collect_provenance, results_from_runs, save_results
-from optbench.tracks import Track, lr_multiplier
+from optbench.standalone.logformat import eval_line, version_line
+from optbench.tracks import Track
 from optbench.train import checkpoint as ckpt
-from optbench.train.distributed import DistEnv, all_reduce_sum, any_rank, barrier
-from optbench.train.runlog import RunLog, eval_line, version_line
+from optbench.train.config import RUN_JSON, RunConfig
+from optbench.train.distributed import DistEnv
+from optbench.train.runlog import RunLog
+from optbench.train.trial import Diverged, Trial
 
-
-class Diverged(Exception):
-    """A NaN or Inf loss: the run stops at once."""
-
-    def __init__(self, step: int, what: str):
-        super().__init__(f"run diverged at step {step}: {what} is not finite")
-        self.step = step
-
-
-@dataclass
-class RunConfig:
-    track: Track
-    recipe: Recipe
-    recipe_text: str
-    seeds: list[int]
-    out_dir: Path
-    data_dir: Path
-    device: str = "cpu"
-    compile: bool = False
-    checkpoint_every: int = 0
-    agent_id: str = "local"
-    experiment: str = ""
-    progress: bool = True
-    extra_notes: list[str] = field(default_factory=list)
-
-    @property
-    def train_steps(self) -> int:
-        return self.recipe.train_steps or self.track.train_steps
-
-    def to_json(self) -> dict:
-        return {
-            "track": self.track.name, "track_overrides": self.track.overrides, "unofficial": self.track.unofficial,
-            "recipe": self.recipe.model_dump(), "recipe_text": self.recipe_text, "seeds": self.seeds,
-            "out_dir": str(self.out_dir), "data_dir": str(self.data_dir), "device": self.device,
-            "compile": self.compile, "checkpoint_every": self.checkpoint_every, "agent_id": self.agent_id,
-            "experiment": self.experiment, "train_steps": self.train_steps,
-        }
+__all__ = ["run", "train_one", "RunConfig", "Diverged", "check_data", "run_code_text", "eval_line_from"]
 
 
 def check_data(track: Track, data_dir: Path) -> tuple[list[Path], list[Path]]:
@@ -110,203 +70,26 @@ def run_code_text(cfg: RunConfig, optimizer_modules: list) -> str:
     return "\n".join(parts) + "\n"
 
 
-class Progress:
-    """tqdm bar on a terminal; plain lines in logs (loss, tokens/s, ETA)."""
-
-    def __init__(self, total: int, start: int, enabled: bool, label: str):
-        self.enabled, self.total, self.label = enabled, total, label
-        self.tty = sys.stderr.isatty()
-        self.bar = None
-        self.every = max(1, total // 10)
-        if enabled and self.tty:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, initial=start, desc=label, unit="step", dynamic_ncols=True)
-
-    def update(self, step: int, loss: float, tok_s: float, eta_s: float) -> None:
-        if not self.enabled:
-            return
-        if self.bar is not None:
-            self.bar.set_postfix_str(f"loss {loss:.4f} | {tok_s:,.0f} tok/s | ETA {_fmt_time(eta_s)}", refresh=False)
-            self.bar.update(1)
-        elif step % self.every == 0 or step == self.total:
-            print(f"{self.label} step {step}/{self.total} | loss {loss:.4f} | {tok_s:,.0f} tok/s | "
-                  f"ETA {_fmt_time(eta_s)}", file=sys.stderr, flush=True)
-
-    def write(self, line: str) -> None:
-        if not self.enabled:
-            return
-        if self.bar is not None:
-            self.bar.write(line)
-        else:
-            print(line, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _fmt_time(s: float) -> str:
-    if not math.isfinite(s):
-        return "?"
-    s = int(s)
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
-
-
-def evaluate(model, val_inputs, val_targets, track: Track, env: DistEnv, optimizers) -> float:
-    """Mean per-token val loss over the track's val tokens (summed over ranks)."""
-    protocol.set_eval_mode(optimizers)
-    model.eval()
-    mbs = track.micro_batch_rows
-    total = torch.zeros((), device=env.device, dtype=torch.float64)
-    with torch.no_grad():
-        for i in range(0, len(val_inputs), mbs):
-            total += model(val_inputs[i:i + mbs], val_targets[i:i + mbs]).double()
-    all_reduce_sum(total, env)
-    model.train()
-    protocol.set_train_mode(optimizers)
-    return float(total.item() / track.val_tokens)
-
-
-def _gnb_pass(ddp_model, inputs: torch.Tensor, scale: float) -> None:
-    """Sophia's Gauss-Newton-Bartlett estimator: labels sampled from the model's own softmax, one backward."""
-    logits = ddp_model(inputs)
-    sampled = torch.distributions.Categorical(logits=logits).sample()
-    loss = F.cross_entropy(logits.view(-1, logits.size(-1)), sampled.view(-1), reduction="sum")
-    (loss * scale).backward()
-
-
 def train_one(cfg: RunConfig, env: DistEnv, seed: int, train_files, val_data, log: RunLog | None,
               resume_from: Path | None = None) -> RunRecord:
-    """Train one seed; returns its RunRecord. Raises Diverged on a NaN/Inf loss (after logging)."""
-    track, T = cfg.track, cfg.train_steps
-    recipe = with_track_hparams(cfg.recipe, track)
-    cuda = env.device.type == "cuda"
-    torch.manual_seed(seed)
-    model = track.build_model(embed_dtype=torch.bfloat16 if cuda else torch.float32).to(env.device)
-    track.init_model(model, recipe.init)
-    apply_init_parts(model, recipe)  # the recipe's init parts (none: a no-op)
-    if cfg.compile:
-        model.compile(dynamic=False)
-    ddp_model = DDP(model, device_ids=[env.device.index] if cuda else None) if env.distributed else model
-    optimizers = build_optimizers(model, recipe, fused_ok=cuda)
-    protocol.set_train_mode(optimizers)
-    loader = TokenStream(train_files, track.batch_tokens, track.seq_len, env.rank, env.world_size)
-    val_inputs, val_targets = (t.to(env.device) for t in val_data)
-    eval_steps = set(track.eval_steps(T))
-    accum = track.accumulation_steps(env.world_size)
-    mbs = track.micro_batch_rows
-
-    start, curve, training_time, extra_passes, last_val_step = 0, [], 0.0, 0, 0
+    """Train one seed; returns its RunRecord (marked diverged on a NaN/Inf loss, after logging it)."""
+    trial = Trial(cfg, env, seed, train_files, val_data, log)
     if resume_from is not None:
-        state = ckpt.load_checkpoint(resume_from, env.rank)
-        model.load_state_dict(state["model"])
-        for opt, sd in zip(optimizers, state["optimizers"]):
-            opt.load_state_dict(sd)
-        loader.load_state_dict(state["loader"])
-        ckpt.set_rng_state(state["rng"])
-        start, training_time = int(state["step"]), float(state["training_time"])
-        extra_passes, last_val_step = int(state["extra_passes"]), int(state["last_val_step"])
-        curve = [CurvePoint(**p) for p in state["curve"]]
-
-    resumed_time = training_time  # train time restored from a checkpoint (0 for a fresh run)
-    label = f"[{track.name} {recipe.name} seed {seed}]"
-    progress = Progress(T, start, cfg.progress and env.is_main, label)
-    set_progress = getattr(model, "set_progress", None)
-    train_loss = float("nan")
-    barrier(env)
-    t0 = time.perf_counter()
+        trial.resume(resume_from)
+    eval_steps = set(cfg.track.eval_steps(cfg.train_steps))
+    trial.begin()
     try:
-        for step in range(start, T + 1):
-            if cfg.checkpoint_every and step > start and step % cfg.checkpoint_every == 0 and step < T:
-                barrier(env)
-                training_time += time.perf_counter() - t0
-                d = ckpt.checkpoint_dir(cfg.out_dir, seed, step)
-                ckpt.save_checkpoint(d, env.rank, {
-                    "step": step, "model": model.state_dict(),
-                    "optimizers": [o.state_dict() for o in optimizers], "loader": loader.state_dict(),
-                    "rng": ckpt.rng_state(), "training_time": training_time, "extra_passes": extra_passes,
-                    "last_val_step": last_val_step, "curve": [p.model_dump() for p in curve]})
-                barrier(env)
-                if env.is_main:
-                    ckpt.mark_complete(d)
-                t0 = time.perf_counter()
-
+        for step in range(trial.start, cfg.train_steps + 1):
+            if trial.checkpoint_due(step):
+                trial.checkpoint(step)
             if step in eval_steps:
-                barrier(env)
-                since = time.perf_counter() - t0
-                training_time += since
-                step_avg = since / (step - last_val_step) if step > last_val_step else float("nan")
-                last_val_step = step
-                if set_progress is not None:  # the medium record evaluates with step s's attention window
-                    set_progress(step / T)
-                val_loss = evaluate(ddp_model, val_inputs, val_targets, track, env, optimizers)
-                if not math.isfinite(val_loss):
-                    raise Diverged(step, f"val loss ({val_loss})")
-                curve.append(CurvePoint(step=step, val_loss=val_loss, train_time_s=training_time))
-                line = eval_line(step, T, val_loss, training_time, 1000 * step_avg)
-                if log is not None:
-                    log.eval(line)
-                    log.metric(event="eval", seed=seed, step=step, val_loss=val_loss, train_time_s=training_time)
-                progress.write(line)
-                barrier(env)
-                t0 = time.perf_counter()
-            if step == T:
+                trial.evaluate(step)
+            if step == cfg.train_steps:
                 break
-
-            inputs, targets = loader.next_batch()
-            inputs, targets = inputs.to(env.device), targets.to(env.device)
-            if set_progress is not None:
-                set_progress(step / T)
-            protocol.before_forward(optimizers)
-            loss_sum = torch.zeros((), device=env.device)
-            for i in range(accum):
-                sync = env.distributed and i < accum - 1
-                with ddp_model.no_sync() if sync else contextlib.nullcontext():
-                    loss = ddp_model(inputs[i * mbs:(i + 1) * mbs], targets[i * mbs:(i + 1) * mbs])
-                    # DDP averages over ranks; the track's scale makes the gradient its SUM (track 3) or MEAN
-                    # (medium record) over the step's tokens
-                    (loss * track.backward_scale(env.world_size)).backward()
-                loss_sum += loss.detach()
-            all_reduce_sum(loss_sum, env)
-            train_loss = float(loss_sum.item()) / track.batch_tokens
-            if any_rank(not math.isfinite(train_loss), env):
-                raise Diverged(step, f"train loss ({train_loss})")
-            eta = lr_multiplier(step, T, recipe.cooldown_frac, recipe.warmup_steps)
-            for opt in optimizers:
-                for g in opt.param_groups:
-                    g["lr"] = g["initial_lr"] * eta
-            protocol.apply_schedules(optimizers, step, T)
-            for opt in optimizers:
-                try:
-                    opt.step()
-                except FloatingPointError as e:  # an optimizer that detects non-finite state itself
-                    raise Diverged(step, f"{type(opt).__name__} state ({e})") from None
-            model.zero_grad(set_to_none=True)
-            due = protocol.hessian_due(optimizers, step)
-            if due:
-                _gnb_pass(ddp_model, inputs[:mbs], track.backward_scale(env.world_size))
-                for opt in due:
-                    opt.update_hessian()
-                model.zero_grad(set_to_none=True)
-                extra_passes += 1
-            elapsed = training_time + time.perf_counter() - t0
-            done = step + 1
-            tok_s = (done - start) * track.batch_tokens / max(elapsed - resumed_time, 1e-9)  # this process's rate
-            progress.update(done, train_loss, tok_s, (T - done) * elapsed / max(done, 1))
-            if log is not None and (done % 10 == 0 or done == T):
-                log.metric(event="train", seed=seed, step=done, train_loss=train_loss, lr_mult=eta, tokens_per_s=tok_s)
+            trial.report(step, *trial.train_step(step))
     except Diverged as e:
-        progress.close()
-        if log is not None:
-            log.metric(event="diverged", seed=seed, step=e.step, message=str(e))
-        return RunRecord(seed=seed, final_val_loss=None, steps_to_target=None, curve=curve, diverged=True,
-                         extra_passes=extra_passes, log_path=str(log.text_path) if log else None)
-    progress.close()
-    first = next((p.step for p in curve if p.val_loss is not None and p.val_loss < track.target), None)
-    return RunRecord(seed=seed, final_val_loss=curve[-1].val_loss if curve else None, steps_to_target=first,
-                     curve=curve, diverged=False, extra_passes=extra_passes,
-                     log_path=str(log.text_path) if log else None)
+        return trial.finish(diverged=e)
+    return trial.finish()
 
 
 def _trial_file(out_dir: Path, seed: int) -> Path:
@@ -318,13 +101,14 @@ def run(cfg: RunConfig, env: DistEnv, *, resume: bool = False) -> tuple[object, 
     from optbench import optim
 
     train_files, val_files = check_data(cfg.track, cfg.data_dir)
-    val_data = load_val(val_files, cfg.track.val_tokens, cfg.track.val_row_tokens, env.rank, env.world_size)
+    val_data = tuple(t.to(env.device) for t in
+                     load_val(val_files, cfg.track.val_tokens, cfg.track.val_row_tokens, env.rank, env.world_size))
     out = Path(cfg.out_dir)
     log = None
     if env.is_main:
         out.mkdir(parents=True, exist_ok=True)
         if not resume:
-            atomic_write_text(out / "run.json", json.dumps(cfg.to_json(), indent=2) + "\n")
+            atomic_write_text(out / RUN_JSON, json.dumps(cfg.to_json(), indent=2) + "\n")
         mods = [sys.modules[optim.get(cfg.recipe.optimizer).__module__]]
         if cfg.recipe.aux is not None:
             mods.append(sys.modules[optim.get(cfg.recipe.aux.optimizer).__module__])

@@ -1,30 +1,33 @@
 """Run logs: the upstream-format text log (code, a line of =, version line, =, one line per eval) and a JSONL
-of metrics. The text log is what `optbench stats` and upstream tooling parse."""
+of metrics. The text log is what `optbench stats` and upstream tooling parse.
+
+Metric sinks: inside `with metric_sinks(sink, ...)`, every RunLog.metric record (a dict with "event") also goes to
+each sink, called as sink(record). Experiment trackers and a sweep's pruner are sinks; a sink may raise to stop
+the run (the pruner raises optuna.TrialPruned)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-import platform
 from pathlib import Path
 
-import torch
-
 from optbench.fsutil import atomic_write_text
+from optbench.standalone.logformat import RULE, eval_line, version_line
 
-RULE = "=" * 100
+__all__ = ["RunLog", "RULE", "eval_line", "version_line", "metric_sinks"]
 
-
-def version_line(device: torch.device, world_size: int) -> str:
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    else:
-        name = f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
-    return f"Running PyTorch {torch.version.__version__} compiled for CUDA {torch.version.cuda} on {name} " \
-           f"with world_size {world_size}"
+_SINKS: list = []
 
 
-def eval_line(step: int, train_steps: int, val_loss: float, train_time_s: float, step_avg_ms: float) -> str:
-    return f"step:{step}/{train_steps} val_loss:{val_loss:.5f} train_time:{train_time_s:.3f}s step_avg:{step_avg_ms:.2f}ms"
+@contextlib.contextmanager
+def metric_sinks(*sinks):
+    """Send every metric record of the runs made inside the block to each sink as well."""
+    _SINKS.extend(sinks)
+    try:
+        yield
+    finally:
+        for s in sinks:
+            _SINKS.remove(s)
 
 
 class RunLog:
@@ -48,3 +51,5 @@ class RunLog:
     def metric(self, **record) -> None:
         with open(self.jsonl_path, "a") as f:
             f.write(json.dumps(record) + "\n")
+        for sink in list(_SINKS):
+            sink(record)

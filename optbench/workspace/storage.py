@@ -38,6 +38,7 @@ DEFAULT_WORKSPACE = "."
 MESSAGE_DIR = "message_board"
 ARTIFACT_DIR = "artifacts"
 CLAIM_DIR = "claims"
+SWEEP_DIR = "sweeps"  # status snapshots of sweeps run with --workspace (optbench.sweep.presence)
 LEADERBOARD = "LEADERBOARD.md"
 README = "README.md"
 

@@ -9,9 +9,8 @@ import torch
 
 from optbench.optim import protocol
 from optbench.results.schema import load_results
+from optbench.standalone.training import evaluate
 from optbench.tracks import get_track
-from optbench.train.distributed import DistEnv
-from optbench.train.loop import evaluate
 
 
 class _Recorder(torch.optim.SGD):
@@ -33,7 +32,7 @@ def test_evaluate_swaps_to_eval_point_and_back():
     track.init_model(model)
     opt = _Recorder(model.parameters())
     x = torch.randint(0, track.vocab_size, (track.val_tokens // track.seq_len, track.seq_len))
-    loss = evaluate(model, x, x, track, DistEnv(0, 1, 0, torch.device("cpu")), [opt, torch.optim.SGD(
+    loss = evaluate(model, x, x, track.micro_batch_rows, track.val_tokens, [opt, torch.optim.SGD(
         model.parameters(), lr=0.1)])
     assert opt.calls == ["eval", "train"] and model.training
     assert abs(loss - torch.log(torch.tensor(2048.0)).item()) < 1e-4

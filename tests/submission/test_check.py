@@ -11,7 +11,7 @@ from optbench.errors import OptbenchError
 from optbench.submission.check import THIRD_PARTY_OPTIMIZERS, check, static_check
 
 INIT_SECTION = "    train_steps = 3250\n"
-TRAIN_LOOP = "            model(inputs[i * mbs:(i + 1) * mbs], targets[i * mbs:(i + 1) * mbs]).backward()\n"
+TRAIN_BACKWARD = "                (loss * scale).backward()\n"  # in forward_backward (optbench/standalone/training.py)
 
 
 def mutate(path: Path, tmp_path: Path, old: str, new: str, name: str = "mutant.py") -> Path:
@@ -51,10 +51,9 @@ def test_extra_layer_fails_architecture(exported, nano_data, tmp_path):
 
 
 def test_second_backward_per_step_fails_passes(exported, nano_data, tmp_path):
-    s = mutate(exported["muon"], tmp_path, TRAIN_LOOP,
-               "            loss = model(inputs[i * mbs:(i + 1) * mbs], targets[i * mbs:(i + 1) * mbs])\n"
-               "            loss.backward(retain_graph=True)\n"
-               "            loss.backward()  # a second backward\n")
+    s = mutate(exported["muon"], tmp_path, TRAIN_BACKWARD,
+               "                (loss * scale).backward(retain_graph=True)\n"
+               "                (loss * scale).backward()  # a second backward\n")
     rep = check(s, steps=1, data_dir=nano_data)
     msgs = [str(v) for v in rep.violations]
     assert msgs == [f"{s}: [passes] step 0: 4 backward passes for 2 forward passes (at most one "

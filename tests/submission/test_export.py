@@ -66,10 +66,11 @@ def test_hyperparameters_hard_coded(exported):
     muon = exported["muon"].read_text()
     init = muon[muon.index("Init & Optim Hyperparams"):muon.index("Training and Validation")]
     assert "train_steps = 3250" in init  # the recipe sets none: the track's
-    assert "override0 = [n for n in matrices if 'mlp' in n]" in init
-    assert "weight_decay=0.1, lr=0.025" in init  # the override group (MLP wd) keeps the main lr
+    # the override group (MLP wd) keeps the main lr: split_params gives lr to every main group without one
+    assert "split_params(model, lr=0.025, overrides=[('mlp', dict(weight_decay=0.1))]," in init
     assert "optimizer2 = Muon(groups, weight_decay=0.05, momentum=0.95)" in init
-    assert "lr=0.05)" in init and "betas=(0.8, 0.95), eps=1e-10, weight_decay=0.001, fused=on_cuda" in init
+    assert "embed_lr=0.05, head_lr=0.01, scalar_lr=0.01)" in init
+    assert "betas=(0.8, 0.95), eps=1e-10, weight_decay=0.001, fused=on_cuda" in init
     assert "cooldown_frac=0.7, warmup_steps=0" in init
     soap = exported["soap"].read_text()
     assert "warmup_steps=5" in soap and "SOAP(groups, betas=(0.95, 0.95), weight_decay=0.0, precondition_frequency=10)" in soap
@@ -99,9 +100,13 @@ def test_export_refuses_other_models_and_existing_files(tmp_path):
     assert out.read_text() == "keep"
 
 
-def _script_val_losses(script: Path, nano_data: Path, cwd: Path, steps: int = EQ_STEPS) -> tuple[dict[int, float], str]:
+TORCHRUN_2 = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+
+
+def _script_val_losses(script: Path, nano_data: Path, cwd: Path, steps: int = EQ_STEPS,
+                       launcher: tuple[str, ...] = (sys.executable,)) -> tuple[dict[int, float], str]:
     env = sub_env(OPTBENCH_TEST_TRACK="nano", OPTBENCH_TEST_DATA=str(nano_data), OPTBENCH_TEST_STEPS=str(steps))
-    p = subprocess.run([sys.executable, str(script)], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    p = subprocess.run([*launcher, str(script)], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     got = {}
     for ln in p.stdout.splitlines():
@@ -150,6 +155,43 @@ def test_exported_muon_script_matches_optbench_run(exported, nano_data, tmp_path
     assert diff <= 1e-6, (got, want)
 
 
+@pytest.mark.slow
+def test_exported_script_matches_optbench_run_on_two_ranks(exported, nano_data, tmp_path):
+    """Under torchrun (2 gloo ranks) the script wraps the model in DDP and sums gradients over ranks with the
+    loop's own functions: the same val losses as `optbench run` on 2 ranks (Muon sharded across ranks)."""
+    out = tmp_path / "run"
+    cmd = [*TORCHRUN_2, "-m", "optbench", "run", "--track", "nano", "--recipe", str(FIXTURES / "nano-muon.toml"),
+           "--seed", "0", "--set", "train_steps=8", "--out", str(out), "--quiet"]
+    p = subprocess.run(cmd, env=sub_env(), capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    want = _run_val_losses(out)
+    got, stdout = _script_val_losses(exported["muon"], nano_data, tmp_path, steps=8, launcher=tuple(TORCHRUN_2))
+    assert sorted(got) == sorted(want) == [0, 8]
+    diff = max(abs(got[s] - want[s]) for s in want)
+    print(f"max |val loss difference| export vs run, 2 ranks (muon): {diff:.3g}")
+    assert diff <= 1e-6, (got, want)
+    [log] = (tmp_path / "logs").glob("*.txt")
+    assert "with world_size 2" in log.read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe,extra", [("nano-sophia-gnb", 2), ("nano-schedulefree", 0)])
+def test_exported_protocol_matches_optbench_run(recipe, extra, nano_data, tmp_path):
+    """The optimizer protocol in the script is the loop's: Sophia's extra Hessian passes (steps 4 and 9) and the
+    schedule-free eval swap give the same val losses as `optbench run` (exported for nano: Sophia's batch_size
+    is the track's tokens per step)."""
+    script = tmp_path / "train_gpt_simple.py"
+    export_recipe(str(FIXTURES / f"{recipe}.toml"), "nano", script)
+    run = optbench_run(str(FIXTURES / f"{recipe}.toml"), tmp_path / "run", steps=12)
+    want = _run_val_losses(run)
+    assert json.loads((run / "results.json").read_text())["runs"][0]["extra_passes"] == extra
+    got, _ = _script_val_losses(script, nano_data, tmp_path, steps=12)
+    assert sorted(got) == sorted(want) == [0, 12]
+    diff = max(abs(got[s] - want[s]) for s in want)
+    print(f"max |val loss difference| export vs run ({recipe}): {diff:.3g}")
+    assert diff <= 1e-6, (got, want)
+
+
 def test_torch_default_init_is_exported():
     from optbench.optim.recipe import load_recipe
 
@@ -176,3 +218,93 @@ def test_trials_argument_appends_trials_to_one_log(exported, nano_data, tmp_path
     assert log.trials[0].evals[1].val_loss != log.trials[1].evals[1].val_loss  # a new init per trial
     rep = log_check(logfile, script_text=exported["adamw"].read_text(), track="nano")
     assert rep.ok, [str(v) for v in rep.violations]
+
+
+# ----------------------------------------------------------------------------- one source: sections and template
+
+
+def _section_texts(text: str) -> dict[str, str]:
+    """Each section's text: from the line after its banner to the line before the next banner (or the end)."""
+    lines = text.splitlines(keepends=True)
+    starts = _section_lines(text)
+    order = sorted(starts.items(), key=lambda kv: kv[1])
+    out = {}
+    for (name, i), nxt in zip(order, [s for _, s in order[1:]] + [len(lines) + 1]):
+        out[name] = "".join(lines[i + 2:nxt - 1])
+    return out
+
+
+@pytest.mark.parametrize("key", ["adamw", "muon", "soap"])
+def test_sections_hold_the_import_free_modules_verbatim(exported, key):
+    """Each section holds exactly the source of the modules optbench's loop imports (optbench/standalone/*), in
+    order, and the module-level sections nothing else."""
+    from optbench.submission.export import IN_TRIAL, SECTION_MODULES
+    from optbench.submission.inline import inline_function, inline_module
+
+    sec = _section_texts(exported[key].read_text())
+    blocks = {k: [inline_module(m) for m in mods] for k, mods in SECTION_MODULES.items()}
+
+    def joined(mods, ind=""):
+        return "\n\n".join(m.block(ind).rstrip("\n") for m in mods)
+
+    assert sec["Dataloader"].strip("\n") == joined(blocks["dataloader"])
+    gpt = inline_module("optbench.model.gpt", drop=("init_weights", "init_weights_torch_default", "count_params"))
+    assert sec["Architecture"].strip("\n") == joined([gpt])
+    assert sec["Setup"].lstrip("\n").startswith(joined(blocks["setup"]) + "\n\n\nTRACK = ")
+    init = [inline_function("optbench.model.gpt", "init_weights")] + blocks["init_modules"]
+    assert sec["Init & Optim Hyperparams"].lstrip("\n").startswith(joined(init, IN_TRIAL) + "\n\n    # we want")
+    assert sec["Training and Validation"].lstrip("\n").startswith(
+        joined(blocks["training_modules"], IN_TRIAL) + "\n\n    train_model = data_parallel(model, device)")
+    # the glue after the modules defines no function and no class: the step's code is the modules'
+    glue = sec["Training and Validation"][len(joined(blocks["training_modules"], IN_TRIAL)) + 1:]
+    assert "def " not in glue and "class " not in glue
+
+
+def test_inlined_module_body_is_its_source_without_imports():
+    import inspect
+
+    from optbench.standalone import training
+    from optbench.submission.inline import inline_module
+
+    m = inline_module("optbench.standalone.training")
+    src = inspect.getsource(training)
+    kept = [ln for ln in src.splitlines() if not ln.startswith(("import ", "from "))]
+    assert [ln for ln in m.body.splitlines() if ln.strip()] == [ln for ln in kept if ln.strip()]
+    assert {"forward_backward", "evaluate", "extra_pass", "TrainClock"} <= m.defined
+    assert "import torch.distributed as dist" in m.imports and not m.deps
+
+
+def test_exporter_modules_hold_no_training_code_in_strings():
+    """The script's code is the template file's and the inlined modules': no string in the exporter is code that
+    trains."""
+    import optbench.submission.export as export_mod
+    import optbench.submission.inline as inline_mod
+    import optbench.submission.render as render_mod
+
+    for mod in (export_mod, inline_mod, render_mod):
+        tree = ast.parse(Path(mod.__file__).read_text())
+        strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+        for s in strings:
+            for code in ("backward(", ".step(", "zero_grad", "no_grad", "for step in", "def ", "model("):
+                assert code not in s, f"{mod.__name__}: string holds {code!r}: {s[:80]!r}"
+
+
+def test_template_is_package_data_with_upstream_banners_in_order():
+    from optbench.submission.export import template_text
+
+    text = template_text()
+    found = _section_lines(text)
+    assert list(found) == list(SECTIONS) and sorted(found.values()) == list(found.values())
+    assert text.count("${dataloader}") == 1 and text.count("${training_modules}") == 1
+
+
+def test_optimizer_module_is_found_from_the_class_not_the_registry_family():
+    import dataclasses
+
+    from optbench import optim
+    from optbench.submission.export import optimizer_binding
+
+    muon = optim.info("muon")
+    assert optimizer_binding(dataclasses.replace(muon, family="no-such-module")) == ("optbench.optim.muon", "Muon")
+    assert optimizer_binding(optim.info("soap")) == ("optbench.optim.soap", "SOAP")
+    assert optimizer_binding(optim.info("adamw")) == (None, "torch.optim.AdamW")  # torch's own: named, not inlined

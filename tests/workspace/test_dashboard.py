@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 import urllib.request
 from pathlib import Path
 
@@ -136,7 +137,7 @@ def test_empty_workspace_dashboard(tmp_path, mem_url):
 
 def test_server_serves_a_fresh_build_on_localhost(populated, tmp_path):
     ws, info = populated
-    server, out = make_server(ws.url, port=0, out=tmp_path / "served")
+    server, out = make_server(ws.url, port=0, out=tmp_path / "served", interval=0.2)
     host, port = server.server_address[:2]
     assert host == "127.0.0.1"
     t = threading.Thread(target=server.serve_forever, daemon=True)
@@ -148,10 +149,15 @@ def test_server_serves_a_fresh_build_on_localhost(populated, tmp_path):
         assert json.loads(data)["message_count"] == 7
         from optbench.workspace.board import Board
 
+        assert json.loads(data)["refresh_s"] == 1  # the page reloads itself
         Board(ws).post("agent-05", "a new message")
-        urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=10).read()  # page load rebuilds
-        data = urllib.request.urlopen(f"http://127.0.0.1:{port}/data.json", timeout=10).read()
-        assert json.loads(data)["message_count"] == 8
+        deadline = time.monotonic() + 20  # the server rebuilds on its interval, with no request needed
+        while time.monotonic() < deadline:
+            data = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/data.json", timeout=10).read())
+            if data["message_count"] == 8 and server.rebuilds >= 1:
+                break
+            time.sleep(0.1)
+        assert data["message_count"] == 8 and server.rebuilds >= 1
     finally:
         server.shutdown()
         server.server_close()

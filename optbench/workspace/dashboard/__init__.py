@@ -1,4 +1,8 @@
-"""The workspace dashboard: a static page (build_dashboard) and a local server for it (make_server / serve)."""
+"""The workspace dashboard: a static page (build_dashboard) and a local server for it (make_server / serve).
+
+The server rebuilds the page from the workspace every `interval` seconds in a background thread and the page
+reloads itself as often, so an open tab follows the workspace without anyone rebuilding by hand.
+"""
 
 from __future__ import annotations
 
@@ -17,26 +21,51 @@ __all__ = ["build_dashboard", "collect", "make_server", "parse_markdown_tables",
 HOST = "127.0.0.1"  # never another interface: the dashboard is for the local user
 
 
+DEFAULT_INTERVAL = 30  # seconds between rebuilds (and page reloads)
+
+
 class _Handler(http.server.SimpleHTTPRequestHandler):
-    """Serves the built folder; a request for the page rebuilds it first (fresh data on every reload)."""
-
-    rebuild = None  # set per server
-
-    def do_GET(self):  # noqa: N802 - http.server's naming
-        if self.path.split("?", 1)[0] in ("/", "/index.html") and self.rebuild is not None:
-            try:
-                self.rebuild()
-            except Exception as e:  # noqa: BLE001 - keep serving the last good build
-                self.log_message("rebuild failed: %s", e)
-        super().do_GET()
+    """Serves the built folder (the rebuild thread keeps it current)."""
 
     def log_message(self, format, *args):  # noqa: A002 - quiet unless asked
         if getattr(self.server, "verbose", False):
             super().log_message(format, *args)
 
 
-def make_server(url: str | None, port: int = 8000, out: str | Path | None = None, verbose: bool = False):
-    """An HTTP server on 127.0.0.1:port serving a freshly built dashboard of the workspace at `url`.
+class _DashboardServer(http.server.ThreadingHTTPServer):
+    """Serves the build folder and rebuilds it every `interval` seconds until shutdown()."""
+
+    def __init__(self, address, handler, rebuild, interval: float, verbose: bool):
+        super().__init__(address, handler)
+        self.verbose, self.interval, self._rebuild = verbose, interval, rebuild
+        self._stop = threading.Event()
+        self.rebuilds = 0
+        self._thread = threading.Thread(target=self._loop, name="dashboard-rebuild", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self._rebuild()
+                self.rebuilds += 1
+            except Exception as e:  # noqa: BLE001 - keep serving the last good build
+                if self.verbose:
+                    print(f"dashboard rebuild failed: {e}", flush=True)
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        super().shutdown()
+
+    def server_close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        super().server_close()
+
+
+def make_server(url: str | None, port: int = 8000, out: str | Path | None = None, verbose: bool = False,
+                interval: float = DEFAULT_INTERVAL):
+    """An HTTP server on 127.0.0.1:port serving the dashboard of the workspace at `url`, rebuilt every `interval`
+    seconds (the page reloads as often).
 
     Returns (server, out_dir); the caller runs server.serve_forever() and later server.shutdown() +
     server.server_close(). Port 0 picks a free port (server.server_address[1]).
@@ -44,24 +73,24 @@ def make_server(url: str | None, port: int = 8000, out: str | Path | None = None
     ws = Workspace(url)
     out = Path(out) if out else Path(tempfile.mkdtemp(prefix="optbench-dashboard-"))
     lock = threading.Lock()
+    refresh = max(1, round(interval))
 
     def rebuild():
         with lock:
-            build_dashboard(ws, out)
+            build_dashboard(ws, out, refresh_s=refresh)
 
     rebuild()
-    handler = type("DashboardHandler", (_Handler,), {"rebuild": staticmethod(rebuild)})
-    server = http.server.ThreadingHTTPServer((HOST, port), functools.partial(handler, directory=str(out)))
-    server.verbose = verbose
-    return server, out
+    handler = functools.partial(_Handler, directory=str(out))
+    return _DashboardServer((HOST, port), handler, rebuild, interval, verbose), out
 
 
-def serve(url: str | None, port: int = 8000, out: str | Path | None = None) -> None:
-    """Serve the dashboard until interrupted (Ctrl-C)."""
+def serve(url: str | None, port: int = 8000, out: str | Path | None = None, interval: float = DEFAULT_INTERVAL) -> None:
+    """Serve the dashboard until interrupted (Ctrl-C), rebuilding it every `interval` seconds."""
     temp = out is None
-    server, out = make_server(url, port, out, verbose=True)
+    server, out = make_server(url, port, out, verbose=True, interval=interval)
     host, real_port = server.server_address[:2]
-    print(f"optbench dashboard of {url or '.'} at http://{host}:{real_port}/ (built in {out}); Ctrl-C to stop")
+    print(f"optbench dashboard of {url or '.'} at http://{host}:{real_port}/ (built in {out}, rebuilt every "
+          f"{interval:g} s); Ctrl-C to stop")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -6,8 +6,10 @@ file does not); `data.json` holds the same data for other tools.
 
 Data on the page: the leaderboard (LEADERBOARD.md, as built by the results package's leaderboard builder,
 rendered as tables), best steps over time from the board's marked results with NEW BEST marks, the latest
-messages (with warnings for malformed ones), the active claims, and the loss curves of artifacts whose
-results.json has per-seed curves.
+messages (with warnings for malformed ones; bodies as markdown rendered by markdown-it-py with raw HTML off,
+then sanitised by nh3), the active claims, the sweeps run with --workspace (newest status snapshot of each:
+running, finished or stale, with the best so far), and the loss curves of artifacts whose results.json has
+per-seed curves. `refresh_s` > 0 makes the page reload itself that often.
 """
 
 from __future__ import annotations
@@ -19,12 +21,15 @@ import shutil
 from datetime import datetime
 from pathlib import Path
 
+import nh3
+from markdown_it import MarkdownIt
+
 from optbench.errors import OptbenchError
 from optbench.fsutil import atomic_write_text
 from optbench.workspace import artifacts as artifacts_mod
 from optbench.workspace.board import Board, _utc, marked_results
-from optbench.workspace.claims import list_claims
-from optbench.workspace.storage import LEADERBOARD, Workspace
+from optbench.workspace.claims import CLAIM_TTL, list_claims
+from optbench.workspace.storage import LEADERBOARD, SWEEP_DIR, Workspace
 
 ASSET_DIR = Path(__file__).resolve().parent
 ASSETS = ("index.html", "dashboard.css", "dashboard.js")
@@ -75,6 +80,41 @@ def parse_markdown_tables(text: str) -> list[dict]:
 
 
 LOG_FILES = ("train_log.txt", "log.txt")
+_ALLOWED_TAGS = frozenset(nh3.ALLOWED_TAGS) - {"img"}  # no remote images: the page loads nothing from outside
+_MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable("table")
+
+
+def render_markdown(text: str) -> str:
+    """A message body as safe HTML: markdown-it-py (raw HTML disabled), then nh3's allowlist sanitiser."""
+    return nh3.clean(_MARKDOWN.render(text), tags=set(_ALLOWED_TAGS), link_rel="noopener noreferrer nofollow")
+
+
+def collect_sweeps(ws: Workspace, now: datetime, warnings: list[str]) -> list[dict]:
+    """Each sweep folder's newest status snapshot, with its state: running, finished, or stale (no snapshot for
+    as long as a claim lives)."""
+    out = []
+    for name in ws.listdir(SWEEP_DIR, dirs=True):
+        files = sorted(f for f in ws.listdir(f"{SWEEP_DIR}/{name}", dirs=False) if f.endswith(".json"))
+        snaps = [f for f in files if f != "finished.json"]
+        if not snaps:
+            continue
+        path = f"{SWEEP_DIR}/{name}/{snaps[-1]}"
+        try:
+            snap = json.loads(ws.read_text(path))
+            when = datetime.strptime(snap["time"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=now.tzinfo)
+        except (ValueError, KeyError, TypeError, OptbenchError) as e:
+            warnings.append(f"{ws.display(path)}: unreadable sweep status ({e})")
+            continue
+        state = "finished" if "finished.json" in files or snap.get("finished") else \
+            "stale" if now - when > CLAIM_TTL else "running"
+        agents = sorted({f.split("_", 1)[1].rsplit(".", 1)[0].split("~")[0] for f in snaps if "_" in f})
+        best = snap.get("best") or {}
+        out.append({"sweep": name, "state": state, "agents": agents, "updated": snap["time"],
+                    "track": snap.get("track"), "optimizer": snap.get("optimizer"), "objective": snap.get("objective"),
+                    "finished_trials": snap.get("finished_trials"), "max_trials": snap.get("max_trials"),
+                    "device_hours": snap.get("device_hours"), "best_value": _num(best.get("value")),
+                    "best_params": best.get("params") or {}, "best_trial": best.get("trial")})
+    return sorted(out, key=lambda d: (d["state"] != "running", d["sweep"]))
 
 
 def _log_curves(ws: Workspace, art, warnings: list[str]) -> list[dict]:
@@ -100,7 +140,7 @@ def _log_curves(ws: Workspace, art, warnings: list[str]) -> list[dict]:
     return out
 
 
-def collect(ws: Workspace, now: datetime | None = None) -> dict:
+def collect(ws: Workspace, now: datetime | None = None, refresh_s: int = 0) -> dict:
     """Everything the page shows, as plain JSON-able data."""
     now = _utc(now)
     warnings: list[str] = []
@@ -138,9 +178,12 @@ def collect(ws: Workspace, now: datetime | None = None) -> dict:
     claims, claim_warnings = list_claims(ws, now=now)
     warnings += claim_warnings
     latest = messages[-LATEST_MESSAGES:][::-1]
+    sweeps = collect_sweeps(ws, now, warnings)
     return {
         "workspace": ws.url,
         "generated_at": _iso(now),
+        "refresh_s": refresh_s,
+        "sweeps": sweeps,
         "leaderboard": {"source": lb_source, "markdown": lb_text, "tables": parse_markdown_tables(lb_text)},
         "best_over_time": [
             {
@@ -161,6 +204,7 @@ def collect(ws: Workspace, now: datetime | None = None) -> dict:
                 "timestamp": m.timestamp,
                 "refs": m.refs,
                 "body": m.body,
+                "body_html": render_markdown(m.body),
                 "steps": m.steps,
                 "new_best": m.name in new_best,
                 "warnings": m.warnings,
@@ -195,13 +239,13 @@ def collect(ws: Workspace, now: datetime | None = None) -> dict:
     }
 
 
-def build_dashboard(ws: Workspace | str, out: str | Path, now: datetime | None = None) -> Path:
+def build_dashboard(ws: Workspace | str, out: str | Path, now: datetime | None = None, refresh_s: int = 0) -> Path:
     """Write the dashboard of `ws` to the folder `out`; returns the path of index.html."""
     if not isinstance(ws, Workspace):
         ws = Workspace(ws)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    data = collect(ws, now=now)
+    data = collect(ws, now=now, refresh_s=refresh_s)
     text = json.dumps(data, indent=1, ensure_ascii=False, allow_nan=False)
     atomic_write_text(out / "data.json", text + "\n")
     atomic_write_text(out / "data.js", "window.OPTBENCH_DATA = " + text.replace("</", "<\\/") + ";\n")

@@ -1,5 +1,6 @@
 /* optbench workspace dashboard: renders window.OPTBENCH_DATA (data.js) into the page. No dependencies.
- * All workspace text is inserted with textContent (never as HTML): messages come from other participants.
+ * Workspace text is inserted with textContent, except message bodies: body_html is markdown that the builder
+ * rendered with raw HTML disabled and sanitised with nh3's allowlist (messages come from other participants).
  * When done, <body data-dashboard="ready">; each chart container gets data-rendered="true" and
  * data-points="N" (the number of points drawn), which tests read from the dumped DOM. */
 (function () {
@@ -269,9 +270,39 @@
       if (m.refs && m.refs.length) head.appendChild(document.createTextNode(" · re: " + m.refs.join(", ")));
       d.appendChild(head);
       (m.warnings || []).forEach(function (w) { d.appendChild(h("div", {"class": "warn"}, "⚠ " + w)); });
-      d.appendChild(h("pre", null, m.body));
+      var body = h("div", {"class": "body md"});
+      body.innerHTML = m.body_html;  /* sanitised by the builder (markdown-it-py, html off, then nh3) */
+      d.appendChild(body);
       box.appendChild(d);
     });
+  }
+
+  function fmtParams(p) {
+    return Object.keys(p || {}).map(function (k) {
+      var v = p[k];
+      return k + "=" + (typeof v === "number" ? Number(v.toPrecision(4)) : v);
+    }).join(", ");
+  }
+  function renderSweeps(D) {
+    var box = document.getElementById("sweeps"), sw = D.sweeps || [];
+    if (!sw.length) { box.appendChild(h("p", {"class": "empty"}, "No sweeps reported to this workspace.")); return; }
+    var table = h("table", {"class": "sweeps"}), tr = h("tr");
+    ["sweep", "state", "track / optimizer", "trials", "best so far", "device-h", "updated (UTC)", "agents"].forEach(function (c) { tr.appendChild(h("th", null, c)); });
+    table.appendChild(tr);
+    sw.forEach(function (x) {
+      var r = h("tr", {"class": "sweep-row", "data-state": x.state});
+      r.appendChild(h("td", null, x.sweep));
+      r.appendChild(h("td", null, x.state));
+      r.appendChild(h("td", null, (x.track || "?") + " / " + (x.optimizer || "?")));
+      r.appendChild(h("td", {"class": "num"}, (x.finished_trials === null ? "?" : x.finished_trials) + (x.max_trials ? " / " + x.max_trials : "")));
+      r.appendChild(h("td", null, x.best_value === null || x.best_value === undefined ? "—" :
+        x.objective + " " + Number(x.best_value.toPrecision(5)) + " (trial " + x.best_trial + ": " + fmtParams(x.best_params) + ")"));
+      r.appendChild(h("td", {"class": "num"}, x.device_hours === null ? "?" : Number(x.device_hours).toFixed(3)));
+      r.appendChild(h("td", null, fmtTime(Date.parse(x.updated))));
+      r.appendChild(h("td", null, (x.agents || []).join(", ")));
+      table.appendChild(r);
+    });
+    box.appendChild(table);
   }
 
   function main() {
@@ -283,12 +314,14 @@
     renderBest(D);
     renderLoss(D);
     renderClaims(D);
+    renderSweeps(D);
     renderArtifacts(D);
     renderMessages(D);
     if ((D.warnings || []).length) {
       document.getElementById("warnings-section").hidden = false;
       D.warnings.forEach(function (w) { document.getElementById("warnings").appendChild(h("li", {"class": "warn"}, w)); });
     }
+    if (D.refresh_s > 0) setTimeout(function () { window.location.reload(); }, D.refresh_s * 1000);
     document.body.setAttribute("data-dashboard", "ready");
   }
 
