@@ -10,9 +10,9 @@ from torch import nn
 
 from optbench import optim
 from optbench.errors import OptbenchError
-from optbench.optim.parts.build import attach_parts, chain_kwargs, split_by_name
+from optbench.optim.parts.build import attach_parts, chain_kwargs
 from optbench.optim.recipe import Recipe
-from optbench.standalone.groups import covers_exactly, set_initial_lr, split_params
+from optbench.standalone.groups import covers_exactly, set_initial_lr, split_by_name, split_params
 
 #: optimizers that get fused=True on CUDA (the exported script says fused=on_cuda)
 FUSED_ON_CUDA = ("adamw", "adam")
@@ -57,6 +57,11 @@ def check_scope(recipe: Recipe) -> None:
         raise OptbenchError(f"recipe {recipe.name}: {info.name} only handles >=2-D matrices; use scope 'matrices'")
 
 
+def aux_overrides(recipe: Recipe) -> list[tuple[str, dict]]:
+    """The recipe's [[aux.overrides]] as (match, hparams) pairs for optbench.standalone.groups.split_by_name."""
+    return [(ov.match, dict(ov.hparams)) for ov in recipe.aux.overrides] if recipe.aux is not None else []
+
+
 def split_kwargs(recipe: Recipe) -> dict:
     """The recipe's keywords for optbench.standalone.groups.split_params."""
     kw = {"scope": recipe.scope, "lr": recipe.hparams.get("lr"),
@@ -76,8 +81,10 @@ def build_optimizers(model: nn.Module, recipe: Recipe, *, fused_ok: bool = False
         raise OptbenchError(f"recipe {recipe.name}: {e}") from None
     opts = []
     if recipe.scope != "all":
-        named = {id(p): n for n, p in model.named_parameters()}
-        aux_groups = split_by_name(aux_groups, named, recipe.aux.overrides, f"{recipe.name} [aux]")
+        try:
+            aux_groups = split_by_name(aux_groups, model, aux_overrides(recipe))
+        except ValueError as e:
+            raise OptbenchError(f"recipe {recipe.name} [aux]: {e}") from None
         opts.append(_construct(recipe.aux.optimizer, aux_groups,
                                {**recipe.aux.hparams, **chain_kwargs(recipe.aux.optimizer, recipe.aux.parts, "aux")},
                                fused_ok=fused_ok))

@@ -436,10 +436,3 @@ def test_parts_modules_import_only_torch_stdlib_and_inlinable_optbench_modules()
             if isinstance(node, ast.Import):
                 assert all(a.name.split(".")[0] == "torch" or a.name.split(".")[0] in sys.stdlib_module_names
                            for a in node.names), mod.__name__
-
-
-def test_export_refuses_a_parts_recipe_instead_of_writing_a_broken_script():
-    from optbench.submission.export import export_script
-
-    with pytest.raises(OptbenchError, match="recipes made of parts .*hyperball.* cannot be exported yet"):
-        export_script(load_recipe("track3-5-muonh"), "nano")

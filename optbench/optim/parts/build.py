@@ -27,31 +27,6 @@ def chain_kwargs(optimizer: str, parts: dict, where: str) -> dict:
         raise OptbenchError(f"recipe {where}: {e}") from None
 
 
-def split_by_name(groups: list[dict], names_of: dict[int, str], overrides, where: str) -> list[dict]:
-    """Split groups by name-matched overrides (first match wins), in place: each group becomes its overrides'
-    subgroups (in override order, keeping the group's lr and other entries) followed by its unmatched rest."""
-    if not overrides:
-        return groups
-    taken: set[int] = set()
-    hits = [False] * len(overrides)
-    out = []
-    for g in groups:
-        base = {k: v for k, v in g.items() if k != "params"}
-        for i, ov in enumerate(overrides):
-            sel = [p for p in g["params"] if ov.match in names_of[id(p)] and id(p) not in taken]
-            if sel:
-                hits[i] = True
-                taken.update(id(p) for p in sel)
-                out.append({**base, **ov.hparams, "params": sel})
-        rest = [p for p in g["params"] if id(p) not in taken]
-        if rest:
-            out.append({**base, "params": rest})
-    for ov, hit in zip(overrides, hits):
-        if not hit:
-            raise OptbenchError(f"recipe {where}: override match {ov.match!r} selects no parameter")
-    return out
-
-
 def _group_role(group: dict, role_of: dict[int, str], main: bool) -> str:
     return "matrix" if main else role_of[id(group["params"][0])]
 

@@ -14,7 +14,7 @@ Per parameter and step (see ``optbench.optim.parts.base`` for the stages):
 Every part's knobs live in each param group as ``"<part>.<knob>"`` (a group may override them); the parameter's
 step count is ``state["step"]``. On more than one rank the parameters are sharded as track-3 Muon shards them
 (``optbench.optim.muon.sharded_apply``). Parts are given as instances so that a script holds only the parts it
-uses; ``optbench.optim.parts.catalog.build_parts`` makes them from recipe data.
+uses; ``optbench.optim.parts.catalog.chain_parts`` makes them from recipe data.
 """
 
 from __future__ import annotations

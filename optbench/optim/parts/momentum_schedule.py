@@ -21,6 +21,10 @@ class MomentumWarmupCooldown:
         self.start, self.peak, self.end = start, peak, end
         self.warmup, self.cooldown, self.horizon = warmup, cooldown, horizon
 
+    def __repr__(self) -> str:
+        return (f"MomentumWarmupCooldown(start={self.start!r}, peak={self.peak!r}, end={self.end!r}, "
+                f"warmup={self.warmup!r}, cooldown={self.cooldown!r}, horizon={self.horizon!r})")
+
     def value(self, step: int, train_steps: int) -> float:
         horizon = train_steps if self.horizon is None else self.horizon
         cd_start = horizon - self.cooldown

@@ -20,6 +20,9 @@ class PowerCoolLR:
     def __init__(self, c: float, power: float, end: int | None):
         self.c, self.power, self.end = c, power, end
 
+    def __repr__(self) -> str:
+        return f"PowerCoolLR(c={self.c!r}, power={self.power!r}, end={self.end!r})"
+
     def set(self, group: dict, step: int, train_steps: int) -> None:
         end = train_steps if self.end is None else self.end
         group["lr"] = min(group["initial_lr"], self.c * max(0.0, end - step) ** self.power)

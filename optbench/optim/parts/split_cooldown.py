@@ -26,6 +26,10 @@ class WSD:
         self.cooldown_frac, self.warmup_steps, self.warmup_form = cooldown_frac, warmup_steps, warmup_form
         self.warmup_offset, self.floor = warmup_offset, floor
 
+    def __repr__(self) -> str:
+        return (f"WSD(cooldown_frac={self.cooldown_frac!r}, warmup_steps={self.warmup_steps!r}, "
+                f"warmup_form={self.warmup_form!r}, warmup_offset={self.warmup_offset!r}, floor={self.floor!r})")
+
     def multiplier(self, step: int, train_steps: int) -> float:
         if self.warmup_form == "replace" and step < self.warmup_steps:
             return (step + self.warmup_offset) / self.warmup_steps
