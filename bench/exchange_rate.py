@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from optbench.cli.run_cmd import apply_settings
+from optbench.optim.recipe import apply_settings
 from optbench.data.corpus import default_data_dir
 from optbench.optim.recipe import load_recipe, recipe_source_text
 from optbench.tracks import get_track

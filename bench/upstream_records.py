@@ -167,7 +167,7 @@ def reproduce(t3: Path, row: Row, rule: stats.Rule, target: float) -> Outcome:
     if out.n < row.n:
         out.status = f"logs missing upstream ({out.n} of {row.n} runs)"
         return out
-    v = stats.evaluate_runs(runs, rule, target)
+    v = stats.evaluate_runs(runs, rule, target=target)
     out.earliest = v.claimed_step
     at = next((p for p in v.per_step if p.step == row.steps), None)
     if at is None:

@@ -10,18 +10,13 @@ artifact of such a run says so.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 
 from optbench.errors import OptbenchError
 from optbench.model.gpt import GPTConfig
 from optbench.standalone.schedule import is_eval_step, lr_multiplier
 from optbench.standalone.training import backward_scale
-
-
-def below_target(val_loss: float | None, target: float) -> bool:
-    """The single decision "this val loss reached the target": finite and strictly below it (upstream: `< 3.28`)."""
-    return val_loss is not None and math.isfinite(val_loss) and val_loss < target
+from optbench.target import below_target  # the one rule; re-exported here
 
 
 #: recipe init scheme -> the function of optbench.model.gpt that initializes a GPT (the exporter inlines it)
@@ -207,4 +202,38 @@ def with_overrides(track: Track, overrides: dict) -> Track:
     return replace(track, unofficial=True, overrides=dict(overrides), **overrides)
 
 
-__all__ = ["Track", "below_target", "get_track", "TRACK_NAMES", "with_overrides", "lr_multiplier"]
+def track_for_run(name: str, overrides: dict | None = None, *, unofficial: bool = False,
+                  custom_data: str | None = None) -> Track:
+    """The track a run uses: `name`, its fixed fields changed (`--override`, other shards via `--data`) only when
+    the run is unofficial."""
+    track = get_track(name)
+    if overrides:
+        if not unofficial:
+            raise OptbenchError("--override changes a fixed track field; it needs --unofficial")
+        return with_overrides(track, overrides)
+    if unofficial and custom_data is not None:
+        return with_overrides(track, {"data": f"custom:{custom_data}"})
+    return track
+
+
+def run_data_dir(track: Track, data, unofficial: bool):
+    """The shard folder a run trains on: `--data` for FineWeb tracks (required), the bundled corpus for the CPU
+    tracks (other shards only for an unofficial run)."""
+    if track.data == "fineweb":
+        if data is None:
+            raise OptbenchError(
+                f"--data: track {track.name} trains on FineWeb; download it with "
+                f"`optbench data fineweb --train-shards 20 --dir data/fineweb10B` and pass --data data/fineweb10B")
+        return data
+    if data is not None:
+        if not unofficial:
+            raise OptbenchError(f"--data: track {track.name}'s data is fixed ({track.data}); "
+                                f"pass --unofficial to train on other shards")
+        return data
+    from optbench.data.corpus import default_data_dir
+
+    return default_data_dir(track.vocab_size)
+
+
+__all__ = ["Track", "below_target", "get_track", "TRACK_NAMES", "with_overrides", "track_for_run", "run_data_dir",
+           "lr_multiplier"]

@@ -7,14 +7,20 @@ from pathlib import Path
 
 import pytest
 
+# fixtures that run `optbench run` in a subprocess: a test that uses one is slow
+SLOW_FIXTURES = frozenset({"nano_run"})
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("OPTBENCH_SHARED", REPO.parent / "shared"))
+
+
+NO_SHARED = f"../shared not found at {SHARED} (a user's clone has none; set OPTBENCH_SHARED)"
 
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     if not SHARED.is_dir():
-        pytest.skip(f"../shared not found at {SHARED} (a user's clone has none; set OPTBENCH_SHARED)")
+        pytest.skip(NO_SHARED)
     return SHARED
 
 
@@ -41,3 +47,20 @@ def nano_data() -> Path:
     from optbench.tracks import get_track
 
     return default_data_dir(get_track("nano").vocab_size)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter):
+    """One line right above the final counts naming what the skips without ../shared left unchecked."""
+    yield
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if NO_SHARED in str(r.longrepr)]
+    if skipped:
+        terminalreporter.write_line(
+            f"{len(skipped)} skipped: {NO_SHARED}; not run: conformance against the official implementations' "
+            "reference trajectories and the tests on the shared corpora", yellow=True)

@@ -66,101 +66,59 @@ def stats_cmd(
     ),
 ) -> None:
     """Per-seed table and the verdict of the rule for a run set (every run given counts: no cherry-picking)."""
-    from optbench.results import rule_policy, stats
-    from optbench.results.sources import load_source
+    from optbench.results import stats
+    from optbench.results.runset import judge_run_set, load_run_set, load_sources
 
-    def load(paths):
-        return [load_source(s, target, rule=rule, metric=metric, track=track) for s in paths]
-
-    srcs = load(sources)
-    choice = rule_policy.common([s.choice for s in srcs])
-    r, target = choice.rule, choice.target
+    srcs, choice = load_run_set(sources, target, rule, metric, track)
+    base = load_sources(baseline, target, rule, metric, track) if baseline else []
+    rep = judge_run_set(srcs, choice, base)
+    r, target = rep.rule, rep.target
     console = Console(soft_wrap=True)  # a long path or verdict stays on one line
     if not console.is_terminal:  # piped or captured: rows whole, at the table's own width
         console = Console(width=10_000, soft_wrap=True)
-    console.print(f"rule {choice.describe()}" + (f"; claims on {metric}" if metric != "val_loss" else ""),
-                  markup=False, highlight=False)
-    plain = [s for s in srcs if not s.runs]
-    curves = [(lbl, run) for s in srcs for lbl, run in zip(s.run_labels, s.runs)]
-    failed = False
-    if curves:
-        runs = [run for _, run in curves]
-        v = stats.evaluate_runs(runs, r, target)
+
+    def say(text: str) -> None:
+        console.print(text, markup=False, highlight=False)
+
+    say(f"rule {choice.describe()}" + (f"; claims on {metric}" if metric != "val_loss" else ""))
+    v = rep.verdict
+    if v is not None:
         at = v.reported
         table = Table("source", "seed/trial", "last eval", f"last {metric}", f"loss @ {at.step if at else '-'}",
-                      f"first step < {target:g}", "notes", title=f"{len(runs)} run(s), rule {r.describe()}")
+                      f"first step < {target:g}", "notes", title=f"{len(rep.rows)} run(s), rule {r.describe()}")
         table.columns[0].no_wrap = True  # the file a run came from, whole
-        for label, run in curves:
-            cm = stats.curve_map(run)
-            last = max(cm) if cm else None
-            trial = (run.model_extra or {}).get("trial")
-            seed = run.seed if run.seed is not None else (f"trial {trial}" if trial is not None else "")
-            note = []
-            if run.diverged:
-                note.append("diverged")
-            if run.extra_passes:
-                note.append(f"{run.extra_passes} extra passes")
-            planned = (run.model_extra or {}).get("train_steps")
-            if isinstance(planned, int) and last is not None and last < planned and not run.diverged:
-                note.append(f"cut short: last eval {last} of {planned}")
-            table.add_row(
-                label,
-                str(seed),
-                str(last) if last is not None else "-",
-                _fmt(cm.get(last)) if last is not None else "-",
-                _fmt(cm.get(at.step)) if at else "-",
-                str(stats.first_step_below(run, target) or "-"),
-                ", ".join(note),
-            )
+        for row in rep.rows:
+            table.add_row(row.source, row.seed, str(row.last_step) if row.last_step is not None else "-",
+                          _fmt(row.last_loss) if row.last_step is not None else "-",
+                          _fmt(row.loss_at_reported) if at else "-", str(row.first_below or "-"), ", ".join(row.notes))
         console.print(table)
-        console.print(stats.format_verdict(v), markup=False, highlight=False)
+        say(stats.format_verdict(v))
         if at is not None:
-            need = v.runs_needed()
-            if need is None:
-                console.print(f"runs needed at this mean: none suffices (mean {_fmt(at.mean)} is not below {target:g})",
-                              markup=False, highlight=False)
+            if rep.runs_needed is None:
+                say(f"runs needed at this mean: none suffices (mean {_fmt(at.mean)} is not below {target:g})")
             else:
                 spread = ""
                 if at.n > 1:
-                    need90 = v.runs_needed(confidence=0.9)
+                    need90 = rep.runs_needed_90
                     spread = f"; {need90 if need90 is not None else 'too many'} for a 90 % chance given std {_fmt(at.std)}"
-                console.print(f"runs needed at this mean: {need}{spread}", markup=False, highlight=False)
-        failed = failed or not v.passed
-        if baseline:
-            base_runs = [run for b in load(baseline) for run in b.runs]
-            if not base_runs:
-                raise OptbenchError("--baseline: no per-seed curves in the baseline inputs")
-            vb = stats.evaluate_runs(base_runs, r, target)
-            cmp = stats.compare(vb, v)
-            if cmp is None:
-                console.print("pairwise: not comparable (a run set never reached the target)", markup=False)
-            else:
-                a, b = vb.reported, v.reported
-                console.print(
-                    f"pairwise vs baseline (A: {a.step} steps, mean {_fmt(a.mean)}, n={a.n}; "
-                    f"B: {b.step} steps, mean {_fmt(b.mean)}, n={b.n}): statistic {cmp[0]:.5f} vs margin "
-                    f"{r.margin:g} -> {'B is significantly better' if cmp[1] else 'not significantly better'}",
-                    markup=False,
-                    highlight=False,
-                )
-    for s in plain:
+                say(f"runs needed at this mean: {rep.runs_needed}{spread}")
+        cmp = rep.comparison
+        if cmp is not None and cmp.statistic is None:
+            console.print("pairwise: not comparable (a run set never reached the target)", markup=False)
+        elif cmp is not None:
+            a, b = cmp.baseline.reported, v.reported
+            say(f"pairwise vs baseline (A: {a.step} steps, mean {_fmt(a.mean)}, n={a.n}; "
+                f"B: {b.step} steps, mean {_fmt(b.mean)}, n={b.n}): statistic {cmp.statistic:.5f} vs margin "
+                f"{r.margin:g} -> {'B is significantly better' if cmp.better else 'not significantly better'}")
+    for s, j in rep.records:
         res = s.results
-        mean = res.mean_val_loss if res.mean_val_loss is not None else res.final_val_loss
-        n = res.n
-        if mean is None:
+        if j.mean is None:
             console.print(f"{s.path}: no per-seed curves and no mean val loss: nothing to judge", markup=False)
-            failed = True
             continue
-        ok = stats.passes(mean, n, r, target)
-        failed = failed or not ok
-        console.print(
-            f"{'PASS' if ok else 'FAIL'} [{r.name}] {s.path}: {res.steps_field} {res.steps_to_target}, mean {_fmt(mean)} "
-            f"over n={n} (no per-seed curves; judged from the record); need mean < "
-            f"{_fmt(stats.required_mean(n, r, target))}",
-            markup=False,
-            highlight=False,
-        )
-    if check and failed:
+        say(f"{'PASS' if j.passed else 'FAIL'} [{r.name}] {s.path}: {res.steps_field} {res.steps_to_target}, mean "
+            f"{_fmt(j.mean)} over n={j.n} (no per-seed curves; judged from the record); need mean < "
+            f"{_fmt(j.required_mean)}")
+    if check and rep.failed:
         raise typer.Exit(1)
 
 
@@ -168,12 +126,15 @@ def stats_cmd(
 def leaderboard_cmd(
     source: str = typer.Argument(..., help="folder or fsspec URL holding results.json files (searched recursively)"),
     out: Optional[Path] = typer.Option(None, "--out", help="write LEADERBOARD.md here (atomically) instead of printing"),
-    rule: Optional[str] = typer.Option(None, "--rule", help="stats rule preset (default workspace)"),
+    rule: Optional[str] = typer.Option(None, "--rule", help="judge every record by this preset (default: each "
+                                                            "record's own rule)"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="also draw best steps over time to this .png"),
     uses: Optional[str] = typer.Option(None, "--uses", help="only results whose recipe uses this part (e.g. hyperball)"),
+    track: str = typer.Option("small", "--track", help="the board's track: its target's sections come first"),
 ) -> None:
     """Build LEADERBOARD.md from results.json files (deterministic: same files, same bytes)."""
     from optbench.results import leaderboard
+    from optbench.tracks import get_track
 
     if uses is not None:
         from optbench.optim.parts.catalog import info
@@ -184,7 +145,7 @@ def leaderboard_cmd(
             raise OptbenchError(f"--uses: {e}") from None
     entries, skipped = leaderboard.entries_from(source, rule, uses=uses)
     title = "Leaderboard" if uses is None else f"Leaderboard: results whose recipe uses `{uses}`"
-    text = leaderboard.render_leaderboard(entries, skipped, rule, title=title)
+    text = leaderboard.render_leaderboard(entries, skipped, rule, title=title, target=get_track(track).target)
     if out is not None:
         from optbench.fsutil import atomic_write_text
 
@@ -210,24 +171,8 @@ def plot_cmd(
 ) -> None:
     """Val loss vs step for several runs/optimizers: mean line, band over seeds, target line."""
     from optbench.results.plots import plot_curves
-    from optbench.results.sources import load_source
+    from optbench.results.runset import labelled_runs, load_sources, plot_target
 
-    srcs = [load_source(s, target, rule=rule) for s in runs]
-    targets = sorted({s.target for s in srcs})
-    if len(targets) > 1:
-        raise OptbenchError(f"--target: the inputs have different targets {targets}; pass --target")
-    target = targets[0]  # the records' own, else their tracks' (rule_policy)
-    by_label: dict[str, list] = {}
-    for s in srcs:
-        if not s.runs:
-            raise OptbenchError(f"{s.path}: no per-seed curves to plot (results.json has no runs[].curve)")
-        label = s.label
-        if s.results is not None:
-            label = f"{s.results.optimizer} ({s.label})"
-        base, k = label, 2
-        while label in by_label:
-            label = f"{base} #{k}"
-            k += 1
-        by_label[label] = s.runs
-    p = plot_curves(by_label, target, out, band=band, rule=rule, title=title)
+    srcs = load_sources(runs, target, rule, "val_loss", None)
+    p = plot_curves(labelled_runs(srcs), plot_target(srcs), out, band=band, rule=rule, title=title)
     print(f"wrote {p}", file=sys.stderr)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
-import tomllib
 from pathlib import Path
 from typing import List, Optional
 
@@ -17,70 +15,6 @@ from optbench.errors import OptbenchError
 
 data_app = typer.Typer(no_args_is_help=True, help="Get benchmark data: FineWeb download, local text to shards.")
 app.add_typer(data_app, name="data")
-
-
-def _parse_value(key: str, raw: str):
-    try:
-        return tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        return raw  # a bare string such as ns_coefficients=tuned5
-
-
-def apply_settings(recipe, settings: list[str]):
-    """--set KEY=VALUE: hparams (lr=0.02), schedule fields (train_steps, warmup_steps, cooldown_frac), aux.FIELD,
-    or parts (parts.NAME=false ablates a part, parts.NAME.KNOB=V changes a knob; aux.parts.* likewise)."""
-    from pydantic import ValidationError
-
-    from optbench.optim.parts.settings import set_part
-    from optbench.optim.recipe import Recipe, validation_problems
-
-    if not settings:
-        return recipe, ""
-    data = recipe.model_dump()
-    for s in settings:
-        if "=" not in s:
-            raise OptbenchError(f"--set: {s!r} is not KEY=VALUE")
-        key, raw = s.split("=", 1)
-        key, value = key.strip(), _parse_value(key, raw.strip())
-        if key in ("train_steps", "warmup_steps", "cooldown_frac"):
-            data[key] = value
-        elif key.startswith("parts."):
-            set_part(data["parts"], key[len("parts."):], value)
-        elif key.startswith("aux."):
-            if data.get("aux") is None:
-                raise OptbenchError(f"--set {key}: recipe {recipe.name} has no aux optimizer")
-            sub = key[4:]
-            if sub.startswith("parts."):
-                set_part(data["aux"]["parts"], sub[len("parts."):], value, where="aux.parts")
-            elif sub in ("embed_lr", "head_lr", "scalar_lr", "optimizer"):
-                data["aux"][sub] = value
-            else:
-                data["aux"]["hparams"][sub] = value
-        else:
-            data["hparams"][key] = value
-    data["name"] = recipe.name + "+set"
-    try:
-        new = Recipe.model_validate(data)
-    except ValidationError as e:
-        raise OptbenchError(f"--set: {validation_problems(e)}") from None
-    return new, "".join(f"# --set {s}\n" for s in settings)
-
-
-def _resolve_data(track, data: Optional[Path], unofficial: bool) -> Path:
-    from optbench.data.corpus import default_data_dir
-
-    if track.data == "fineweb":
-        if data is None:
-            raise OptbenchError(
-                f"--data: track {track.name} trains on FineWeb; download it with "
-                f"`optbench data fineweb --train-shards 20 --dir data/fineweb10B` and pass --data data/fineweb10B")
-        return data
-    if data is not None:
-        if not unofficial:
-            raise OptbenchError(f"--data: track {track.name}'s data is fixed ({track.data}); "
-                                f"pass --unofficial to train on other shards")
-        return data
-    return default_data_dir(track.vocab_size)
 
 
 def _default_out(track: str, recipe: str) -> Path:
@@ -119,8 +53,9 @@ def run_cmd(
     tracker: List[str] = typer.Option([], "--tracker", help="also log to wandb | tensorboard | trackio (repeatable)"),
 ) -> None:
     """Train: one track + optimizer/recipe + seed(s). Writes train_log.txt, metrics.jsonl, results.json."""
-    from optbench.optim.recipe import default_recipe, load_recipe, recipe_source_text
-    from optbench.tracks import get_track, with_overrides
+    from optbench.assignments import parse_assignment
+    from optbench.optim.recipe import resolve_recipe
+    from optbench.tracks import run_data_dir, track_for_run
     from optbench.train import distributed
     from optbench.train.loop import RunConfig, run
 
@@ -129,40 +64,14 @@ def run_cmd(
         if resume is not None:
             cfg = RunConfig.load(resume, device=device, progress=not quiet)
         else:
-            t = get_track(track)
-            if override:
-                if not unofficial:
-                    raise OptbenchError("--override changes a fixed track field; it needs --unofficial")
-                pairs = {}
-                for o in override:
-                    if "=" not in o:
-                        raise OptbenchError(f"--override: {o!r} is not FIELD=VALUE")
-                    k, v = o.split("=", 1)
-                    pairs[k.strip()] = _parse_value(k, v.strip())
-                t = with_overrides(t, pairs)
-            elif unofficial and data is not None:
-                t = with_overrides(t, {"data": f"custom:{data}"})
-            if recipe is None and optimizer is None:
-                raise OptbenchError("give --optimizer NAME or --recipe NAME_OR_FILE (see `optbench recipes`)")
-            if recipe is not None:
-                r = load_recipe(recipe)
-                text = recipe_source_text(recipe)
-                if optimizer is not None:
-                    from optbench import optim
-
-                    if optim.info(optimizer).name != optim.info(r.optimizer).name:
-                        raise OptbenchError(f"--optimizer {optimizer} disagrees with recipe {r.name} "
-                                            f"(optimizer {r.optimizer}); drop one of them")
-            else:
-                r = default_recipe(optimizer, t.name)
-                text = f"# default recipe for --optimizer {optimizer}\n" + json.dumps(r.model_dump(), indent=2)
-            r, set_text = apply_settings(r, settings)
-            text = text.rstrip() + "\n" + set_text
+            pairs = dict(parse_assignment(o, "--override", "FIELD") for o in override)
+            t = track_for_run(track, pairs, unofficial=unofficial, custom_data=None if data is None else str(data))
+            r, text = resolve_recipe(recipe, optimizer, t.name, settings)
             out_dir = _broadcast_path(out or _default_out(t.name, r.name), env)
             if env.is_main and out_dir.exists() and any(out_dir.iterdir()):
                 raise OptbenchError(f"--out: {out_dir} exists and is not empty (use a new folder, or --resume it)")
             cfg = RunConfig(track=t, recipe=r, recipe_text=text, seeds=list(range(seed, seed + runs)),
-                            out_dir=out_dir, data_dir=_resolve_data(t, data, unofficial), device=device,
+                            out_dir=out_dir, data_dir=run_data_dir(t, data, unofficial), device=device,
                             compile=(device == "cuda") if compile is None else compile,
                             checkpoint_every=checkpoint_every, agent_id=agent_id, progress=not quiet)
         cfg.track.check_world_size(env.world_size)

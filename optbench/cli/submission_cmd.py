@@ -23,9 +23,8 @@ def export_cmd(
     force: bool = typer.Option(False, "--force", help="replace an existing --out file"),
 ) -> None:
     """Write ONE self-contained train_gpt_simple.py (upstream layout, hard-coded hparams, inlined optimizer)."""
-    from optbench.cli.run_cmd import apply_settings
     from optbench.fsutil import atomic_write_text
-    from optbench.optim.recipe import load_recipe
+    from optbench.optim.recipe import apply_settings, load_recipe
     from optbench.submission.export import export_script
 
     r, _ = apply_settings(load_recipe(recipe), settings)

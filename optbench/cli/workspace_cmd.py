@@ -140,7 +140,9 @@ def board_post(
     agent_id: Optional[str] = AgentOpt,
 ) -> None:
     """Post a message (create-only; prints the new file name)."""
-    from optbench.workspace.board import Board, marker_refusal, result_post_body, split_refs
+    from optbench.results.eligibility import marker_refusal
+    from optbench.workspace.board import Board, result_post_body
+    from optbench.workspace.messages import split_refs
     from optbench.workspace.identity import resolve_agent_id
 
     agent = resolve_agent_id(agent_id)
@@ -196,7 +198,7 @@ def claims_cmd(
     all: bool = typer.Option(False, "-a", "--all", help="include expired claims"), workspace: Optional[str] = WorkspaceOpt
 ) -> None:
     """Active claims (a claim expires 2 hours after its last update)."""
-    from optbench.workspace.board import utcnow
+    from optbench.clock import utcnow
     from optbench.workspace.claims import list_claims
 
     now = utcnow()

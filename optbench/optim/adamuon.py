@@ -120,7 +120,6 @@ class AdaMuon(ShardedMatrixOptimizer):
 register(
     "adamuon",
     AdaMuon,
-    family="adamuon",
     reference=(
         "Si et al. 2025, AdaMuon: Adaptive Muon Optimizer (arXiv:2507.11005); Chongjie-Si/AdaMuon@369f0b3b "
         "gpt2/models/optimizers/adamuon.py (re-implemented for CPU; no reference trajectory)"

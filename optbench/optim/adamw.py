@@ -14,12 +14,10 @@ Adam = torch.optim.Adam
 register(
     "adamw",
     AdamW,
-    family="adamw",
     reference="Loshchilov & Hutter 2019 (arXiv:1711.05101); torch.optim.AdamW",
 )
 register(
     "adam",
     Adam,
-    family="adamw",
     reference="Kingma & Ba 2015 (arXiv:1412.6980); torch.optim.Adam (weight_decay is L2, not decoupled)",
 )

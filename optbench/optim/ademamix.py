@@ -133,7 +133,6 @@ class AdEMAMix(torch.optim.Optimizer):
 register(
     "ademamix",
     AdEMAMix,
-    family="ademamix",
     reference=(
         "Pagliardini et al. 2024, The AdEMAMix Optimizer: Better, Faster, Older (arXiv:2409.03137); "
         "apple/ml-ademamix@c3d73c09 pytorch/ademamix.py"

@@ -387,7 +387,6 @@ class Kron(torch.optim.Optimizer):
 register(
     "kron",
     Kron,
-    family="kron",
     reference=(
         "Li 2015/2024, Preconditioned Stochastic Gradient Descent (arXiv:1512.04202, arXiv:2402.11858); "
         "evanatyourservice/kron_torch@884427c3 kron_torch/kron.py"

@@ -58,7 +58,6 @@ class Lion(torch.optim.Optimizer):
 register(
     "lion",
     Lion,
-    family="lion",
     reference=(
         "Chen et al. 2023, Symbolic Discovery of Optimization Algorithms (arXiv:2302.06675); "
         "google/automl@6a54c874 lion/lion_pytorch.py"

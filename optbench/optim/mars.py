@@ -174,7 +174,6 @@ class MARS(torch.optim.Optimizer):
 register(
     "mars",
     MARS,
-    family="mars",
     reference=(
         "Yuan et al. 2024, MARS: Unleashing the Power of Variance Reduction for Training Large Models "
         "(arXiv:2411.10438); AGI-Arena/MARS@4831e28e MARS/optimizers/mars.py"

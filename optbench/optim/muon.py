@@ -322,7 +322,6 @@ class Muon(ShardedMatrixOptimizer):
 register(
     "muon",
     Muon,
-    family="muon",
     reference=(
         "Jordan et al. 2024, Muon (kellerjordan.github.io/posts/muon); KellerJordan/modded-nanogpt@f411b3d3 "
         "records/track_3_optimization/train_gpt_simple.py (class Muon); KellerJordan/Muon@857d1adc muon.py"

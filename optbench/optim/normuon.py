@@ -110,7 +110,6 @@ class NorMuon(ShardedMatrixOptimizer):
 register(
     "normuon",
     NorMuon,
-    family="normuon",
     reference=(
         "Li et al. 2025, NorMuon: Making Muon more efficient and scalable (arXiv:2510.05491); "
         "zichongli5/NorMuon@d45c9a42 normuon.py (NorMuon / SingleDeviceNorMuon)"

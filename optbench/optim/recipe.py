@@ -9,8 +9,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from optbench.assignments import parse_assignment
 from optbench.errors import OptbenchError
-from optbench.results.schema import TuningBudget
+from optbench.tuning import TuningBudget
 
 RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
 
@@ -147,11 +148,11 @@ def parse_recipe(text: str, origin: str) -> Recipe:
     try:
         return Recipe.model_validate(data)
     except ValidationError as e:
-        raise OptbenchError(f"recipe {origin}: {validation_problems(e)}") from None
+        raise OptbenchError(f"recipe {origin}: {_problems(e)}") from None
 
 
-def validation_problems(e: ValidationError) -> str:
-    """A recipe ValidationError on one line: `field.path: message; ...`."""
+def _problems(e: ValidationError) -> str:
+    """A pydantic error as one line: `field: what is wrong; ...`."""
     return "; ".join(f"{'.'.join(map(str, err['loc'])) or 'recipe'}: {err['msg']}" for err in e.errors())
 
 
@@ -187,3 +188,67 @@ def default_recipe(optimizer: str, track: str) -> Recipe:
         return load_recipe(name)
     return Recipe(name=f"{info.name}-defaults", description=f"{info.name} with its official defaults",
                   optimizer=info.name, aux=UPSTREAM_AUX)
+
+
+SCHEDULE_FIELDS = ("train_steps", "warmup_steps", "cooldown_frac")
+AUX_FIELDS = ("embed_lr", "head_lr", "scalar_lr", "optimizer")
+
+
+def apply_settings(recipe: Recipe, settings: list[str]) -> tuple[Recipe, str]:
+    """`--set KEY=VALUE`s applied to a recipe: hparams (lr=0.02), schedule fields (train_steps, warmup_steps,
+    cooldown_frac), aux.FIELD, or parts (parts.NAME=false ablates a part, parts.NAME.KNOB=V sets a knob;
+    aux.parts.* likewise). Returns the new recipe (named `NAME+set`) and the lines that record the settings in
+    the run log's code section."""
+    from optbench.optim.parts.settings import set_part
+
+    if not settings:
+        return recipe, ""
+    data = recipe.model_dump()
+    for s in settings:
+        key, value = parse_assignment(s, "--set")
+        if key in SCHEDULE_FIELDS:
+            data[key] = value
+        elif key.startswith("parts."):
+            set_part(data["parts"], key[len("parts."):], value)
+        elif key.startswith("aux."):
+            if data.get("aux") is None:
+                raise OptbenchError(f"--set {key}: recipe {recipe.name} has no aux optimizer")
+            sub = key[4:]
+            if sub.startswith("parts."):
+                set_part(data["aux"]["parts"], sub[len("parts."):], value, where="aux.parts")
+            elif sub in AUX_FIELDS:
+                data["aux"][sub] = value
+            else:
+                data["aux"]["hparams"][sub] = value
+        else:
+            data["hparams"][key] = value
+    data["name"] = recipe.name + "+set"
+    try:
+        new = Recipe.model_validate(data)
+    except ValidationError as e:
+        raise OptbenchError(f"--set: {_problems(e)}") from None
+    return new, "".join(f"# --set {s}\n" for s in settings)
+
+
+def resolve_recipe(recipe: str | None, optimizer: str | None, track: str,
+                   settings: list[str] = ()) -> tuple[Recipe, str]:
+    """The recipe of a run from `--recipe` and/or `--optimizer` (and `--set`s), with the text the run log
+    records: the recipe file, or the default recipe as JSON, then the settings."""
+    import json
+
+    if recipe is None and optimizer is None:
+        raise OptbenchError("give --optimizer NAME or --recipe NAME_OR_FILE (see `optbench recipes`)")
+    if recipe is not None:
+        r = load_recipe(recipe)
+        text = recipe_source_text(recipe)
+        if optimizer is not None:
+            from optbench import optim
+
+            if optim.info(optimizer).name != optim.info(r.optimizer).name:
+                raise OptbenchError(f"--optimizer {optimizer} disagrees with recipe {r.name} "
+                                    f"(optimizer {r.optimizer}); drop one of them")
+    else:
+        r = default_recipe(optimizer, track)
+        text = f"# default recipe for --optimizer {optimizer}\n" + json.dumps(r.model_dump(), indent=2)
+    r, set_text = apply_settings(r, list(settings))
+    return r, text.rstrip() + "\n" + set_text

@@ -168,7 +168,6 @@ class AdamWScheduleFree(torch.optim.Optimizer):
 register(
     "adamw-schedulefree",
     AdamWScheduleFree,
-    family="schedulefree",
     aliases=("sfadamw",),
     reference=(
         "Defazio et al. 2024, The Road Less Scheduled (arXiv:2405.15682); facebookresearch/schedule_free@70785b53 "

@@ -442,7 +442,6 @@ class Shampoo(torch.optim.Optimizer):
 register(
     "shampoo",
     Shampoo,
-    family="shampoo",
     reference=(
         "Gupta et al. 2018 (arXiv:1802.09568); Shi et al. 2023, A Distributed Data-Parallel PyTorch "
         "Implementation of Distributed Shampoo (arXiv:2309.06497); facebookresearch/optimizers@f6066066 "

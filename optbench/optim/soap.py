@@ -290,7 +290,6 @@ class SOAP(torch.optim.Optimizer):
 register(
     "soap",
     SOAP,
-    family="soap",
     reference=(
         "Vyas et al. 2024, SOAP: Improving and Stabilizing Shampoo using Adam (arXiv:2409.11321); "
         "nikhilvyas/SOAP@a1e55353 soap.py"

@@ -158,7 +158,6 @@ class SophiaG(torch.optim.Optimizer):
 register(
     "sophia",
     SophiaG,
-    family="sophia",
     aliases=("sophiag",),
     reference=(
         "Liu et al. 2023, Sophia: A Scalable Stochastic Second-order Optimizer for Language Model Pre-training "

@@ -9,7 +9,7 @@ from optbench.results import stats  # noqa: F401
 from optbench.results.schema import (  # noqa: F401
     CurvePoint,
     Provenance,
-    Recipe,
+    RecipeRecord,
     Results,
     RunRecord,
     collect_provenance,
@@ -17,8 +17,8 @@ from optbench.results.schema import (  # noqa: F401
     parse_results,
     results_from_runs,
     save_results,
-    verdict_of,
 )
+from optbench.results.judging import verdict_of  # noqa: F401
 from optbench.results.stats import steps_field  # noqa: F401
 from optbench.results.logparse import parse_log, parse_log_text  # noqa: E402,F401
 from optbench.results.leaderboard import build_leaderboard, write_leaderboard  # noqa: E402,F401
@@ -28,7 +28,7 @@ __all__ = [
     "stats",
     "CurvePoint",
     "Provenance",
-    "Recipe",
+    "RecipeRecord",
     "Results",
     "RunRecord",
     "collect_provenance",

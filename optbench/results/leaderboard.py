@@ -1,7 +1,7 @@
 """LEADERBOARD.md from a folder (or any fsspec URL) of results.json files.
 
-    text = build_leaderboard("workspace/")            # the markdown, a pure function of the files
-    write_leaderboard("workspace/", "LEADERBOARD.md") # local atomic write
+    text = build_leaderboard("workspace/", target=3.28)            # the markdown, a pure function of the files
+    write_leaderboard("workspace/", "LEADERBOARD.md", target=3.28) # local atomic write
 
 Every results.json under the source (recursively: artifacts/*/results.json, run dirs) is read. The output is
 deterministic: the same files give byte-identical markdown (rows are sorted on full keys; the only dates are
@@ -28,63 +28,63 @@ import posixpath
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-import fsspec
 
+from optbench.clock import parse_timestamp
 from optbench.errors import OptbenchError
 from optbench.fsutil import atomic_write_text
 from optbench.results import rule_policy, stats
-from optbench.results.schema import Results, parse_results, parse_timestamp
+from optbench.results.collection import collect_records
+from optbench.results.eligibility import is_official, may_rank
+from optbench.results.judging import RecordJudgement, judge_record
+from optbench.results.optimizer_names import display_names, listed_optimizers, norm_name
+from optbench.results.schema import Results
 
-# optimizers the leaderboard always lists (with '?' until someone posts a result), besides the zoo's names
-WANTED_OPTIMIZERS = ("DistributedShampoo", "PSGD Kron", "Sophia", "Lion")
-LOG_NAMES = ("train_log.txt", "log.txt")
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One results.json as the leaderboard sees it."""
+    """One results.json as the leaderboard sees it: the record, its judgement under the leaderboard's rule."""
 
     path: str  # relative to the source root, posix
     results: Results
-    steps: int | None
-    mean: float | None
-    n: int
-    passes: bool
+    judgement: RecordJudgement
     date: str  # YYYY-MM-DD or "?"
     when: str  # full timestamp for ordering ("" when unknown)
     log: str  # relative link
-    official: bool  # compliant and not unofficial
-    rule: str = ""  # the preset the record was judged by (optbench.results.rule_policy)
 
     @property
     def optimizer(self) -> str:
         return self.results.optimizer
 
     @property
+    def steps(self) -> int | None:
+        return self.judgement.steps
+
+    @property
+    def mean(self) -> float | None:
+        return self.judgement.mean
+
+    @property
+    def n(self) -> int:
+        return self.judgement.n
+
+    @property
+    def passes(self) -> bool:
+        return self.judgement.passed
+
+    @property
+    def official(self) -> bool:
+        return is_official(self.results)
+
+    @property
+    def rule(self) -> str:
+        """The preset the record was judged by (optbench.results.rule_policy)."""
+        return self.judgement.rule.name
+
+    @property
     def counts(self) -> bool:
-        """Eligible for best/record: passes the rule, official, compliant, reached the target."""
-        return self.passes and self.official and self.steps is not None
-
-
-# spellings that name the same optimizer (normalized: lower case, letters and digits only)
-_SAME = {"kron": "psgdkron", "psgd": "psgdkron", "sophiag": "sophia", "distributedshampoo": "shampoo"}
-
-
-def _norm(name: str) -> str:
-    key = "".join(ch for ch in name.lower() if ch.isalnum())
-    return _SAME.get(key, key)
-
-
-def listed_optimizers() -> list[str]:
-    """The zoo's names (if the zoo imports) plus the wanted external optimizers."""
-    names: list[str] = []
-    try:
-        from optbench import optim
-
-        names = list(optim.names())
-    except Exception:  # noqa: BLE001 - the leaderboard must build without torch/zoo
-        names = []
-    return names + list(WANTED_OPTIMIZERS)
+        """Eligible for best/record (optbench.results.eligibility.may_rank)."""
+        return may_rank(self.results, self.judgement)
 
 
 def _md(text: object) -> str:
@@ -153,6 +153,14 @@ def _fmt_wall(s: float | None) -> str:
     return f"{s / 3600:.1f} h"
 
 
+def _row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _log_link(e: Entry) -> str:
+    return f"[{_md(posixpath.basename(e.log))}]({e.log})"
+
+
 def _budget(e: Entry) -> str:
     tb = e.results.tuning_budget
     return tb.summary() if tb is not None else ""
@@ -166,73 +174,8 @@ def _evidence(e: Entry) -> str:
 
 def _entry(rel: str, r: Results, log: str, rule: stats.Rule) -> Entry:
     """The record as judged by `rule` (the caller chose it: rule_policy)."""
-    v = None
-    if r.runs and all(x.curve for x in r.runs):
-        v = stats.evaluate_runs(r.runs, rule, r.target)
-    if v is not None:
-        at = v.reported
-        steps = v.reported_step
-        mean = at.mean if at is not None and math.isfinite(at.mean) else None
-        n = v.n
-        ok = v.passed
-    else:
-        steps = r.steps_to_target
-        mean = r.mean_val_loss if r.mean_val_loss is not None else r.final_val_loss
-        n = r.num_runs or 1
-        ok = mean is not None and steps is not None and stats.passes(mean, n, rule, r.target)
     date, when = _date(r.timestamp)
-    official = (r.compliant is not False) and not r.unofficial
-    return Entry(rel, r, steps, mean, n, ok, date, when, log, official, rule.name)
-
-
-def judge(r: Results, rule: str | stats.Rule | None = None, path: str = "", log: str = "") -> Entry:
-    """How the leaderboard sees one record: steps, mean, n, pass mark, eligibility, under `rule` when given, else
-    the record's own rule (rule_policy: named, else in force at its date, else its track's)."""
-    chosen = stats.get_rule(rule) if rule is not None else rule_policy.for_results(r).rule
-    return _entry(path, r, log or path, chosen)
-
-
-def _collect(source: str | os.PathLike) -> tuple[list[tuple[str, Results, str]], list[tuple[str, str]], str]:
-    """(records as (relpath, Results, log link), skipped as (relpath, reason), root)."""
-    src = os.fspath(source)
-    try:
-        fs, root = fsspec.core.url_to_fs(src)
-    except (ValueError, ImportError) as e:
-        raise OptbenchError(f"{src}: cannot open as a folder or fsspec URL ({e})") from None
-    root = root.rstrip("/") or "/"
-    if fs.isfile(root):
-        files = [root]
-        root = posixpath.dirname(root)
-        all_files = set(files)
-    else:
-        if not fs.isdir(root):
-            raise OptbenchError(f"{src}: no such folder")
-        all_files = set(fs.find(root))
-        files = sorted(p for p in all_files if posixpath.basename(p) == "results.json")
-    records, skipped = [], []
-    for p in files:
-        rel = posixpath.relpath(p, root)
-        try:
-            import json
-
-            with fs.open(p, "r", encoding="utf-8") as f:
-                data = json.load(f)
-            r = parse_results(data, rel)
-        except OptbenchError as e:
-            skipped.append((rel, str(e).split("\n", 1)[-1].strip().replace("\n  ", "; ")))
-            continue
-        except (ValueError, OSError) as e:
-            skipped.append((rel, f"not readable JSON ({e.__class__.__name__})"))
-            continue
-        folder = posixpath.dirname(p)
-        log = rel
-        for name in LOG_NAMES:
-            cand = posixpath.join(folder, name)
-            if cand in all_files:
-                log = posixpath.relpath(cand, root)
-                break
-        records.append((rel, r, log))
-    return records, skipped, root
+    return Entry(rel, r, judge_record(r, rule), date, when, log)
 
 
 def _target_text(t: float) -> str:
@@ -247,7 +190,7 @@ def _overall_key(e: Entry):
         e.mean if e.mean is not None else math.inf,
         -e.n,
         e.when,
-        _norm(e.optimizer),
+        norm_name(e.optimizer),
         e.results.agent_id,
         e.path,
     )
@@ -257,19 +200,9 @@ def _best_key(e: Entry):
     return (e.steps, e.mean if e.mean is not None else math.inf, -e.n, e.when, e.path)
 
 
-def _display_names(entries: Sequence[Entry], listed: Sequence[str]) -> dict[str, str]:
-    """Normalized optimizer key -> display name (the first spelling seen in sorted results, else the list's)."""
-    out: dict[str, str] = {}
-    for e in sorted(entries, key=lambda x: (x.when, x.path)):
-        out.setdefault(_norm(e.optimizer), e.optimizer)
-    for name in sorted(listed, key=lambda x: x in WANTED_OPTIMIZERS, reverse=True):
-        out.setdefault(_norm(name), name)  # the wanted list's spelling ("PSGD Kron") over the zoo's ("kron")
-    return out
-
-
 def _section(entries: list[Entry], target: float, suffix: str, listed: Sequence[str]) -> list[str]:
     L: list[str] = []
-    names = _display_names(entries, listed)
+    names = display_names([e.optimizer for e in sorted(entries, key=lambda x: (x.when, x.path))], listed)
     budgets = any(e.results.tuning_budget is not None for e in entries)
     # overall
     L.append(f"## Overall{suffix}")
@@ -286,32 +219,17 @@ def _section(entries: list[Entry], target: float, suffix: str, listed: Sequence[
             tags.append("unofficial")
         elif e.results.compliant is False:
             tags.append("non-compliant")
-        opt = names[_norm(e.optimizer)] + (f" ({', '.join(tags)})" if tags else "")
-        L.append(
-            "| "
-            + " | ".join(
-                [
-                    str(rank) if e.counts else "",
-                    _fmt_steps(e.steps),
-                    _evidence(e),
-                    _md(opt),
-                    _md(hparam_summary(e.results)),
-                    *([_md(_budget(e))] if budgets else []),
-                    e.date,
-                    f"[{_md(posixpath.basename(e.log))}]({e.log})",
-                    _md(_contributors(e.results)),
-                    f"`{e.rule}`",
-                ]
-            )
-            + " |"
-        )
+        opt = names[norm_name(e.optimizer)] + (f" ({', '.join(tags)})" if tags else "")
+        L.append(_row([str(rank) if e.counts else "", _fmt_steps(e.steps), _evidence(e), _md(opt),
+                       _md(hparam_summary(e.results)), *([_md(_budget(e))] if budgets else []), e.date, _log_link(e),
+                       _md(_contributors(e.results)), f"`{e.rule}`"]))
     L.append("")
     # best per optimizer
     by_opt: dict[str, list[Entry]] = {}
     for e in entries:
-        by_opt.setdefault(_norm(e.optimizer), []).append(e)
+        by_opt.setdefault(norm_name(e.optimizer), []).append(e)
     for name in listed:
-        by_opt.setdefault(_norm(name), [])
+        by_opt.setdefault(norm_name(name), [])
     L.append(f"## Best known hyperparameters per optimizer{suffix}")
     L.append("")
     L.append(
@@ -338,7 +256,7 @@ def _section(entries: list[Entry], target: float, suffix: str, listed: Sequence[
                         _fmt_wall(b.results.wallclock_s),
                         _md(hparam_summary(b.results)),
                         *([_md(_budget(b))] if budgets else []),
-                        f"[{_md(posixpath.basename(b.log))}]({b.log})",
+                        _log_link(b),
                         _md(_contributors(b.results)),
                     ],
                 )
@@ -346,7 +264,7 @@ def _section(entries: list[Entry], target: float, suffix: str, listed: Sequence[
         else:
             rows.append((1, 0, key, [_md(names[key]), "?", "?", "?"] + (["?"] if budgets else []) + ["?", "?"]))
     for _, _, _, cells in sorted(rows, key=lambda x: (x[0], x[1], x[2])):
-        L.append("| " + " | ".join(cells) + " |")
+        L.append(_row(cells))
     L.append("")
     # record history
     L.append(f"## Record history per optimizer{suffix}")
@@ -365,20 +283,8 @@ def _section(entries: list[Entry], target: float, suffix: str, listed: Sequence[
         for e in es:
             if best is None or e.steps < best:
                 best = e.steps
-                L.append(
-                    "| "
-                    + " | ".join(
-                        [
-                            e.date,
-                            _fmt_steps(e.steps),
-                            _evidence(e),
-                            _md(hparam_summary(e.results)),
-                            f"[{_md(posixpath.basename(e.log))}]({e.log})",
-                            _md(_contributors(e.results)),
-                        ]
-                    )
-                    + " |"
-                )
+                L.append(_row([e.date, _fmt_steps(e.steps), _evidence(e), _md(hparam_summary(e.results)), _log_link(e),
+                               _md(_contributors(e.results))]))
         L.append("")
     if not any_hist:
         L.append("No result passes the rule yet.")
@@ -394,7 +300,7 @@ def entries_from(source: str | os.PathLike, rule: str | stats.Rule | None = None
     is unknown is skipped with the reason. ``uses``: only the records whose recipe uses that part (e.g.
     "hyperball")."""
     override = stats.get_rule(rule) if rule is not None else None
-    records, skipped, _ = _collect(source)
+    records, skipped = collect_records(source)
     entries = []
     for rel, res, log in records:
         if uses is not None and not uses_part(res, uses):
@@ -414,13 +320,18 @@ def render_leaderboard(
     rule: str | stats.Rule | None = None,
     listed: Iterable[str] | None = None,
     title: str = "Leaderboard",
+    *,
+    target: float,
 ) -> str:
-    """The markdown for already-collected entries (build_leaderboard = entries_from + this)."""
+    """The markdown for already-collected entries (build_leaderboard = entries_from + this).
+
+    `target`: the board's own target (its track's): its sections come first, then those of any other target
+    among the records, ascending; an empty board shows its own target's sections.
+    """
     listed = list(listed_optimizers() if listed is None else listed)
-    # the default target first, then the others ascending
-    targets = sorted({e.results.target for e in entries} | {stats.DEFAULT_TARGET}, key=lambda t: (t != stats.DEFAULT_TARGET, t))
-    if not any(e.results.target == stats.DEFAULT_TARGET for e in entries) and entries:
-        targets.remove(stats.DEFAULT_TARGET)
+    targets = sorted({e.results.target for e in entries} | {target}, key=lambda t: (t != target, t))
+    if not any(e.results.target == target for e in entries) and entries:
+        targets.remove(target)
     L = [f"# {title}", ""]
     tt = ", ".join(_target_text(t) for t in targets)
     if rule is not None:
@@ -461,10 +372,13 @@ def build_leaderboard(
     rule: str | stats.Rule | None = None,
     listed: Iterable[str] | None = None,
     title: str = "Leaderboard",
+    *,
+    target: float,
 ) -> str:
-    """LEADERBOARD.md text for every results.json under `source` (folder, file or fsspec URL). Deterministic."""
+    """LEADERBOARD.md text for every results.json under `source` (folder, file or fsspec URL). Deterministic.
+    `target`: the board's own target (see render_leaderboard)."""
     entries, skipped = entries_from(source, rule)
-    return render_leaderboard(entries, skipped, rule, listed, title)
+    return render_leaderboard(entries, skipped, rule, listed, title, target=target)
 
 
 def write_leaderboard(
@@ -472,6 +386,8 @@ def write_leaderboard(
     dest: str | os.PathLike,
     rule: str | stats.Rule | None = None,
     listed: Iterable[str] | None = None,
+    *,
+    target: float,
 ) -> str:
     """Build and write the leaderboard to a local path atomically; returns the text.
 
@@ -482,6 +398,6 @@ def write_leaderboard(
         raise OptbenchError(
             f"--out: {d} is a URL; write_leaderboard writes local files only (use build_leaderboard for remote stores)"
         )
-    text = build_leaderboard(source, rule, listed)
+    text = build_leaderboard(source, rule, listed, target=target)
     atomic_write_text(d, text)
     return text

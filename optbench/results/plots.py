@@ -21,7 +21,8 @@ from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullLocator  # n
 
 from optbench.errors import OptbenchError  # noqa: E402
 from optbench.results import stats  # noqa: E402
-from optbench.results.schema import Results, parse_timestamp  # noqa: E402
+from optbench.clock import parse_timestamp  # noqa: E402
+from optbench.results.schema import Results  # noqa: E402
 
 _COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
@@ -70,7 +71,7 @@ def _nice_ticks(lo: float, hi: float) -> list[float]:
 
 def plot_curves(
     runs_by_label: Mapping[str, Sequence[Any]],
-    target: float = stats.DEFAULT_TARGET,
+    target: float,
     path: str | os.PathLike = "curves.png",
     *,
     band: str = "minmax",
@@ -107,7 +108,7 @@ def plot_curves(
         if finite_means:
             lowest = min(lowest, min(finite_means))
         zoom_from = min([zoom_from] + [s for s, m in zip(steps, mean) if math.isfinite(m) and m < target + near])
-        v = stats.evaluate_runs(runs, r, target)
+        v = stats.evaluate_runs(runs, r, target=target)
         if v.passed:
             mark = f"{v.claimed_step:,} steps ✓"
         elif v.first_below_target is not None:
@@ -168,8 +169,8 @@ def plot_curves(
     z_lo = min(band_low, lowest, target - r.margin) - 0.002
     az.set_ylim(z_lo, target + near)
     az.yaxis.set_major_formatter(FormatStrFormatter("%.3f"))
-    az.axhline(stats.required_mean(1, r, target), color="0.5", ls=":", lw=1.0, zorder=1)
-    az.text(0.99, stats.required_mean(1, r, target), "n=1 bar ", transform=az.get_yaxis_transform(),
+    az.axhline(stats.required_mean(1, r, target=target), color="0.5", ls=":", lw=1.0, zorder=1)
+    az.text(0.99, stats.required_mean(1, r, target=target), "n=1 bar ", transform=az.get_yaxis_transform(),
             va="top", ha="right", fontsize=8, color="0.4")
     az.set_title("Near the target (dot = reported step)", fontsize=11)
     fig.tight_layout()
@@ -191,16 +192,17 @@ def plot_best_over_time(
     each NEW BEST (a passing, official result lower than every earlier one) labelled with its steps and
     optimizer. Results without a timestamp or without steps are left out.
     """
-    from optbench.results.leaderboard import judge
+    from optbench.results.eligibility import may_rank
+    from optbench.results.judging import judge_record
 
     r = stats.get_rule(rule)
     pts = []
     for res in results_list:
         w = _when(res)
-        e = judge(res, r)
-        if w is None or e.steps is None:
+        j = judge_record(res, r)
+        if w is None or j.steps is None:
             continue
-        pts.append((w, e.steps, e.counts, res.optimizer))
+        pts.append((w, j.steps, may_rank(res, j), res.optimizer))
     if not pts:
         raise OptbenchError("plot: no result with both a timestamp and a step count")
     pts.sort(key=lambda p: (p[0], p[1], p[3]))

@@ -1,8 +1,9 @@
 """The benchmark's statistics: acceptance rules, the claimed step of a run set, runs needed.
 
 This is the single statistics module: the CLI, the leaderboard, the workspace and the submission checker
-all call it. Every function takes the rule (a preset name or a `Rule`) and the target as parameters;
-nothing here hard-codes 3.28.
+all call it. Every function takes the rule (a preset name or a `Rule`; None is the default preset) and the
+target as parameters; the target is never defaulted (keyword `target=` where a rule comes first), so a
+medium-track (2.92) caller cannot silently get 3.28. "Below the target" is optbench.target.below_target.
 
 Single-result rule (one-sided z-test over n non-cherry-picked runs, track3.md section 7):
 
@@ -31,8 +32,8 @@ from statistics import NormalDist
 from typing import Any, Iterable, Mapping, Sequence
 
 from optbench.errors import OptbenchError
+from optbench.target import below_target
 
-DEFAULT_TARGET = 3.28
 BOUNDARY_TOL = 1e-9
 
 
@@ -98,14 +99,14 @@ def get_rule(rule: str | Rule | None = None) -> Rule:
 # ----------------------------------------------------------------------------- single-result rule
 
 
-def z_stat(mean: float, n: int, target: float = DEFAULT_TARGET) -> float:
+def z_stat(mean: float, n: int, target: float) -> float:
     """(target - mean) * sqrt(n): the single-result statistic (NaN when mean is NaN)."""
     if n < 1:
         raise OptbenchError(f"n: need at least 1 run, got {n}")
     return (target - mean) * math.sqrt(n)
 
 
-def passes(mean: float, n: int, rule: str | Rule | None = None, target: float = DEFAULT_TARGET) -> bool:
+def passes(mean: float, n: int, rule: str | Rule | None = None, *, target: float) -> bool:
     """True iff n runs with this mean val loss pass the rule: (target - mean)*sqrt(n) >= margin."""
     r = get_rule(rule)
     if not math.isfinite(mean):
@@ -113,7 +114,7 @@ def passes(mean: float, n: int, rule: str | Rule | None = None, target: float = 
     return z_stat(mean, n, target) >= r.margin - BOUNDARY_TOL
 
 
-def required_mean(n: int, rule: str | Rule | None = None, target: float = DEFAULT_TARGET) -> float:
+def required_mean(n: int, rule: str | Rule | None = None, *, target: float) -> float:
     """The largest mean val loss that n runs may have and still pass: target - margin/sqrt(n)."""
     r = get_rule(rule)
     if n < 1:
@@ -124,7 +125,8 @@ def required_mean(n: int, rule: str | Rule | None = None, target: float = DEFAUL
 def runs_needed(
     mean: float,
     rule: str | Rule | None = None,
-    target: float = DEFAULT_TARGET,
+    *,
+    target: float,
     std: float | None = None,
     confidence: float = 0.5,
     max_runs: int = 10_000,
@@ -137,7 +139,7 @@ def runs_needed(
     None when no number of runs (up to max_runs) suffices (mean >= target, or the bar needs > max_runs).
     """
     r = get_rule(rule)
-    if not math.isfinite(mean) or mean >= target:
+    if not below_target(mean, target):
         return None
     if not 0.0 < confidence < 1.0:
         raise OptbenchError(f"confidence: must be in (0, 1), got {confidence}")
@@ -284,12 +286,10 @@ class Verdict:
         if at is None:
             return None
         std = at.std if at.n > 1 else None
-        return runs_needed(at.mean, self.rule, self.target, std=std, confidence=confidence)
+        return runs_needed(at.mean, self.rule, target=self.target, std=std, confidence=confidence)
 
 
-def evaluate_runs(
-    runs: Sequence[Any], rule: str | Rule | None = None, target: float = DEFAULT_TARGET
-) -> Verdict:
+def evaluate_runs(runs: Sequence[Any], rule: str | Rule | None = None, *, target: float) -> Verdict:
     """Judge a run set: per common eval step, the mean/std over ALL runs and whether it passes.
 
     `runs`: RunRecords, {step: loss} mappings or sequences of (step, loss). Only steps every run evaluated
@@ -309,12 +309,12 @@ def evaluate_runs(
         vals = tuple(c[s] for c in curves)
         losses_at[s] = vals
         m, sd = mean_std(vals)
-        z = (target - m) * math.sqrt(n)
-        ok = passes(m, n, r, target)
+        z = z_stat(m, n, target)
+        ok = passes(m, n, r, target=target)
         per_step.append(StepStats(s, m, sd, n, z, ok))
         if ok and claimed is None:
             claimed = s
-        if below is None and math.isfinite(m) and m < target:
+        if below is None and below_target(m, target):
             below = s
     return Verdict(
         rule=r,
@@ -324,7 +324,7 @@ def evaluate_runs(
         per_step=tuple(per_step),
         claimed_step=claimed,
         first_below_target=below,
-        required_mean=required_mean(n, r, target),
+        required_mean=required_mean(n, r, target=target),
         final=per_step[-1] if per_step else None,
         losses_at=losses_at,
     )
@@ -341,20 +341,20 @@ def compare(baseline: Verdict, candidate: Verdict) -> tuple[float, bool] | None:
     return s, math.isfinite(s) and s >= candidate.rule.margin - BOUNDARY_TOL
 
 
-def claimed_step(runs: Sequence[Any], rule: str | Rule | None = None, target: float = DEFAULT_TARGET) -> int | None:
+def claimed_step(runs: Sequence[Any], rule: str | Rule | None = None, *, target: float) -> int | None:
     """The earliest eval step common to all runs at which the set's mean passes the rule, else None."""
-    return evaluate_runs(runs, rule, target).claimed_step
+    return evaluate_runs(runs, rule, target=target).claimed_step
 
 
-def first_step_below(run: Any, target: float = DEFAULT_TARGET) -> int | None:
+def first_step_below(run: Any, target: float) -> int | None:
     """First eval step of ONE run with val loss < target (descriptive only; never a claim)."""
     for s, v in sorted(curve_map(run).items()):
-        if math.isfinite(v) and v < target:
+        if below_target(v, target):
             return s
     return None
 
 
-def steps_field(target: float = DEFAULT_TARGET) -> str:
+def steps_field(target: float) -> str:
     """The results.json field for a target: 3.28 -> 'steps_to_3_28', 2.92 -> 'steps_to_2_92'."""
     if not (isinstance(target, (int, float)) and math.isfinite(target) and target > 0):
         raise OptbenchError(f"target: must be a positive number, got {target!r}")

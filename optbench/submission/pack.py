@@ -47,7 +47,7 @@ def _fmt(v) -> str:
 def readme_text(recipe, track, results, run_cfg: dict) -> str:
     """The artifact README: approach, hyperparameters, per-seed table, verdict, source."""
     from optbench.results import stats
-    from optbench.results.schema import verdict_of
+    from optbench.results.judging import verdict_of
 
     steps_name = results.steps_field
     lines = [f"# {results.experiment}", ""]

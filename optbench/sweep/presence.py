@@ -15,7 +15,8 @@ import json
 from datetime import datetime, timezone
 
 from optbench.sweep.status import SweepStatus
-from optbench.workspace.board import STAMP_FORMAT, Board, message_name
+from optbench.workspace.board import Board
+from optbench.workspace.messages import STAMP_FORMAT, message_name
 from optbench.workspace.claims import list_claims, make_claim, update_claim
 from optbench.workspace.identity import resolve_agent_id
 from optbench.workspace.storage import SWEEP_DIR, Workspace

@@ -10,7 +10,7 @@ import json
 import math
 
 from optbench import optim
-from optbench.cli.run_cmd import apply_settings  # moving to optbench.optim.recipe (issue 9): one import to change
+from optbench.optim.recipe import apply_settings
 from optbench.optim.groups import with_track_hparams
 from optbench.optim.recipe import Recipe
 

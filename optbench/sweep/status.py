@@ -14,7 +14,7 @@ from datetime import datetime
 
 from optuna.trial import FrozenTrial, TrialState
 
-from optbench.results.schema import TuningBudget
+from optbench.tuning import TuningBudget
 
 COUNTED = ("complete", "pruned", "running", "failed")
 COUNTED_FAILS = ("diverged", "error")

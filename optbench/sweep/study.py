@@ -149,7 +149,7 @@ def create_sweep(name: str, *, track: str, space: str | Path | Space | dict, opt
     t = get_track(track)
     base, text = base_recipe(t.name, optimizer, recipe)
     if settings:
-        from optbench.cli.run_cmd import apply_settings
+        from optbench.optim.recipe import apply_settings
 
         base, set_text = apply_settings(base, list(settings))
         text = text.rstrip() + "\n" + set_text

@@ -6,7 +6,8 @@ artifacts, leaderboard regeneration and the static dashboard.
     Board(ws).post("agent-01", "hello")
 """
 
-from optbench.workspace.board import Board, Message, marked_results, parse_marker, parse_message  # noqa: F401
+from optbench.workspace.board import Board, marked_results  # noqa: F401
+from optbench.workspace.messages import Message, parse_marker, parse_message  # noqa: F401
 from optbench.workspace.claims import list_claims, make_claim, update_claim  # noqa: F401
 from optbench.workspace.identity import resolve_agent_id, validate_agent_id  # noqa: F401
 from optbench.workspace.storage import Workspace, init_workspace, open_workspace  # noqa: F401

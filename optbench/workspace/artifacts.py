@@ -20,7 +20,7 @@ from pathlib import Path
 
 from optbench.errors import OptbenchError
 from optbench.workspace.identity import validate_agent_id
-from optbench.workspace.storage import ARTIFACT_DIR, LEADERBOARD, Workspace
+from optbench.workspace.storage import ARTIFACT_DIR, LEADERBOARD, WORKSPACE_TRACK, Workspace
 
 APPROACH_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$")
 APPROACH_RULE = "1-64 characters: a letter or digit, then letters, digits, '.' or '-' (no '_', no '..')"
@@ -189,8 +189,9 @@ def render_leaderboard(ws: Workspace) -> str:
     from the workspace's results.json files (artifacts/*/results.json). The builder is given the workspace
     root, so its links (artifacts/{folder}/train_log.txt) are relative to LEADERBOARD.md's own folder."""
     from optbench.results.leaderboard import build_leaderboard
+    from optbench.tracks import get_track
 
-    return build_leaderboard(ws.url)
+    return build_leaderboard(ws.url, target=get_track(WORKSPACE_TRACK).target)
 
 
 def regenerate_leaderboard(ws: Workspace, max_rounds: int = 3) -> str:

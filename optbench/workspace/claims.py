@@ -22,8 +22,9 @@ from datetime import datetime, timedelta, timezone
 
 import yaml
 
+from optbench.clock import as_utc
 from optbench.errors import OptbenchError
-from optbench.workspace.board import MAX_SEQ, STAMP_FORMAT, _utc, message_name, parse_name
+from optbench.workspace.messages import MAX_SEQ, STAMP_FORMAT, message_name, parse_name
 from optbench.workspace.identity import validate_agent_id
 from optbench.workspace.storage import CLAIM_DIR, Workspace
 
@@ -59,7 +60,7 @@ class Claim:
         return self.last_update + CLAIM_TTL
 
     def active(self, now: datetime | None = None) -> bool:
-        return _utc(now) < self.expires
+        return as_utc(now) < self.expires
 
     @property
     def progress(self) -> str | None:
@@ -108,7 +109,7 @@ def _create(ws: Workspace, folder: str, agent_id: str, when: datetime, text: str
 def make_claim(ws: Workspace, agent_id: str, direction: str, now: datetime | None = None) -> str:
     """Create a claim; return its id."""
     validate_agent_id(agent_id)
-    when = _utc(now)
+    when = as_utc(now)
     stamp = when.strftime(STAMP_FORMAT)
     taken = [
         p[2]
@@ -168,14 +169,14 @@ def update_claim(
     claim = load_claim(ws, claim_id)
     if claim.owner != agent_id:
         raise OptbenchError(f"claim {claim_id!r} belongs to {claim.owner!r}; only its owner can update it (you are {agent_id!r})")
-    when = _utc(now)
+    when = as_utc(now)
     _create(ws, f"{CLAIM_DIR}/{claim_id}", agent_id, when, progress, "update")
     return load_claim(ws, claim_id)
 
 
 def list_claims(ws: Workspace, now: datetime | None = None, include_expired: bool = False) -> tuple[list[Claim], list[str]]:
     """(claims, warnings): the active claims (or all), oldest first; unreadable claims become warnings."""
-    now = _utc(now)
+    now = as_utc(now)
     out, warnings = [], []
     for claim_id in ws.listdir(CLAIM_DIR, dirs=True):
         try:

@@ -41,6 +41,8 @@ CLAIM_DIR = "claims"
 SWEEP_DIR = "sweeps"  # status snapshots of sweeps run with --workspace (optbench.sweep.presence)
 LEADERBOARD = "LEADERBOARD.md"
 README = "README.md"
+# The benchmark the workspace spec describes (track 3): its LEADERBOARD.md ranks against this track's target.
+WORKSPACE_TRACK = "small"
 
 
 def resolve_url(url: str | None) -> str:
@@ -71,7 +73,7 @@ class Workspace:
             if fs is None:
                 fs, root = fsspec.core.url_to_fs(self.url)
             else:
-                root = fs._strip_protocol(self.url)
+                root = fsspec.core.strip_protocol(self.url)
         except (ValueError, ImportError) as e:
             raise OptbenchError(f"workspace URL {self.url!r} cannot be opened: {e}") from e
         self.fs: fsspec.AbstractFileSystem = fs
@@ -345,9 +347,9 @@ def init_workspace(url: str | None = None) -> tuple[Workspace, list[str], list[s
             except FileExistsError:
                 pass
         created.append(d + "/")
-    from optbench.results.leaderboard import build_leaderboard
+    from optbench.workspace.artifacts import render_leaderboard  # the one builder of the workspace's board
 
-    files = {README: WORKSPACE_README, LEADERBOARD: build_leaderboard(ws.url)}
+    files = {README: WORKSPACE_README, LEADERBOARD: render_leaderboard(ws)}
     for rel, text in files.items():
         try:
             ws.create(rel, text)

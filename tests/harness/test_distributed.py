@@ -4,7 +4,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from optbench.results.schema import load_results
+
+pytestmark = pytest.mark.slow  # torchrun with 2 ranks in subprocesses
 
 ARGS = ["run", "--track", "nano", "--recipe", "nano-muon", "--set", "train_steps=30", "--quiet"]
 

@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from optbench.optim import protocol
@@ -70,6 +71,7 @@ hparams = {{ betas = [0.8, 0.95], eps = 1e-10 }}
     return f
 
 
+@pytest.mark.slow
 def test_sophia_gnb_counts_extra_passes_and_breaks_one_pass_rule(tmp_path, nano_data):
     for estimator, passes in (("gnb", 2), ("minibatch", 0)):
         out = tmp_path / estimator
@@ -85,6 +87,7 @@ def test_sophia_gnb_counts_extra_passes_and_breaks_one_pass_rule(tmp_path, nano_
             assert any("extra forward/backward" in n for n in res.compliance_notes)
 
 
+@pytest.mark.slow
 def test_unofficial_override_is_marked_everywhere(tmp_path, nano_data):
     out = tmp_path / "u"
     r = subprocess.run([sys.executable, "-m", "optbench", "run", "--track", "nano", "--recipe", "nano-adamw",

@@ -81,3 +81,23 @@ def test_recipe_errors_name_the_field():
     r = parse_recipe('name = "a"\noptimizer = "muon"\nscope = "all"', "a")
     with pytest.raises(OptbenchError, match="only handles >=2-D matrices"):
         build_optimizers(_tiny_model("small"), r)
+
+
+def test_apply_settings_and_resolve_recipe_live_with_the_recipe():
+    from optbench.optim.recipe import apply_settings, resolve_recipe
+
+    r, text = apply_settings(load_recipe("nano-muon"),
+                             ["lr=0.02", "train_steps=30", "aux.embed_lr=0.3", "aux.betas=[0.9, 0.95]", "ns=tuned5"])
+    assert r.name == "nano-muon+set" and r.hparams["lr"] == 0.02 and r.hparams["ns"] == "tuned5"
+    assert r.train_steps == 30 and r.aux.embed_lr == 0.3 and r.aux.hparams["betas"] == [0.9, 0.95]
+    assert text == "# --set lr=0.02\n# --set train_steps=30\n# --set aux.embed_lr=0.3\n# --set aux.betas=[0.9, 0.95]\n" \
+                   "# --set ns=tuned5\n"
+    with pytest.raises(OptbenchError, match="--set: 'lr' is not KEY=VALUE"):
+        apply_settings(r, ["lr"])
+    with pytest.raises(OptbenchError, match="^--set: train_steps: Input should be greater than 0$"):
+        apply_settings(r, ["train_steps=0"])
+    d, dtext = resolve_recipe(None, "adamw", "nano", ["lr=0.001"])
+    assert d.optimizer == "adamw" and d.hparams["lr"] == 0.001
+    assert dtext.startswith("# default recipe for --optimizer adamw\n{") and dtext.endswith("# --set lr=0.001\n")
+    with pytest.raises(OptbenchError, match="disagrees with recipe nano-muon"):
+        resolve_recipe("nano-muon", "adamw", "nano")

@@ -7,9 +7,12 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from optbench.results.schema import load_results
+
+pytestmark = pytest.mark.slow  # optbench run in subprocesses, one killed mid-run
 
 ARGS = ["run", "--track", "nano", "--recipe", "nano-adamw", "--set", "train_steps=60", "--quiet"]
 

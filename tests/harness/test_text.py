@@ -69,6 +69,7 @@ def test_bad_inputs(tmp_path):
         text_to_shards([tmp_path / "t.txt"], tmp_path / "o")
 
 
+@pytest.mark.slow
 def test_cli_with_shared_bpe_file(tmp_path, shared_dir):
     bpe = shared_dir / "data" / "gpt2" / "gpt2.tiktoken"
     src = shared_dir / "data" / "sotu" / "texts"

@@ -44,6 +44,7 @@ def test_unknown_track_and_overrides():
         with_overrides(get_track("cpu"), {"name": "x"})
 
 
+@pytest.mark.slow
 def test_tracks_command_prints_param_counts():
     r = subprocess.run([sys.executable, "-m", "optbench", "tracks"], capture_output=True, text=True,
                        env=__import__("os").environ | {"COLUMNS": "250"})

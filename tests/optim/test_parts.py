@@ -362,7 +362,7 @@ def tiny_model():
 
 
 def test_set_parts_switches_off_changes_and_adds_parts():
-    from optbench.cli.run_cmd import apply_settings
+    from optbench.optim.recipe import apply_settings
 
     r = load_recipe("track3-46-record")
     off, _ = apply_settings(r, ["parts.cautious_wd=false", "parts.tail_ema=false"])
@@ -384,7 +384,7 @@ def test_set_parts_switches_off_changes_and_adds_parts():
     ("parts.hyperball=true", "at most one apply part"),
 ])
 def test_set_parts_errors(setting, message):
-    from optbench.cli.run_cmd import apply_settings
+    from optbench.optim.recipe import apply_settings
 
     with pytest.raises(OptbenchError, match=message):
         apply_settings(load_recipe("track3-46-record"), [setting])

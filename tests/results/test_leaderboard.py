@@ -26,7 +26,7 @@ LISTED = ["adamw", "muon", "kron", "DistributedShampoo", "PSGD Kron", "Sophia", 
 
 
 def test_golden_file():
-    text = build_leaderboard(WS, listed=LISTED)
+    text = build_leaderboard(WS, listed=LISTED, target=3.28)
     if os.environ.get("OPTBENCH_REGEN_GOLDEN"):
         GOLDEN.parent.mkdir(exist_ok=True)
         GOLDEN.write_text(text, encoding="utf-8")
@@ -34,8 +34,8 @@ def test_golden_file():
 
 
 def test_deterministic_across_runs_and_copies(tmp_path):
-    a = build_leaderboard(WS, listed=LISTED)
-    b = build_leaderboard(WS, listed=LISTED)
+    a = build_leaderboard(WS, listed=LISTED, target=3.28)
+    b = build_leaderboard(WS, listed=LISTED, target=3.28)
     assert a == b
     # a copy made in reverse file order (different directory listing order / inode order) gives the same bytes
     files = sorted(p for p in WS.rglob("*") if p.is_file())
@@ -43,14 +43,14 @@ def test_deterministic_across_runs_and_copies(tmp_path):
         dest = tmp_path / "ws" / p.relative_to(WS)
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(p, dest)
-    assert build_leaderboard(tmp_path / "ws", listed=LISTED) == a
+    assert build_leaderboard(tmp_path / "ws", listed=LISTED, target=3.28) == a
     out = tmp_path / "LEADERBOARD.md"
-    write_leaderboard(tmp_path / "ws", out, listed=LISTED)
+    write_leaderboard(tmp_path / "ws", out, listed=LISTED, target=3.28)
     assert out.read_bytes() == a.encode("utf-8")
 
 
 def test_ranking_and_sections():
-    text = build_leaderboard(WS, listed=LISTED)
+    text = build_leaderboard(WS, listed=LISTED, target=3.28)
     overall = text.split("## Overall (target 3.28)")[1].split("## Best")[0]
     rows = [ln for ln in overall.splitlines() if ln.startswith("| ") and "---" not in ln][1:]
     steps = [r.split("|")[2].strip() for r in rows]
@@ -92,21 +92,21 @@ def test_fsspec_memory_url_source():
         if p.is_file():
             fs.pipe(f"{root}/{p.relative_to(WS).as_posix()}", p.read_bytes())
     try:
-        assert build_leaderboard(f"memory://{root}", listed=LISTED) == build_leaderboard(WS, listed=LISTED)
+        assert build_leaderboard(f"memory://{root}", listed=LISTED, target=3.28) == build_leaderboard(WS, listed=LISTED, target=3.28)
     finally:
         fs.rm(root, recursive=True)
 
 
 def test_single_file_and_empty_and_missing(tmp_path):
-    text = build_leaderboard(WS / "artifacts" / "muon_wd_agent-02" / "results.json", listed=["Muon"])
+    text = build_leaderboard(WS / "artifacts" / "muon_wd_agent-02" / "results.json", listed=["Muon"], target=3.28)
     assert "| 1 | 3,400 | 3.27100 n=1 ✓ | Muon |" in text
     (tmp_path / "empty").mkdir()
-    empty = build_leaderboard(tmp_path / "empty", listed=["Muon"])
+    empty = build_leaderboard(tmp_path / "empty", listed=["Muon"], target=3.28)
     assert "from 0 results.json file(s)" in empty and "| Muon | ? |" in empty
     with pytest.raises(OptbenchError, match="no such folder"):
-        build_leaderboard(tmp_path / "nope")
+        build_leaderboard(tmp_path / "nope", target=3.28)
     with pytest.raises(OptbenchError, match="URL"):
-        write_leaderboard(WS, "s3://bucket/LEADERBOARD.md")
+        write_leaderboard(WS, "s3://bucket/LEADERBOARD.md", target=3.28)
 
 
 def test_pipe_in_text_is_escaped(tmp_path):
@@ -124,7 +124,7 @@ def test_pipe_in_text_is_escaped(tmp_path):
             }
         )
     )
-    text = build_leaderboard(tmp_path, listed=[])
+    text = build_leaderboard(tmp_path, listed=[], target=3.28)
     row = next(ln for ln in text.splitlines() if "3,000" in ln)
     assert "x\\|y" in row and "a\\|b c" in row and row.count(" | ") == 8
 
@@ -133,7 +133,7 @@ def test_zoo_names_and_wanted_spellings_are_one_row_each():
     from optbench.results.leaderboard import render_leaderboard
 
     text = render_leaderboard([], [], None, ["shampoo", "kron", "sophia", "lion", "DistributedShampoo", "PSGD Kron",
-                                             "Sophia", "Lion"])
+                                             "Sophia", "Lion"], target=3.28)
     section = text.split("## Best known hyperparameters per optimizer")[1].split("##")[0]
     rows = [line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| ") and "?" in line]
     assert sorted(rows) == ["DistributedShampoo", "Lion", "PSGD Kron", "Sophia"]
@@ -160,11 +160,11 @@ def test_each_record_is_judged_by_its_own_rule(tmp_path):
     assert (by["named_upstream"].rule, by["named_upstream"].passes) == ("upstream-2026-04-30", True)
     assert (by["named_workspace"].rule, by["named_workspace"].passes) == ("workspace", False)
     assert (by["dated"].rule, by["dated"].passes) == ("workspace", False)
-    text = build_leaderboard(tmp_path, listed=[])
+    text = build_leaderboard(tmp_path, listed=[], target=3.28)
     assert "| 1 | 3,375 | 3.27760 n=4 ✓ | Muon |" in text and text.count("3.27760 n=4 ✗") == 2
     assert "- `upstream-2026-04-30`: one-sided z-test, sigma 0.0013" in text and "- `workspace`:" in text
     # --rule re-judges every record under one rule, and says so
-    forced = build_leaderboard(tmp_path, rule="upstream-2026-04-30", listed=[])
+    forced = build_leaderboard(tmp_path, rule="upstream-2026-04-30", listed=[], target=3.28)
     overall = forced.split("## Overall")[1].split("## Best")[0]
     assert overall.count("3.27760 n=4 ✓") == 3 and "every record judged by the `upstream-2026-04-30` rule (given)" in forced
     # a record whose track optbench does not know is listed as skipped, not ranked

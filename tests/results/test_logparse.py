@@ -40,7 +40,7 @@ def test_log_runs_feed_stats_like_optbench_runs():
     runs = log.run_records(3.28)
     assert [r.trial for r in runs] == [0, 1] and all(r.log_path == str(FIXTURE) for r in runs)
     assert runs[0].steps_to_target == 3225 and runs[1].steps_to_target == 3225  # 3.28013 at 3200 is not < 3.28
-    v = stats.evaluate_runs(runs, "upstream-2026-04-30")
+    v = stats.evaluate_runs(runs, "upstream-2026-04-30", target=3.28)
     # mean at 3250 = (3.27841 + 3.27903)/2 = 3.27872; n=2 needs < 3.28 - 0.004/sqrt(2) = 3.277172 -> fail
     assert v.final.mean == pytest.approx(3.27872)
     assert not v.passed and v.first_below_target == 3225

@@ -19,7 +19,7 @@ WS = HERE / "fixtures" / "workspace"
 
 def _runs(offset: float, n: int = 3):
     return [
-        RunRecord.from_curve([(0, 10.8), (1000, 3.6 + offset), (2000, 3.30 + offset), (2500, 3.276 + offset + i * 1e-3)])
+        RunRecord.from_curve([(0, 10.8), (1000, 3.6 + offset), (2000, 3.30 + offset), (2500, 3.276 + offset + i * 1e-3)], target=3.28)
         for i in range(n)
     ]
 
@@ -43,7 +43,7 @@ def test_plot_curves_writes_png(tmp_path):
 
 
 def test_plot_curves_other_target_and_single_run(tmp_path):
-    runs = [RunRecord.from_curve([(0, 10.8), (4000, 3.0), (5960, 2.9140)])]
+    runs = [RunRecord.from_curve([(0, 10.8), (4000, 3.0), (5960, 2.9140)], target=2.92)]
     _is_png(plot_curves({"medium": runs}, 2.92, tmp_path / "m.png"))
 
 

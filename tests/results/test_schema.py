@@ -9,7 +9,7 @@ import pytest
 from optbench.errors import OptbenchError
 from optbench.results import (
     Provenance,
-    Recipe,
+    RecipeRecord,
     Results,
     RunRecord,
     load_results,
@@ -39,10 +39,10 @@ def _curve(end: float, steps=(0, 125, 2875, 2925, 2950, 3250), t0=0.5):
 
 def _runs():
     return [
-        RunRecord.from_curve(_curve(3.2768), seed=0, log_path="logs/s0.txt"),
-        RunRecord.from_curve(_curve(3.2779), seed=1, log_path="logs/s1.txt"),
-        RunRecord.from_curve(_curve(3.2771), seed=2, log_path="logs/s2.txt"),
-        RunRecord.from_curve(_curve(3.2782), seed=3, log_path="logs/s3.txt"),
+        RunRecord.from_curve(_curve(3.2768), seed=0, log_path="logs/s0.txt", target=3.28),
+        RunRecord.from_curve(_curve(3.2779), seed=1, log_path="logs/s1.txt", target=3.28),
+        RunRecord.from_curve(_curve(3.2771), seed=2, log_path="logs/s2.txt", target=3.28),
+        RunRecord.from_curve(_curve(3.2782), seed=3, log_path="logs/s3.txt", target=3.28),
     ]
 
 
@@ -78,11 +78,12 @@ def test_builder_computes_statistics_and_round_trips(tmp_path):
         optimizer="Muon",
         track="small",
         key_hparams={"lr": 0.025, "wd": 0.05},
-        recipe=Recipe(name="muon_baseline", config={"optimizer": "muon", "lr": 0.025}),
+        recipe=RecipeRecord(name="muon_baseline", config={"optimizer": "muon", "lr": 0.025}),
         provenance=Provenance(git_commit="abc", torch_version="2.13", device="cpu", world_size=1),
         train_steps=3250,
         wallclock_s=12.5,
         timestamp="2026-05-01T10:00:00Z",
+        target=3.28,
     )
     # mean at 3250 = (3.2768+3.2779+3.2771+3.2782)/4 = 3.2775 -> exactly the n=4 workspace bar: passes
     assert r.num_runs == 4 and r.seeds == [0, 1, 2, 3]
@@ -102,15 +103,15 @@ def test_builder_computes_statistics_and_round_trips(tmp_path):
 
 
 def test_builder_not_passing_reports_first_step_below_target_and_fail():
-    runs = [RunRecord.from_curve(_curve(3.2790), seed=0)]
-    r = results_from_runs(runs, agent_id="a", experiment="e", optimizer="AdamW")
+    runs = [RunRecord.from_curve(_curve(3.2790), seed=0, target=3.28)]
+    r = results_from_runs(runs, agent_id="a", experiment="e", optimizer="AdamW", target=3.28)
     assert r.steps_to_target == 3250 and r.claimed_step is None
     assert r.passes_rule is False and r.reached_target is True
 
 
 def test_builder_never_reaching_target_is_null_and_valid():
-    runs = [RunRecord.from_curve([(0, 10.8), (100, 5.0), (200, 4.1)], seed=0)]
-    r = results_from_runs(runs, agent_id="a", experiment="short", optimizer="SGD")
+    runs = [RunRecord.from_curve([(0, 10.8), (100, 5.0), (200, 4.1)], seed=0, target=3.28)]
+    r = results_from_runs(runs, agent_id="a", experiment="short", optimizer="SGD", target=3.28)
     assert r.steps_to_target is None and r.reached_target is False and r.passes_rule is False
     assert r.final_val_loss == pytest.approx(4.1)
     again = load_results(r.to_json())
@@ -120,16 +121,16 @@ def test_builder_never_reaching_target_is_null_and_valid():
 def test_builder_extra_passes_and_unofficial_make_noncompliant():
     runs = _runs()
     runs[1] = runs[1].model_copy(update={"extra_passes": 3})
-    r = results_from_runs(runs, agent_id="a", experiment="e", optimizer="SophiaG", unofficial=True)
+    r = results_from_runs(runs, agent_id="a", experiment="e", optimizer="SophiaG", unofficial=True, target=3.28)
     assert r.compliant is False and r.unofficial
     assert any("seed 1" in n and "extra" in n for n in r.compliance_notes)
     assert any("unofficial" in n for n in r.compliance_notes)
 
 
 def test_diverged_run_round_trips_as_null():
-    run = RunRecord.from_curve([(0, 10.8), (125, float("nan"))], seed=5)
+    run = RunRecord.from_curve([(0, 10.8), (125, float("nan"))], seed=5, target=3.28)
     assert run.diverged and run.final_val_loss is None
-    r = results_from_runs([run], agent_id="a", experiment="e", optimizer="x")
+    r = results_from_runs([run], agent_id="a", experiment="e", optimizer="x", target=3.28)
     text = r.to_json()
     assert "NaN" not in text
     assert load_results(text).runs[0].diverged
@@ -199,7 +200,7 @@ def test_all_problems_reported_at_once(tmp_path):
 
 
 def test_inconsistent_runs_are_problems():
-    r = results_from_runs(_runs(), agent_id="a", experiment="e", optimizer="Muon")
+    r = results_from_runs(_runs(), agent_id="a", experiment="e", optimizer="Muon", target=3.28)
     data = json.loads(r.to_json())
     data["steps_to_3_28"] = 2950
     data["claimed_step"] = 2950
@@ -223,7 +224,7 @@ def test_not_json_and_missing_file(tmp_path):
 
 
 def test_results_model_accepts_steps_field_by_name():
-    r = Results(agent_id="a", experiment="e", optimizer="m", steps_to_3_28=3000, final_val_loss=3.27)
+    r = Results(agent_id="a", experiment="e", optimizer="m", steps_to_3_28=3000, final_val_loss=3.27, target=3.28)
     assert r.steps_to_target == 3000
 
 

@@ -29,6 +29,7 @@ def line_of(path: Path, needle: str) -> int:
 # ----------------------------------------------------------------------------- clean exports
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key", ["muon", "soap"])
 def test_exported_scripts_pass(exported, nano_data, key):
     rep = check(exported[key], steps=1, data_dir=nano_data)
@@ -40,6 +41,7 @@ def test_exported_scripts_pass(exported, nano_data, key):
 # ----------------------------------------------------------------------------- dynamic rules
 
 
+@pytest.mark.slow
 def test_extra_layer_fails_architecture(exported, nano_data, tmp_path):
     s = mutate(exported["muon"], tmp_path,
                "self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.num_layers)])",
@@ -50,6 +52,7 @@ def test_extra_layer_fails_architecture(exported, nano_data, tmp_path):
     assert any("at small size" in m and "blocks.12." in m and "expected 162,354,816" in m for m in msgs), msgs
 
 
+@pytest.mark.slow
 def test_second_backward_per_step_fails_passes(exported, nano_data, tmp_path):
     s = mutate(exported["muon"], tmp_path, TRAIN_BACKWARD,
                "                (loss * scale).backward(retain_graph=True)\n"
@@ -111,6 +114,7 @@ def test_script_without_test_switch_gets_static_checks_only(tmp_path):
     assert [v.rule for v in rep.violations] == ["fixed-fields"] and rep.violations[0].where == f"{s}:5"
 
 
+@pytest.mark.slow
 def test_changed_batch_in_training_code_fails_dynamic(exported, nano_data, tmp_path):
     s = mutate(exported["muon"], tmp_path, "        for i in range(accum_steps):\n",
                "        for i in range(accum_steps // 2):\n")
@@ -319,6 +323,7 @@ def test_optbench_run_log_is_recognised(nano_run):
     assert "[workspace]" in verdict and "track nano's default; target 5)" in verdict
 
 
+@pytest.mark.slow
 def test_bundled_recipe_with_a_dtype_hparam_exports_and_passes(tmp_path):
     """The package's nano-muon recipe sets ns_dtype = "float32" (TOML has no dtypes): the script must say torch.float32."""
     import subprocess

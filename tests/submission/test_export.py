@@ -121,6 +121,7 @@ def _run_val_losses(run_dir: Path) -> dict[int, float]:
     return {pt["step"]: pt["val_loss"] for pt in res["runs"][0]["curve"]}
 
 
+@pytest.mark.slow
 def test_exported_script_matches_optbench_run(exported, nano_run, nano_data, tmp_path):
     """The key property: same val losses as `optbench run --track nano --recipe nano-adamw --seed 0
     --set train_steps=21`, at every eval, to 1e-6 (in practice bitwise)."""
@@ -144,6 +145,7 @@ def test_exported_script_matches_optbench_run(exported, nano_run, nano_data, tmp
     assert not any(ln.startswith(TEST_VAL_PREFIX) for ln in text.splitlines())  # console only
 
 
+@pytest.mark.slow
 def test_exported_muon_script_matches_optbench_run(exported, nano_data, tmp_path):
     """The same equality for Muon with an override group (MLP weight decay): inlined zoo code, bf16
     Newton-Schulz, group construction order (8 steps: evals at 0 and 8)."""
@@ -203,6 +205,7 @@ def test_torch_default_init_is_exported():
     assert static_check(text, "x.py").ok
 
 
+@pytest.mark.slow
 def test_trials_argument_appends_trials_to_one_log(exported, nano_data, tmp_path):
     """`train_gpt_simple.py 2`: two trials (seeds 0 and 1) in one upstream log, which the checker accepts."""
     from optbench.submission.check import log_check

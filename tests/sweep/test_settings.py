@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from optbench.cli.run_cmd import _parse_value, apply_settings
+from optbench.assignments import parse_value
+from optbench.optim.recipe import apply_settings
 from optbench.optim.recipe import default_recipe, load_recipe
 from optbench.sweep.settings import setting_names, toml_literal, trial_recipe
 from optbench.tracks import get_track
@@ -36,4 +37,4 @@ def test_trial_recipe_is_the_set_path():
 
 @pytest.mark.parametrize("v", [0.1, 1e-05, 3e20, 7, True, "tuned5", [0.9, 0.95], 2.0])
 def test_toml_literal_round_trips_through_set(v):
-    assert _parse_value("k", toml_literal(v)) == v
+    assert parse_value(toml_literal(v)) == v

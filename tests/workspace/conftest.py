@@ -29,7 +29,7 @@ def synthetic_curve(tau: float, floor: float, seed: int, every: int = 125, last:
 
 
 def make_results(agent_id: str, optimizer: str, tau: float, floor: float, seeds=(0,), last: int = 4500, **kw):
-    runs = [RunRecord.from_curve(synthetic_curve(tau, floor, sd, last=last), seed=sd) for sd in seeds]
+    runs = [RunRecord.from_curve(synthetic_curve(tau, floor, sd, last=last), seed=sd, target=3.28) for sd in seeds]
     return results_from_runs(
         runs,
         agent_id=agent_id,
@@ -37,6 +37,7 @@ def make_results(agent_id: str, optimizer: str, tau: float, floor: float, seeds=
         optimizer=optimizer,
         key_hparams=kw.pop("key_hparams", {"lr": 0.025, "wd": 0.0125}),
         timestamp=kw.pop("timestamp", "2026-04-30T10:00:00Z"),
+        target=kw.pop("target", 3.28),
         **kw,
     )
 

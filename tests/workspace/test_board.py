@@ -8,13 +8,8 @@ import pytest
 import yaml
 
 from optbench.errors import OptbenchError
-from optbench.workspace.board import (
-    Board,
-    format_marker,
-    marked_results,
-    parse_marker,
-    parse_message,
-)
+from optbench.workspace.board import Board, marked_results
+from optbench.workspace.messages import format_marker, parse_marker, parse_message
 from optbench.workspace.storage import init_workspace
 
 from .cli_helpers import run_cli

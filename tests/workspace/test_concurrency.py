@@ -7,7 +7,8 @@ import multiprocessing as mp
 
 import pytest
 
-from optbench.workspace.board import Board, parse_name
+from optbench.workspace.board import Board
+from optbench.workspace.messages import parse_name
 from optbench.workspace.storage import Workspace, init_workspace
 
 PROCS = 4

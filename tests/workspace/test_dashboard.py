@@ -78,6 +78,7 @@ def test_markdown_tables_parser():
     assert t[1]["align"] == ["center"]
 
 
+@pytest.mark.slow
 def test_dashboard_renders_in_headless_chromium(populated, tmp_path):
     ws, info = populated
     out = tmp_path / "dash"

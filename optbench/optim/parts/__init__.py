@@ -4,3 +4,5 @@ an outer look-ahead and a readout, combined by recipes (``[parts.NAME]`` tables)
 ``catalog`` lists them; ``chain.Chain`` runs the per-parameter ones; ``build`` turns a recipe's parts into
 optimizers for a model. Each part module is torch + stdlib only, so an exported script inlines just the ones it uses.
 """
+
+from optbench.optim.parts.chain import Chain  # noqa: E402,F401  (registers the "chain" optimizer)

@@ -24,10 +24,11 @@ from pathlib import Path
 import nh3
 from markdown_it import MarkdownIt
 
+from optbench.clock import as_utc
 from optbench.errors import OptbenchError
 from optbench.fsutil import atomic_write_text
 from optbench.workspace import artifacts as artifacts_mod
-from optbench.workspace.board import Board, _utc, marked_results
+from optbench.workspace.board import Board, marked_results
 from optbench.workspace.claims import CLAIM_TTL, list_claims
 from optbench.workspace.storage import LEADERBOARD, SWEEP_DIR, Workspace
 
@@ -142,7 +143,7 @@ def _log_curves(ws: Workspace, art, warnings: list[str]) -> list[dict]:
 
 def collect(ws: Workspace, now: datetime | None = None, refresh_s: int = 0) -> dict:
     """Everything the page shows, as plain JSON-able data."""
-    now = _utc(now)
+    now = as_utc(now)
     warnings: list[str] = []
     board = Board(ws)
     messages = board.messages()
