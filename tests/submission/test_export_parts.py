@@ -5,12 +5,15 @@ schedules, the EMA-Nesterov look-ahead and the tail-EMA readout)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from optbench.optim.recipe import load_recipe
 from optbench.submission.export import export_recipe, export_script
 
-from .conftest import FIXTURES, optbench_run
+from .conftest import optbench_run, sub_env
 from .test_export import _run_val_losses, _script_val_losses
 
 
@@ -40,14 +43,33 @@ def test_exported_record_passes_the_checker(tmp_path):
     assert any("dynamic" in n for n in report.notes), report.notes
 
 
+# The bundled record recipe at nano size: its schedules' constants for 21 steps (PowerCool's c chosen so that
+# each group's lr reaches 0 at step 21 from the same flat fraction), look-ahead, tail EMA and trust gate inside
+# the run, CGI pairs from block 1 with the nano head size. The same `--set` list goes to `run` and `export`.
+NANO_RECORD = ["parts.powercool.end=21", "parts.powercool.matrix_c=0.0017270274679081668",
+               "parts.powercool.embed_c=0.02147980049924181", "parts.powercool.head_c=0.0002237479218671022",
+               "parts.powercool.scalar_c=0.0007159933499747271", "parts.momentum_schedule.warmup=5",
+               "parts.momentum_schedule.cooldown=5", "parts.momentum_schedule.horizon=21",
+               "parts.ema_nesterov.start=3", "parts.ema_nesterov.stop=15", "parts.tail_ema.start=12",
+               "parts.tail_ema.stop=21", "parts.tail_ema.tau=4.0", "parts.soap.floor_end=6", "parts.soap.fade_end=10",
+               "parts.cgi_gains.pair_from=1", "parts.cgi_gains.head_dim=32"]
+
+
 @pytest.mark.slow
 def test_exported_record_stack_matches_optbench_run(nano_data, tmp_path):
-    recipe = str(FIXTURES / "nano-record.toml")
+    """`optbench export --recipe track3-46-record --track nano --set ...` trains as `optbench run` with the same
+    `--set`: the same val loss (the tail-EMA readout's) at every eval."""
+    sets = [a for s in NANO_RECORD for a in ("--set", s)]
     script = tmp_path / "train_gpt_simple.py"
-    export_recipe(recipe, "nano", script)
-    want = _run_val_losses(optbench_run(recipe, tmp_path / "run", steps=21))
+    p = subprocess.run([sys.executable, "-m", "optbench", "export", "--recipe", "track3-46-record", "--track", "nano",
+                        "--out", str(script), *sets], env=sub_env(), capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    want = _run_val_losses(optbench_run("track3-46-record", tmp_path / "run", steps=21, settings=NANO_RECORD))
     got, _ = _script_val_losses(script, nano_data, tmp_path, steps=21)
     assert sorted(got) == sorted(want) == [0, 20, 21]
+    print("\n| step | optbench run | exported script | difference |\n|---:|---:|---:|---:|")
+    for s in sorted(want):
+        print(f"| {s} | {want[s]:.6f} | {got[s]:.6f} | {abs(got[s] - want[s]):.2g} |")
     diff = max(abs(got[s] - want[s]) for s in want)
-    print(f"max |val loss difference| export vs run (nano record stack): {diff:.3g}")
     assert diff <= 1e-6, (got, want)
+    assert want[21] < want[0] - 0.5  # it learns

@@ -93,10 +93,11 @@ class Part:
         pass
 
 
-def check_range(part: str, key: str, value: Any, lo: float, hi: float, *, hi_open: bool = False) -> None:
+def check_range(part: str, key: str, value: Any, lo: float, hi: float = float("inf"), *,
+                hi_open: bool = False) -> None:
     """ValueError unless lo <= value <= hi (or < hi when hi_open), naming ``part.key``."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and lo <= value and (
         value < hi if hi_open else value <= hi)
     if not ok:
-        bound = f"[{lo}, {hi})" if hi_open else f"[{lo}, {hi}]"
-        raise ValueError(f"{part}.{key}: must be a number in {bound}, got {value!r}")
+        bound = f">= {lo}" if hi == float("inf") else f"in [{lo}, {hi})" if hi_open else f"in [{lo}, {hi}]"
+        raise ValueError(f"{part}.{key}: must be a number {bound}, got {value!r}")

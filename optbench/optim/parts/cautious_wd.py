@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from optbench.optim.parts.base import Part, StepContext
+from optbench.optim.parts.base import Part, StepContext, check_range
 
 
 class CautiousWeightDecay(Part):
@@ -23,9 +23,7 @@ class CautiousWeightDecay(Part):
 
     def check_group(self, group: dict) -> None:
         super().check_group(group)
-        wd = self.knob(group, "wd")
-        if not (isinstance(wd, (int, float)) and wd >= 0):
-            raise ValueError(f"cautious_wd.wd: must be a number >= 0, got {wd!r}")
+        check_range(self.name, "wd", self.knob(group, "wd"), 0.0)
 
     def before(self, u: torch.Tensor, ctx: StepContext) -> None:
         ctx.memo["cautious_mask"] = (u.float() * ctx.p.float() > 0).to(ctx.p.dtype)

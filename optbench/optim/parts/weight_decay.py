@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from optbench.optim.parts.base import Part, StepContext
+from optbench.optim.parts.base import Part, StepContext, check_range
 
 
 class WeightDecay(Part):
@@ -22,9 +22,7 @@ class WeightDecay(Part):
 
     def check_group(self, group: dict) -> None:
         super().check_group(group)
-        wd = self.knob(group, "wd")
-        if not (isinstance(wd, (int, float)) and wd >= 0):
-            raise ValueError(f"weight_decay.wd: must be a number >= 0, got {wd!r}")
+        check_range(self.name, "wd", self.knob(group, "wd"), 0.0)
 
     def before(self, u: torch.Tensor, ctx: StepContext) -> None:
         ctx.p.mul_(1 - ctx.lr * self.knob(ctx.group, "wd"))
