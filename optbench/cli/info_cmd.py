@@ -130,17 +130,13 @@ def recipes_cmd(
                    prose=("knobs (recipe value [default])", "what", "source"))
         return
     if uses is not None:
-        from optbench.errors import OptbenchError
-        from optbench.optim.parts.catalog import info
+        from optbench.optim.parts.catalog import require
 
-        try:
-            info(uses)
-        except ValueError as e:
-            raise OptbenchError(f"--uses: {e}") from None
+        require(uses, "--uses")
     rows = []
     for n in recipe_names():
         r = load_recipe(n)
-        if uses is not None and not (uses in r.part_names() or f"aux.{uses}" in r.part_names()):
+        if uses is not None and not r.uses_part(uses):
             continue
         pub = f"{r.published.steps:,}" if r.published and r.published.steps else ""
         rows.append([n, r.optimizer, r.track or "", pub, r.source])

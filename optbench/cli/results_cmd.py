@@ -137,12 +137,9 @@ def leaderboard_cmd(
     from optbench.tracks import get_track
 
     if uses is not None:
-        from optbench.optim.parts.catalog import info
+        from optbench.optim.parts.catalog import require
 
-        try:
-            info(uses)
-        except ValueError as e:
-            raise OptbenchError(f"--uses: {e}") from None
+        require(uses, "--uses")
     entries, skipped = leaderboard.entries_from(source, rule, uses=uses)
     title = "Leaderboard" if uses is None else f"Leaderboard: results whose recipe uses `{uses}`"
     text = leaderboard.render_leaderboard(entries, skipped, rule, title=title, target=get_track(track).target)

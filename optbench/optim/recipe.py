@@ -134,6 +134,10 @@ class Recipe(BaseModel):
             out += ["aux." + n for n in sorted(self.aux.parts, key=lambda n: order.get(n, len(order)))]
         return out
 
+    def uses_part(self, part: str) -> bool:
+        """The recipe uses this part (in its chain, its aux chain, or as a global part)."""
+        return part in self.parts or (self.aux is not None and part in self.aux.parts)
+
 
 # The upstream #36 auxiliary AdamW (embedding 0.7, head 0.004, vectors 0.015; betas (0.8, 0.95), eps 1e-10, wd 1e-3).
 UPSTREAM_AUX = AuxSpec(optimizer="adamw", embed_lr=0.7, head_lr=0.004, scalar_lr=0.015,

@@ -113,11 +113,6 @@ def hparam_summary(r: Results) -> str:
     return text + (f"; parts: {', '.join(r.parts)}" if r.parts else "")
 
 
-def uses_part(r: Results, part: str) -> bool:
-    """The record's recipe uses this part (in its chain, its aux chain as aux.PART, or as a global part)."""
-    return part in r.parts or f"aux.{part}" in r.parts
-
-
 def _contributors(r: Results) -> str:
     people = [r.agent_id]
     extra = (r.model_extra or {}).get("contributors")
@@ -303,7 +298,7 @@ def entries_from(source: str | os.PathLike, rule: str | stats.Rule | None = None
     records, skipped = collect_records(source)
     entries = []
     for rel, res, log in records:
-        if uses is not None and not uses_part(res, uses):
+        if uses is not None and not res.uses_part(uses):
             continue
         try:
             r = override or rule_policy.for_results(res).rule

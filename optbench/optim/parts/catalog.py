@@ -94,6 +94,16 @@ def info(name: str) -> PartInfo:
     return PartInfo(name, cls, cls.stage, summary, source, dict(cls.knobs), cls.__module__)
 
 
+def require(name: str, where: str) -> PartInfo:
+    """``info(name)``, or an OptbenchError ``"WHERE: unknown part ..."`` for the command line."""
+    from optbench.errors import OptbenchError
+
+    try:
+        return info(name)
+    except ValueError as e:
+        raise OptbenchError(f"{where}: {e}") from None
+
+
 def _sorted(spec: dict[str, dict]) -> list[tuple[type[Part], dict]]:
     items = []
     for name, knobs in spec.items():

@@ -256,6 +256,10 @@ class Results(BaseModel):
     def n(self) -> int:
         return self.num_runs or (len(self.runs) or 1)
 
+    def uses_part(self, part: str) -> bool:
+        """The recipe uses this part (in its chain, its aux chain as aux.PART, or as a global part)."""
+        return part in self.parts or f"aux.{part}" in self.parts
+
     def to_json(self) -> str:
         """Indented JSON; each curve point on one line (a 10-seed record stays readable)."""
         text = json.dumps(self.model_dump(mode="json", exclude_none=False), indent=2, allow_nan=False)
