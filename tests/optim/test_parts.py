@@ -309,6 +309,7 @@ def test_part_knob_errors_name_the_knob():
         Chain([_param(4, 4)], [Momentum(), catalog.info("soap").cls(gate="maybe")])
     with pytest.raises(ValueError, match="unknown part 'nope'"):
         catalog.info("nope")
+    assert catalog.info("soap").cls(min_grad_align=-0.5).values["min_grad_align"] == -0.5  # a signed knob
 
 
 def test_a_group_override_changes_one_knob_for_its_parameters():
@@ -382,6 +383,12 @@ def test_set_parts_switches_off_changes_and_adds_parts():
     ("parts.row_floor.nope=1", "part row_floor has no knob 'nope'; knobs: target, rho, frob"),
     ("parts.row_floor=3", "give true, false or a table"),
     ("parts.hyperball=true", "at most one apply part"),
+    ("parts.row_floor.target=-1", r"parts.row_floor: row_floor.target: must be a finite number >= 0, got -1"),
+    ("parts.row_floor.frob=1", r"row_floor.frob: must be true or false, got 1"),
+    ("parts.tail_ema.start=2.5", r"tail_ema.start: must be a whole number >= 0, got 2.5"),
+    ("parts.powercool.end=-3", r"powercool.end: must be a whole number >= 0 \(or unset\), got -3"),
+    ("parts.cgi_gains.alpha=nan", r"cgi_gains.alpha: must be a finite number >= 0, got nan"),
+    ("parts.soap.gate=3", r"soap.gate: must be a name, got 3"),
 ])
 def test_set_parts_errors(setting, message):
     from optbench.optim.recipe import apply_settings

@@ -18,6 +18,8 @@ Torch and the standard library only: the exporter inlines this module into singl
 
 from __future__ import annotations
 
+import math
+
 from typing import Any, ClassVar
 
 import torch
@@ -47,12 +49,15 @@ class Part:
     stage: ClassVar[str] = ""
     knobs: ClassVar[dict[str, Any]] = {}
     matrix_only: ClassVar[bool] = False  # True: parameters must be 2-D
+    signed: ClassVar[frozenset[str]] = frozenset()  # number knobs that may be negative (the others must be >= 0)
 
     def __init__(self, **values: Any):
         unknown = sorted(set(values) - set(self.knobs))
         if unknown:
             raise ValueError(f"part {self.name}: unknown knob(s) {', '.join(unknown)}; "
                              f"knobs: {', '.join(sorted(self.knobs)) or 'none'}")
+        for k, v in values.items():
+            _check_kind(self.name, k, v, self.knobs[k], k in self.signed)
         self.values = {**self.knobs, **values}
 
     def __repr__(self) -> str:
@@ -101,3 +106,25 @@ def check_range(part: str, key: str, value: Any, lo: float, hi: float = float("i
     if not ok:
         bound = f">= {lo}" if hi == float("inf") else f"in [{lo}, {hi})" if hi_open else f"in [{lo}, {hi}]"
         raise ValueError(f"{part}.{key}: must be a number {bound}, got {value!r}")
+
+
+def _check_kind(part: str, key: str, value: Any, default: Any, signed: bool) -> None:
+    """ValueError unless a knob value has its default's kind: a bool, a finite number (>= 0 unless signed; a
+    whole number where the default is one; a step count where the default is None), a name, a table, a list."""
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and (signed or v >= 0)
+
+    if isinstance(default, bool):
+        ok, want = isinstance(value, bool), "true or false"
+    elif isinstance(default, int) or default is None:
+        ok = value is None if default is None and value is None else (
+            isinstance(value, int) and not isinstance(value, bool) and (signed or value >= 0))
+        want = "a whole number" + ("" if signed else " >= 0") + (" (or unset)" if default is None else "")
+    elif isinstance(default, float):
+        ok, want = number(value), "a finite number" + ("" if signed else " >= 0")
+    elif isinstance(default, str):  # a name (the part checks which), or Newton-Schulz coefficients as a list
+        ok, want = isinstance(value, (str, list)), "a name"
+    else:
+        ok, want = isinstance(value, type(default)), f"a {type(default).__name__}"
+    if not ok:
+        raise ValueError(f"{part}.{key}: must be {want}, got {value!r}")

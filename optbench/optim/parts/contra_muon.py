@@ -34,6 +34,7 @@ class ContraMuon(Part):
     name = "contra_muon"
     stage = "transform"
     matrix_only = True
+    signed = frozenset({"coeff"})  # coeff < 0 adds the momentum instead
     knobs = {"coeff": 0.4, "power_iters": 5}
 
     def transform(self, u: torch.Tensor, ctx: StepContext) -> torch.Tensor:

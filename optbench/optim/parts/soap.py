@@ -60,6 +60,7 @@ class SoapPrecondition(Part):
     name = "soap"
     stage = "transform"
     matrix_only = True
+    signed = frozenset({"min_agree", "min_grad_align"})  # cosine thresholds
     knobs = {"beta2": 0.9, "eps": 1e-8, "denom_power": 0.5, "precondition_frequency": 1, "gate": "none",
              "trust_floor": 0.45, "trust_cap": 0.85, "floor_end": 1375, "fade_end": 1625, "min_agree": 0.2,
              "min_grad_align": 0.0}
