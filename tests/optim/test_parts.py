@@ -443,3 +443,26 @@ def test_parts_modules_import_only_torch_stdlib_and_inlinable_optbench_modules()
             if isinstance(node, ast.Import):
                 assert all(a.name.split(".")[0] == "torch" or a.name.split(".")[0] in sys.stdlib_module_names
                            for a in node.names), mod.__name__
+
+
+@pytest.mark.slow
+def test_nano_chain_is_nano_muon_composed(tiny_model):
+    """The chain's default recipe on nano (Muon as parts) moves the nano model as the zoo's Muon recipe does."""
+    import copy
+
+    from optbench.optim.groups import build_optimizers
+
+    models = [tiny_model, copy.deepcopy(tiny_model)]
+    before = {n: p.detach().clone() for n, p in tiny_model.named_parameters()}
+    opts = [build_optimizers(m, load_recipe(r)) for m, r in zip(models, ("nano-chain", "nano-muon"))]
+    x = torch.randint(0, 64, (2, 16), generator=torch.Generator().manual_seed(0))
+    for _ in range(3):
+        for m, os_ in zip(models, opts):
+            m(x[:, :-1], x[:, 1:]).backward()
+            for o in os_:
+                o.step()
+            m.zero_grad(set_to_none=True)
+    a, b = (dict(m.named_parameters()) for m in models)
+    worst = max((a[n] - b[n]).abs().max().item() for n in a)
+    assert worst <= 1e-6, worst
+    assert not torch.equal(a["blocks.0.mlp.fc.weight"], before["blocks.0.mlp.fc.weight"])  # the chain did step
