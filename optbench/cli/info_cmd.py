@@ -112,13 +112,34 @@ def tracks_cmd() -> None:
 
 
 @app.command("recipes")
-def recipes_cmd() -> None:
-    """The bundled recipes and the published results they cite."""
+def recipes_cmd(
+    parts: str = typer.Option(None, "--parts", help="list this recipe's parts (name or .toml) with knobs and sources"),
+    uses: str = typer.Option(None, "--uses", help="only the recipes that use this part (e.g. hyperball)"),
+) -> None:
+    """The bundled recipes and the published results they cite; --parts R: recipe R's parts; --uses P: the
+    recipes (published entries) that use part P."""
     from optbench.optim.recipe import load_recipe, recipe_names
 
+    if parts is not None:
+        from optbench.optim.parts.catalog import describe
+
+        r = load_recipe(parts)
+        rows = [[d["part"], d["stage"], d["knobs"], d["summary"], d["source"]] for d in describe(r)]
+        if not rows:
+            Console().print(f"{r.name}: no parts (optimizer {r.optimizer} as a whole)", markup=False)
+            return
+        show_table(["part", "stage", "knobs (recipe value [default])", "what", "source"], rows,
+                   prose=("knobs (recipe value [default])", "what", "source"))
+        return
+    if uses is not None:
+        from optbench.optim.parts.catalog import require
+
+        require(uses, "--uses")
     rows = []
     for n in recipe_names():
         r = load_recipe(n)
+        if uses is not None and not r.uses_part(uses):
+            continue
         pub = f"{r.published.steps:,}" if r.published and r.published.steps else ""
         rows.append([n, r.optimizer, r.track or "", pub, r.source])
     show_table(["recipe", "optimizer", "track", "published steps", "source"], rows, numbers=("published steps",))

@@ -130,6 +130,7 @@ def leaderboard_cmd(
     rule: Optional[str] = typer.Option(None, "--rule", help="judge every record by this preset (default: each "
                                                             "record's own rule)"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="also draw best steps over time to this .png"),
+    uses: Optional[str] = typer.Option(None, "--uses", help="only results whose recipe uses this part (e.g. hyperball)"),
     track: str = typer.Option("small", "--track", help="the board's track: its target's sections come first"),
 ) -> None:
     """Build LEADERBOARD.md from results.json files (deterministic: same files, same bytes); medium-track results
@@ -137,11 +138,16 @@ def leaderboard_cmd(
     from optbench.results import leaderboard, medium_board
     from optbench.tracks import get_track
 
-    entries, skipped = leaderboard.entries_from(source, rule)
+    if uses is not None:
+        from optbench.optim.parts.catalog import require
+
+        require(uses, "--uses")
+    entries, skipped = leaderboard.entries_from(source, rule, uses=uses)
     if medium_board.is_medium_board(entries):  # the NanoGPT-Medium Optimizer Leaderboard's own form
         text = medium_board.render_medium_leaderboard(entries, skipped, rule)
     else:
-        text = leaderboard.render_leaderboard(entries, skipped, rule, target=get_track(track).target)
+        title = "Leaderboard" if uses is None else f"Leaderboard: results whose recipe uses `{uses}`"
+        text = leaderboard.render_leaderboard(entries, skipped, rule, title=title, target=get_track(track).target)
     if out is not None:
         from optbench.fsutil import atomic_write_text
 

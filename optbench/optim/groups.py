@@ -11,8 +11,9 @@ from torch import nn
 from optbench import optim
 from optbench.errors import OptbenchError
 from optbench.optim.adamw import fused_is_same_update
+from optbench.optim.parts.build import attach_parts, chain_kwargs
 from optbench.optim.recipe import Recipe
-from optbench.standalone.groups import covers_exactly, set_initial_lr, split_params
+from optbench.standalone.groups import covers_exactly, set_initial_lr, split_by_name, split_params
 
 #: optimizers that get fused=True on CUDA and wherever it is the same update (optim.adamw.fused_is_same_update);
 #: the exported script says fused=True (its parameters are float32 off CUDA)
@@ -58,6 +59,11 @@ def check_scope(recipe: Recipe) -> None:
         raise OptbenchError(f"recipe {recipe.name}: {info.name} only handles >=2-D matrices; use scope 'matrices'")
 
 
+def aux_overrides(recipe: Recipe) -> list[tuple[str, dict]]:
+    """The recipe's [[aux.overrides]] as (match, hparams) pairs for optbench.standalone.groups.split_by_name."""
+    return [(ov.match, dict(ov.hparams)) for ov in recipe.aux.overrides] if recipe.aux is not None else []
+
+
 def split_kwargs(recipe: Recipe) -> dict:
     """The recipe's keywords for optbench.standalone.groups.split_params."""
     kw = {"scope": recipe.scope, "lr": recipe.hparams.get("lr"),
@@ -77,10 +83,17 @@ def build_optimizers(model: nn.Module, recipe: Recipe, *, fused_ok: bool = False
         raise OptbenchError(f"recipe {recipe.name}: {e}") from None
     opts = []
     if recipe.scope != "all":
-        opts.append(_construct(recipe.aux.optimizer, aux_groups, recipe.aux.hparams, fused_ok=fused_ok))
+        try:
+            aux_groups = split_by_name(aux_groups, model, aux_overrides(recipe))
+        except ValueError as e:
+            raise OptbenchError(f"recipe {recipe.name} [aux]: {e}") from None
+        opts.append(_construct(recipe.aux.optimizer, aux_groups,
+                               {**recipe.aux.hparams, **chain_kwargs(recipe.aux.optimizer, recipe.aux.parts, "aux")},
+                               fused_ok=fused_ok))
     hparams = {k: v for k, v in recipe.hparams.items() if k != "lr"}
-    opts.append(_construct(optim.info(recipe.optimizer).name, groups, hparams, fused_ok=fused_ok))
+    opts.append(_construct(optim.info(recipe.optimizer).name, groups,
+                           {**hparams, **chain_kwargs(recipe.optimizer, recipe.parts, recipe.name)}, fused_ok=fused_ok))
     if not covers_exactly(opts, model):
         raise OptbenchError(f"recipe {recipe.name}: optimizer groups do not cover every parameter exactly once")
     set_initial_lr(opts)
-    return opts
+    return attach_parts(opts, recipe, model)  # schedules, outer look-ahead and readout parts (none: opts as is)

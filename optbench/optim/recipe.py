@@ -7,13 +7,37 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from optbench.assignments import parse_assignment
 from optbench.errors import OptbenchError
 from optbench.tuning import TuningBudget
 
 RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
+
+# [parts.NAME] tables: part name -> knob values (optbench.optim.parts.catalog); `NAME = true` is the part with its
+# defaults, `NAME = false` leaves it out (how `--set parts.NAME=false` ablates a part).
+PartsSpec = dict[str, dict[str, Any]]
+
+
+def _normalize_parts(value: Any) -> Any:
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for name, knobs in value.items():
+        if knobs is False:
+            continue
+        out[name] = {} if knobs is True else knobs
+    return out
+
+
+class GroupOverride(BaseModel):
+    """Hyperparameter overrides for the hidden matrices whose names contain `match` (e.g. 2x wd on MLP); under
+    [aux], for the aux parameters whose names contain it (e.g. per-bias betas)."""
+
+    model_config = ConfigDict(extra="forbid")
+    match: str
+    hparams: dict[str, Any]
 
 
 def check_hparams(optimizer: str, hparams: dict[str, Any], where: str) -> None:
@@ -25,6 +49,8 @@ def check_hparams(optimizer: str, hparams: dict[str, Any], where: str) -> None:
     from optbench import optim
 
     info = optim.info(optimizer)
+    if info.name == "chain":  # a chain's hyperparameters are its parts' knobs, checked by parts.catalog.check_spec
+        return
     params = inspect.signature(info.cls.__init__).parameters
     open_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     defaults = info.defaults()
@@ -54,19 +80,20 @@ class AuxSpec(BaseModel):
     head_lr: float = Field(gt=0, allow_inf_nan=False)
     scalar_lr: float = Field(gt=0, allow_inf_nan=False)
     hparams: dict[str, Any] = Field(default_factory=dict)
+    parts: PartsSpec = Field(default_factory=dict)  # the aux Chain's parts (optimizer = "chain")
+    overrides: list[GroupOverride] = Field(default_factory=list)  # name-matched aux subgroups (e.g. per-bias betas)
 
     @model_validator(mode="after")
     def _check(self) -> "AuxSpec":
         check_hparams(self.optimizer, self.hparams, "aux.")
+        for ov in self.overrides:
+            check_hparams(self.optimizer, ov.hparams, f"aux.overrides[{ov.match!r}].")
         return self
 
-
-class GroupOverride(BaseModel):
-    """Hyperparameter overrides for the hidden matrices whose names contain `match` (e.g. 2x wd on MLP)."""
-
-    model_config = ConfigDict(extra="forbid")
-    match: str
-    hparams: dict[str, Any]
+    @field_validator("parts", mode="before")
+    @classmethod
+    def _parts(cls, v: Any) -> Any:
+        return _normalize_parts(v)
 
 
 class MomentumWarmup(BaseModel):
@@ -107,6 +134,13 @@ class Recipe(BaseModel):
     init: Literal["track3", "torch-default"] = "track3"
     published: Published | None = None
     tuning_budget: TuningBudget | None = None  # set by `optbench sweep export`: the sweep behind these numbers
+    parts: PartsSpec = Field(default_factory=dict)  # composable parts: chain stages for optimizer "chain", and
+    #                                                 schedule / outer / readout parts for any optimizer
+
+    @field_validator("parts", mode="before")
+    @classmethod
+    def _parts(cls, v: Any) -> Any:
+        return _normalize_parts(v)
 
     @model_validator(mode="after")
     def _check(self) -> "Recipe":
@@ -119,6 +153,14 @@ class Recipe(BaseModel):
             check_hparams(self.optimizer, ov.hparams, f"overrides[{ov.match!r}].")
         if self.momentum_warmup is not None and "momentum" not in self.hparams:
             raise ValueError("momentum_warmup needs the end value as hparams.momentum")
+        if self.parts or self.optimizer == "chain" or (self.aux is not None and (self.aux.parts
+                                                                                   or self.aux.optimizer == "chain")):
+            from optbench.optim.parts.catalog import check_spec
+
+            check_spec(self.parts, chain=self.optimizer == "chain", allow_global=True, where="parts")
+            if self.aux is not None:
+                check_spec(self.aux.parts, chain=self.aux.optimizer == "chain", allow_global=False,
+                           where="aux.parts")
         return self
 
     def summary(self) -> str:
@@ -136,7 +178,23 @@ class Recipe(BaseModel):
         if self.aux:
             s += f"; aux {self.aux.optimizer} embed {self.aux.embed_lr:g} head {self.aux.head_lr:g} " \
                  f"scalars {self.aux.scalar_lr:g}"
+        if self.part_names():
+            s += "; parts " + ", ".join(self.part_names())
         return s
+
+    def part_names(self) -> list[str]:
+        """The recipe's parts in canonical order, the aux chain's prefixed "aux." (what results and boards show)."""
+        from optbench.optim.parts.catalog import names
+
+        order = {n: i for i, n in enumerate(names())}
+        out = sorted(self.parts, key=lambda n: order.get(n, len(order)))
+        if self.aux is not None:
+            out += ["aux." + n for n in sorted(self.aux.parts, key=lambda n: order.get(n, len(order)))]
+        return out
+
+    def uses_part(self, part: str) -> bool:
+        """The recipe uses this part (in its chain, its aux chain, or as a global part)."""
+        return part in self.parts or (self.aux is not None and part in self.aux.parts)
 
 
 # The upstream #36 auxiliary AdamW (embedding 0.7, head 0.004, vectors 0.015; betas (0.8, 0.95), eps 1e-10, wd 1e-3).
@@ -215,8 +273,11 @@ AUX_FIELDS = ("embed_lr", "head_lr", "scalar_lr", "optimizer")
 
 def apply_settings(recipe: Recipe, settings: list[str]) -> tuple[Recipe, str]:
     """`--set KEY=VALUE`s applied to a recipe: hparams (lr=0.02), schedule fields (train_steps, warmup_steps,
-    cooldown_frac, lr_floor) or aux.FIELD. Returns the new recipe (named `NAME+set`) and the lines that record the
-    settings in the run log's code section."""
+    cooldown_frac, lr_floor), aux.FIELD, or parts (parts.NAME=false ablates a part, parts.NAME.KNOB=V sets a
+    knob; aux.parts.* likewise). Returns the new recipe (named `NAME+set`) and the lines that record the settings
+    in the run log's code section."""
+    from optbench.optim.parts.settings import set_part
+
     if not settings:
         return recipe, ""
     data = recipe.model_dump()
@@ -224,11 +285,15 @@ def apply_settings(recipe: Recipe, settings: list[str]) -> tuple[Recipe, str]:
         key, value = parse_assignment(s, "--set")
         if key in SCHEDULE_FIELDS:
             data[key] = value
+        elif key.startswith("parts."):
+            set_part(data["parts"], key[len("parts."):], value)
         elif key.startswith("aux."):
             if data.get("aux") is None:
                 raise OptbenchError(f"--set {key}: recipe {recipe.name} has no aux optimizer")
             sub = key[4:]
-            if sub in AUX_FIELDS:
+            if sub.startswith("parts."):
+                set_part(data["aux"]["parts"], sub[len("parts."):], value, where="aux.parts")
+            elif sub in AUX_FIELDS:
                 data["aux"][sub] = value
             else:
                 data["aux"]["hparams"][sub] = value

@@ -103,12 +103,14 @@ def _fmt_value(v: object) -> str:
 
 
 def hparam_summary(r: Results) -> str:
-    """`lr 0.025, wd 0.05` from key_hparams (file order), or the recipe name, or '?'."""
+    """`lr 0.025, wd 0.05` from key_hparams (file order), or the recipe name, or '?'; then the recipe's parts."""
     if r.key_hparams:
-        return ", ".join(f"{k} {_fmt_value(v)}" for k, v in r.key_hparams.items())
-    if r.recipe is not None:
-        return f"recipe {r.recipe.name}"
-    return "?"
+        text = ", ".join(f"{k} {_fmt_value(v)}" for k, v in r.key_hparams.items())
+    elif r.recipe is not None:
+        text = f"recipe {r.recipe.name}"
+    else:
+        text = "?"
+    return text + (f"; parts: {', '.join(r.parts)}" if r.parts else "")
 
 
 def _contributors(r: Results) -> str:
@@ -285,15 +287,19 @@ def _section(entries: list[Entry], target: float, suffix: str, listed: Sequence[
     return L
 
 
-def entries_from(source: str | os.PathLike, rule: str | stats.Rule | None = None) -> tuple[list[Entry], list[tuple[str, str]]]:
+def entries_from(source: str | os.PathLike, rule: str | stats.Rule | None = None,
+                 uses: str | None = None) -> tuple[list[Entry], list[tuple[str, str]]]:
     """The leaderboard's view of every results.json under source, and the files it skipped (path, reason).
 
     Each record is judged by `rule` when given, else by its own rule (rule_policy); a record whose rule or track
-    is unknown is skipped with the reason."""
+    is unknown is skipped with the reason. ``uses``: only the records whose recipe uses that part (e.g.
+    "hyperball")."""
     override = stats.get_rule(rule) if rule is not None else None
     records, skipped = collect_records(source)
     entries = []
     for rel, res, log in records:
+        if uses is not None and not res.uses_part(uses):
+            continue
         try:
             r = override or rule_policy.for_results(res).rule
         except OptbenchError as e:

@@ -37,6 +37,34 @@ def split_params(model, *, scope: str = "matrices", lr: float | None = None, ove
     return aux, groups
 
 
+def split_by_name(groups: list[dict], model, overrides=()) -> list[dict]:
+    """Split groups by (match, hparams) overrides on parameter names (first match wins), in place: each group
+    becomes its overrides' subgroups (in override order, keeping the group's lr and other entries, plus the
+    override's hparams) followed by its unmatched rest. The aux groups' per-family hyperparameters (the record's
+    per-bias beta2). ValueError for an override that selects no parameter."""
+    if not overrides:
+        return groups
+    names = {id(p): n for n, p in model.named_parameters()}
+    taken: set[int] = set()
+    hits = [False] * len(overrides)
+    out = []
+    for g in groups:
+        base = {k: v for k, v in g.items() if k != "params"}
+        for i, (match, hparams) in enumerate(overrides):
+            sel = [p for p in g["params"] if match in names[id(p)] and id(p) not in taken]
+            if sel:
+                hits[i] = True
+                taken.update(id(p) for p in sel)
+                out.append({**base, **hparams, "params": sel})
+        rest = [p for p in g["params"] if id(p) not in taken]
+        if rest:
+            out.append({**base, "params": rest})
+    for (match, _), hit in zip(overrides, hits):
+        if not hit:
+            raise ValueError(f"override match {match!r} selects no parameter")
+    return out
+
+
 def covers_exactly(optimizers, model) -> bool:
     """Whether the optimizers' groups hold every parameter of the model exactly once."""
     covered = [p for opt in optimizers for group in opt.param_groups for p in group["params"]]

@@ -29,6 +29,16 @@ def set_lr(optimizers, eta: float) -> None:
             group["lr"] = group["initial_lr"] * eta
 
 
+def apply_schedules(optimizers, step: int, train_steps: int) -> None:
+    """Per-group schedules of recipe parts, after set_lr: ``opt.part_schedules`` maps a group index to objects
+    whose ``set(group, step, train_steps)`` sets that group's lr or momentum (PowerCool, split cooldowns, momentum
+    warm-up/cool-down; optbench.optim.parts). Optimizers without it are left as set_lr left them."""
+    for opt in optimizers:
+        for i, scheds in getattr(opt, "part_schedules", {}).items():
+            for s in scheds:
+                s.set(opt.param_groups[i], step, train_steps)
+
+
 def is_eval_step(step: int, train_steps: int, eval_every: int, eval_every_late: int, late_frac: float) -> bool:
     """Evaluate every eval_every steps while step/train_steps < late_frac, every eval_every_late after, and at the
     end."""

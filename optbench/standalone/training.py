@@ -11,6 +11,7 @@ The optimizer protocol (no-ops unless an optimizer defines the method):
 - ``opt.hessian_update_due(step) -> bool`` and ``opt.update_hessian()`` (Sophia): when due after a step, ONE extra
   forward+backward on labels sampled from the model (Gauss-Newton-Bartlett) leaves the estimator's gradient in
   ``p.grad``, then ``update_hessian()`` runs. A run with any extra pass breaks the one-pass-per-step rule.
+- ``opt.before_forward()`` (EMA-Nesterov's look-ahead): right before each step's forward-backward.
 """
 
 from __future__ import annotations
@@ -69,6 +70,15 @@ def set_train_mode(optimizers) -> None:
 def set_eval_mode(optimizers) -> None:
     for opt in optimizers:
         fn = getattr(opt, "eval", None)
+        if callable(fn):
+            fn()
+
+
+def before_forward(optimizers) -> None:
+    """``opt.before_forward()`` where defined (EMA-Nesterov moves the weights to its look-ahead point), right
+    before a step's forward-backward."""
+    for opt in optimizers:
+        fn = getattr(opt, "before_forward", None)
         if callable(fn):
             fn()
 

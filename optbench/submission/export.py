@@ -5,11 +5,13 @@ between the functions) filled with module sources, inlined verbatim, and hard-co
 
 - Dataloader: optbench/standalone/data.py
 - Architecture: optbench/model/gpt.py (without its init functions)
-- Optimizer: the zoo module(s) of the recipe's optimizers, plus the zoo helper modules they import, dependency
-  order, ``from optbench...`` imports and ``register(...)`` calls removed
+- Optimizer: the zoo module(s) of the recipe's optimizers and the modules of the parts it uses
+  (optbench/optim/parts), plus the helper modules they import, dependency order, ``from optbench...`` imports and
+  ``register(...)`` calls removed
 - Setup: optbench/standalone/logformat.py, then the track's fixed fields and the test-only switch
 - Init & Optim Hyperparams: the recipe's init function (gpt.py), optbench/standalone/groups.py and schedule.py,
-  then train_steps, the optimizer construction lines and the schedule's settings
+  then train_steps, the init parts, the optimizer construction lines, the global parts (schedules, look-ahead,
+  readout) and the schedule's settings
 - Training and Validation: optbench/standalone/training.py, then the step loop
 
 The loop (optbench.train) calls the same functions in the same order, so on one CPU process the script and
@@ -36,7 +38,7 @@ from string import Template
 from optbench.errors import OptbenchError
 from optbench.optim.groups import check_scope, with_track_hparams
 from optbench.optim.recipe import Recipe, load_recipe
-from optbench.submission import render
+from optbench.submission import parts_source, render
 from optbench.submission.inline import (Inlined, bound_names, check_collisions, inline_function, inline_module,
                                        merged_imports, module_closure)
 from optbench.tracks import GPT_INIT_FUNCTIONS, Track, get_track
@@ -120,7 +122,7 @@ def export_script(recipe: Recipe, track: Track | str = "small", *, recipe_origin
     aux_info = optim.info(recipe.aux.optimizer) if recipe.aux is not None else None
     main_mod, main_cls = optimizer_binding(main_info)
     aux_mod, aux_cls = optimizer_binding(aux_info) if aux_info is not None else (None, None)
-    opt_mods = module_closure([m for m in (aux_mod, main_mod) if m is not None])
+    opt_mods = module_closure([m for m in (aux_mod, main_mod) if m is not None] + parts_source.modules(recipe))
     gpt = inline_module(_GPT, drop=tuple(GPT_INIT_FUNCTIONS.values()) + ("count_params",))
     sections = {key: [inline_module(m) for m in mods] for key, mods in SECTION_MODULES.items()}
     sections["init_modules"].insert(0, inline_function(_GPT, init_fn))
@@ -152,6 +154,8 @@ def export_script(recipe: Recipe, track: Track | str = "small", *, recipe_origin
         test_begin=TEST_BEGIN, test_end=TEST_END, test_env_track=TEST_ENV_TRACK, test_env_data=TEST_ENV_DATA,
         test_env_steps=TEST_ENV_STEPS, test_tracks=render.test_track_entries([get_track(n) for n in TEST_TRACKS]),
         init_modules=blocks(sections["init_modules"], IN_TRIAL), train_steps=T, init_function=init_fn,
+        init_parts=parts_source.init_lines(recipe, IN_TRIAL).rstrip("\n"),
+        global_parts=parts_source.global_lines(recipe, track, IN_TRIAL).rstrip("\n"),
         init_scheme=repr(recipe.init),
         optimizers=render.optimizer_lines(recipe, (main_info.name, main_cls),
                                           (aux_info.name, aux_cls) if aux_info else None, IN_TRIAL).rstrip("\n"),

@@ -79,12 +79,30 @@ def optimizer_lines(recipe: Recipe, main: tuple[str, str], aux: tuple[str, str] 
     out = call("aux_groups, groups = split_params", args, indent)
     names = []
     if aux is not None:
-        out += call(f"optimizer1 = {aux[1]}", ["aux_groups"] + constructor_args(aux[0], recipe.aux.hparams), indent)
+        from optbench.optim.groups import aux_overrides
+
+        if recipe.aux.overrides:  # per-family aux hyperparameters (the record's per-bias beta2)
+            out += call("aux_groups = split_by_name", ["aux_groups", "model", py(aux_overrides(recipe))], indent)
+        pre, arg = _parts_arg(aux[0], recipe.aux.parts, "aux_parts", indent)
+        out += pre + call(f"optimizer1 = {aux[1]}", ["aux_groups"] + arg + constructor_args(aux[0], recipe.aux.hparams),
+                          indent)
         names.append("optimizer1")
     hparams = {k: v for k, v in recipe.hparams.items() if k != "lr"}
-    out += call(f"optimizer2 = {main[1]}", ["groups"] + constructor_args(main[0], hparams), indent)
+    pre, arg = _parts_arg(main[0], recipe.parts, "matrix_parts", indent)
+    out += pre + call(f"optimizer2 = {main[1]}", ["groups"] + arg + constructor_args(main[0], hparams), indent)
     names.append("optimizer2")
     return out + f"{indent}optimizers = [{', '.join(names)}]\n"
+
+
+def _parts_arg(name: str, spec: dict, var: str, indent: str) -> tuple[str, list[str]]:
+    """For a Chain: the lines that build its part list (optbench.optim.parts) into `var`, and [var] as its second
+    argument; nothing for other optimizers."""
+    if name != "chain":
+        return "", []
+    from optbench.submission.parts_source import part_calls
+
+    lines = [f"{indent}{var} = ["] + [f"{indent}    {c}," for c in part_calls(spec)] + [f"{indent}]"]
+    return "\n".join(lines) + "\n", [var]
 
 
 def config_args(config) -> str:

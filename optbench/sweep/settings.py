@@ -25,14 +25,23 @@ def _hparam_names(optimizer: str, recipe_hparams: dict) -> set[str]:
 
 def setting_names(recipe: Recipe, track) -> list[str]:
     """Every name a space may tune for this recipe's optimizer on this track (hparams the track fixes, such as
-    Sophia's batch_size, are left out)."""
+    Sophia's batch_size, are left out), and the recipe's parts: ``parts.NAME`` (true/false: an ablation) and
+    ``parts.NAME.KNOB`` (``aux.parts...`` for the aux chain's)."""
     from_track = set(with_track_hparams(recipe, track).hparams) - set(recipe.hparams)
     names = sorted(_hparam_names(recipe.optimizer, recipe.hparams) - from_track) + list(SCHEDULE_FIELDS)
     if recipe.aux is not None:
         names += [f"aux.{f}" for f in AUX_FIELDS]
         aux = _hparam_names(recipe.aux.optimizer, recipe.aux.hparams) - {"lr"}  # its lrs are the three above
         names += [f"aux.{k}" for k in sorted(aux)]
-    return names
+        names += _part_names("aux.parts", recipe.aux.parts)
+    return names + _part_names("parts", recipe.parts)
+
+
+def _part_names(prefix: str, parts: dict) -> list[str]:
+    from optbench.optim.parts import catalog
+
+    return [n for name in parts for n in (f"{prefix}.{name}",
+                                          *(f"{prefix}.{name}.{k}" for k in catalog.info(name).knobs))]
 
 
 def toml_literal(v) -> str:

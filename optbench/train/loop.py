@@ -24,6 +24,7 @@ from optbench.data.loader import load_val
 from optbench.data.shards import check_vocab, list_shards
 from optbench.errors import OptbenchError
 from optbench.fsutil import atomic_write_text
+from optbench.optim.parts.build import part_modules
 from optbench.results.schema import CurvePoint, RunRecord, collect_provenance, results_from_runs, save_results
 from optbench.standalone.logformat import eval_line, version_line
 from optbench.tracks import Track
@@ -172,6 +173,7 @@ def run(cfg: RunConfig, env: DistEnv, *, resume: bool = False) -> tuple[object, 
         mods = [sys.modules[optim.get(cfg.recipe.optimizer).__module__]]
         if cfg.recipe.aux is not None:
             mods.append(sys.modules[optim.get(cfg.recipe.aux.optimizer).__module__])
+        mods += [sys.modules[m] for m in part_modules(cfg.recipe)]
         log = RunLog(out, run_code_text(cfg, mods), version_line(env.device, env.world_size))
     wall = RunWall(out, env.is_main, resume)
     keep = 1 if cfg.keep_checkpoints is None else cfg.keep_checkpoints
@@ -270,7 +272,7 @@ def _results(cfg: RunConfig, env: DistEnv, records: list[RunRecord], wall: float
     kwargs = dict(agent_id=cfg.agent_id, experiment=cfg.experiment or f"{cfg.recipe.name} on {cfg.track.name}",
                   optimizer=cfg.recipe.optimizer, target=cfg.track.target, rule=cfg.track.rule,
                   track=cfg.track.name, key_hparams=dict(cfg.recipe.hparams), notes="; ".join(notes) or None,
-                  recipe={"name": cfg.recipe.name, "config": cfg.recipe.model_dump()},
+                  recipe={"name": cfg.recipe.name, "config": cfg.recipe.model_dump()}, parts=cfg.recipe.part_names(),
                   provenance=collect_provenance(device=device, world_size=env.world_size),
                   train_steps=cfg.train_steps, wallclock_s=round(wall, 3), unofficial=cfg.track.unofficial,
                   compliance_notes=[f"unofficial overrides: {cfg.track.overrides}"] if cfg.track.unofficial else [])

@@ -14,11 +14,12 @@ import torch
 
 from optbench.data.loader import TokenStream
 from optbench.optim.groups import build_optimizers, with_track_hparams
+from optbench.optim.parts.build import apply_init_parts
 from optbench.results.schema import CurvePoint, RunRecord
 from optbench.standalone.logformat import eval_line
-from optbench.standalone.schedule import lr_multiplier, momentum_warmup, set_lr
-from optbench.standalone.training import (TrainClock, all_reduce_sum, barrier, data_parallel, evaluate, extra_pass,
-                                          forward_backward, optimizer_step, set_train_mode)
+from optbench.standalone.schedule import apply_schedules, lr_multiplier, momentum_warmup, set_lr
+from optbench.standalone.training import (TrainClock, all_reduce_sum, barrier, before_forward, data_parallel, evaluate,
+                                          extra_pass, forward_backward, optimizer_step, set_train_mode)
 from optbench.train import checkpoint as ckpt
 from optbench.train.config import RunConfig
 from optbench.train.distributed import DistEnv, any_rank
@@ -46,6 +47,7 @@ class Trial:
         torch.manual_seed(seed)
         self.model = self.track.build_model(embed_dtype=torch.bfloat16 if cuda else torch.float32).to(env.device)
         self.track.init_model(self.model, recipe.init)
+        apply_init_parts(self.model, recipe)  # the recipe's init parts (none: a no-op)
         if cfg.compile:
             self.model.compile(dynamic=False)
         self.optimizers = build_optimizers(self.model, recipe, fused_ok=cuda)
@@ -134,6 +136,7 @@ class Trial:
         if self.set_progress is not None:
             self.set_progress(step / self.T)
         mbs = self.track.micro_batch_rows
+        before_forward(self.optimizers)  # EMA-Nesterov's look-ahead (no-op for other optimizers)
         loss_sum = all_reduce_sum(forward_backward(self.train_model, inputs, targets, mbs, self.loss_scale))
         train_loss = float(loss_sum.item()) / self.track.batch_tokens
         if any_rank(not math.isfinite(train_loss), self.env):
@@ -145,6 +148,7 @@ class Trial:
             mw = recipe.momentum_warmup
             for group in self.optimizers[-1].param_groups:
                 group["momentum"] = momentum_warmup(step, mw.start, recipe.hparams["momentum"], mw.steps)
+        apply_schedules(self.optimizers, step, self.T)  # recipe schedule parts (PowerCool, split cooldowns, mu)
         try:
             optimizer_step(self.optimizers)
         except FloatingPointError as e:  # an optimizer that detects non-finite state itself

@@ -161,6 +161,8 @@ def result_post_body(results, note: str = "", artifact: str | None = None, rule:
     lines.append(f"- val loss: {mean:.4f} (mean of {n} run{'s' if n != 1 else ''}{std})")
     if results.key_hparams:
         lines.append("- key hparams: " + ", ".join(f"{k}={v}" for k, v in results.key_hparams.items()))
+    if results.parts:
+        lines.append("- parts: " + ", ".join(results.parts))
     if results.track:
         lines.append(f"- track: {results.track}")
     if artifact:

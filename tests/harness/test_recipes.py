@@ -40,10 +40,10 @@ def test_recipe_builds_and_steps(name):
     covered = {id(p) for o in opts for g in o.param_groups for p in g["params"]}
     assert covered == {id(p) for p in m.parameters()}
     if r.aux is not None:
-        lrs = sorted(g["lr"] for g in opts[0].param_groups)
+        lrs = sorted({g["lr"] for g in opts[0].param_groups})  # [aux] overrides split groups, keeping the role's lr
         roles = set(m.param_roles().values())  # a tied model has no head, the remixed ones no scalars
         aux_lrs = {"embed": r.aux.embed_lr, "head": r.aux.head_lr, "scalar": r.aux.scalar_lr}
-        assert lrs == sorted(lr for role, lr in aux_lrs.items() if role in roles)
+        assert lrs == sorted({lr for role, lr in aux_lrs.items() if role in roles})
     protocol.set_train_mode(opts)  # as the loop does (schedule-free needs it)
     x = torch.randint(0, 256, (2, 64))
     m(x, x).backward()

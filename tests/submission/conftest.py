@@ -57,10 +57,11 @@ def exported(tmp_path_factory) -> dict[str, Path]:
     return out
 
 
-def optbench_run(recipe: str, out: Path, steps: int = EQ_STEPS) -> Path:
-    """`optbench run --track nano --recipe RECIPE --seed 0 --set train_steps=STEPS` (one seed, CPU)."""
-    cmd = [sys.executable, "-m", "optbench", "run", "--track", "nano", "--recipe", recipe, "--seed", "0",
-           "--set", f"train_steps={steps}", "--out", str(out), "--quiet"]
+def optbench_run(recipe: str, out: Path, steps: int = EQ_STEPS, settings: tuple[str, ...] | list[str] = ()) -> Path:
+    """`optbench run --track nano --recipe RECIPE --seed 0 --set train_steps=STEPS [--set S ...]` (one seed, CPU)."""
+    sets = [a for s in (f"train_steps={steps}", *settings) for a in ("--set", s)]
+    cmd = [sys.executable, "-m", "optbench", "run", "--track", "nano", "--recipe", recipe, "--seed", "0", *sets,
+           "--out", str(out), "--quiet"]
     p = subprocess.run(cmd, env=sub_env(), capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-2000:]
     return out

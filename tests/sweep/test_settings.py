@@ -38,3 +38,21 @@ def test_trial_recipe_is_the_set_path():
 @pytest.mark.parametrize("v", [0.1, 1e-05, 3e20, 7, True, "tuned5", [0.9, 0.95], 2.0])
 def test_toml_literal_round_trips_through_set(v):
     assert parse_value(toml_literal(v)) == v
+
+
+def test_an_ablation_of_the_record_is_a_sweep_over_its_parts():
+    """A space may switch the recipe's parts on and off and tune their knobs (aux chain's too); a trial is the
+    `--set parts...` run."""
+    from optbench.sweep.space import parse_space
+
+    base = load_recipe("track3-46-record")
+    names = setting_names(base, get_track("small"))
+    assert {"parts.cautious_wd", "parts.cautious_wd.wd", "parts.row_floor.target", "parts.tail_ema.blend",
+            "aux.parts.adam.beta2"} <= set(names)
+    assert "parts.hyperball" not in names  # not a part of this recipe
+    space = parse_space('parts.cautious_wd = { categorical = [true, false] }\n'
+                        'parts.row_floor.target = { uniform = [0.2, 0.5] }\n')
+    space.check_names(names, "the record")
+    r, text = trial_recipe(base, "# base", {"parts.cautious_wd": False, "parts.row_floor.target": 0.25})
+    assert "cautious_wd" not in r.parts and r.parts["row_floor"]["target"] == 0.25
+    assert text.splitlines() == ["# base", "# --set parts.cautious_wd=false", "# --set parts.row_floor.target=0.25"]

@@ -5,7 +5,7 @@ The record is the workspace format (spec/workspace.md) plus optbench's fields:
     workspace (required)   agent_id, experiment, optimizer, steps_to_<target>, final_val_loss
     workspace (optional)   timestamp, num_runs, mean_val_loss, std_val_loss, key_hparams, notes
     optbench               track, target, rule, reached_target, passes_rule, seeds, runs (per seed),
-                           claimed_step, compliant, compliance_notes, unofficial, recipe, provenance,
+                           claimed_step, compliant, compliance_notes, unofficial, recipe, parts, provenance,
                            train_steps, wallclock_s, tuning_budget (from a recipe exported by a sweep)
     anything else          kept as is (other tools' fields survive a load/save round trip)
 
@@ -51,6 +51,7 @@ _FIELD_ORDER = [
     "compliance_notes",
     "unofficial",
     "recipe",
+    "parts",
     "provenance",
     "train_steps",
     "wallclock_s",
@@ -236,6 +237,7 @@ class Results(BaseModel):
     compliance_notes: list[str] = Field(default_factory=list)
     unofficial: bool = False
     recipe: Optional[RecipeRecord] = None
+    parts: list[str] = Field(default_factory=list)  # the recipe's composable parts (aux chain's as "aux.NAME")
     provenance: Optional[Provenance] = None
     train_steps: Optional[int] = Field(default=None, strict=True, ge=0)
     wallclock_s: Optional[float] = Field(default=None, ge=0)
@@ -304,6 +306,10 @@ class Results(BaseModel):
                              for r in self.runs)
             text += f"; last eval of each run (runs[].final_val_loss): {last}"
         return text
+
+    def uses_part(self, part: str) -> bool:
+        """The recipe uses this part (in its chain, its aux chain as aux.PART, or as a global part)."""
+        return part in self.parts or f"aux.{part}" in self.parts
 
     def to_json(self) -> str:
         """Indented JSON; each curve point on one line (a 10-seed record stays readable)."""

@@ -230,6 +230,7 @@ def collect(ws: Workspace, now: datetime | None = None, refresh_s: int = 0) -> d
                 "files": a.files,
                 "optimizer": getattr(a.results, "optimizer", None),
                 "steps": getattr(a.results, "steps_to_target", None),
+                "parts": list(getattr(a.results, "parts", None) or []),
                 "warning": a.warning,
             }
             for a in arts

@@ -227,18 +227,31 @@
     var box = document.getElementById("artifacts"), arts = D.artifacts || [];
     if (!arts.length) { box.appendChild(h("p", {"class": "empty"}, "No artifacts yet.")); return; }
     var table = h("table"), tr = h("tr");
-    ["folder", "optimizer", "steps", "files"].forEach(function (c) { tr.appendChild(h("th", null, c)); });
+    ["folder", "optimizer", "steps", "parts", "files"].forEach(function (c) { tr.appendChild(h("th", null, c)); });
     table.appendChild(tr);
+    var rows = [];
     arts.forEach(function (a) {
-      var r = h("tr");
+      var r = h("tr", {"class": "artifact-row"});
       r.appendChild(h("td", null, a.name));
       r.appendChild(h("td", null, a.optimizer || ""));
       r.appendChild(h("td", {"class": "num"}, a.steps === null || a.steps === undefined ? "—" : fmtInt(a.steps)));
+      r.appendChild(h("td", {"class": "parts"}, (a.parts || []).join(", ")));
       var td = h("td", null, (a.files || []).join(", "));
       if (a.warning) td.appendChild(h("div", {"class": "warn"}, "⚠ " + a.warning));
       r.appendChild(td);
       table.appendChild(r);
+      rows.push([r, a.parts || []]);
     });
+    // "which results use the hyperball": one filter on the recipe's parts
+    var filter = h("input", {"id": "parts-filter", "placeholder": "filter by part (e.g. hyperball)"});
+    filter.addEventListener("input", function () {
+      var q = filter.value.trim();
+      rows.forEach(function (x) {
+        var hit = !q || x[1].some(function (p) { return p === q || p === "aux." + q; });
+        x[0].style.display = hit ? "" : "none";
+      });
+    });
+    box.appendChild(filter);
     box.appendChild(table);
   }
 
