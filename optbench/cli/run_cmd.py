@@ -118,7 +118,7 @@ def run_cmd(
 
 
 def _run_script(script: Path, track: str, seed: int, runs: int, data: Optional[Path], out: Optional[Path],
-                settings: List[str], agent_id: str, quiet: bool, conflicting: list[str]) -> None:
+                settings: List[str], agent_id: Optional[str], quiet: bool, conflicting: list[str]) -> None:
     """`run --script`: optbench.submission.shim.script_run (plan, run, results.json)."""
     from optbench.assignments import parse_assignment
     from optbench.submission.shim.script_run import plan_run, run_script
@@ -134,7 +134,9 @@ def _run_script(script: Path, track: str, seed: int, runs: int, data: Optional[P
         steps = int(value)
     plan = plan_run(script, track, seed=seed, runs=runs, steps=steps, data_dir=data)
     out_dir = out or _default_out(plan.track.name, Path(script).stem)
-    results = run_script(plan, out_dir, agent_id=agent_id, echo=not quiet)
+    from optbench.workspace.identity import resolve_agent_id
+
+    results = run_script(plan, out_dir, agent_id=resolve_agent_id(agent_id), echo=not quiet)
     print(f"{Path(script).name} on {plan.track.name}: final val loss "
           + ", ".join(f"{r.final_val_loss:.5f}" for r in results.runs) + f" over {results.num_runs} run(s); "
           + (f"target {plan.track.target} reached at step {results.steps_to_target}" if results.reached_target

@@ -262,15 +262,17 @@ class SoftCapCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        if ctx.spare is None:
-            raise RuntimeError("SoftCapCrossEntropy: a second backward through the same graph is not supported")
-        x, w, dz = ctx.saved_tensors
+        x, w, dz = ctx.saved_tensors  # a second backward needs retain_graph=True, as with autograd
+        if ctx.spare is None and not any(t.data_ptr() == dz.data_ptr() for t in ctx.recycled):
+            raise RuntimeError("SoftCapCrossEntropy: a second backward after a later forward reused the graph's "
+                               "buffer is not supported")
         kept = dz
         if grad.item() != 1.0:
             dz = dz * grad
         grads = dz.mm(w), dz.t().mm(x), dz.sum(0), None, None, None
-        ctx.spare.append(kept)  # the logits buffer serves the next forward
-        ctx.spare = None
+        if ctx.spare is not None:  # the logits buffer serves the next forward (still intact until that forward)
+            ctx.spare.append(kept)
+            ctx.recycled, ctx.spare = ctx.spare, None
         return grads
 
 

@@ -125,8 +125,9 @@ def _trial_file(out_dir: Path, seed: int) -> Path:
     return Path(out_dir) / "trials" / f"seed{seed}.json"
 
 
-def check_resumable(out: Path) -> None:
-    """OptbenchError if the run folder holds a finished run (results.json not marked interrupted)."""
+def check_resumable(out: Path, seeds: list[int] | None = None) -> None:
+    """OptbenchError if the run folder holds a finished run (results.json not marked interrupted) and `seeds` adds
+    no seed to it (a finished, not diverged run may be resumed with more seeds: a study's final runs)."""
     f = Path(out) / "results.json"
     if not f.is_file():
         return
@@ -138,6 +139,9 @@ def check_resumable(out: Path) -> None:
         return
     runs = data.get("runs") if isinstance(data, dict) else None
     how = "diverged" if any(isinstance(r, dict) and r.get("diverged") for r in runs or []) else "finished"
+    stored = data.get("seeds") if isinstance(data, dict) else None
+    if how == "finished" and seeds and isinstance(stored, list) and set(seeds) - set(stored):
+        return
     raise OptbenchError(f"--resume: the run in {out} already {how} (its results.json is final); "
                         "nothing to resume: start a new run with another --out")
 
@@ -152,7 +156,7 @@ def run(cfg: RunConfig, env: DistEnv, *, resume: bool = False) -> tuple[object, 
 
     out = Path(cfg.out_dir)
     if resume:
-        check_resumable(out)
+        check_resumable(out, list(cfg.seeds))
     train_files, val_files = check_data(cfg.track, cfg.data_dir)
     val_data = tuple(t.to(env.device) for t in
                      load_val(val_files, cfg.track.val_tokens, cfg.track.val_row_tokens, env.rank, env.world_size))

@@ -464,5 +464,5 @@ def test_nano_chain_is_nano_muon_composed(tiny_model):
             m.zero_grad(set_to_none=True)
     a, b = (dict(m.named_parameters()) for m in models)
     worst = max((a[n] - b[n]).abs().max().item() for n in a)
-    assert worst <= 1e-6, worst
+    assert worst <= 1e-5, worst  # fp32 rounding: the zoo batches Newton-Schulz over same-shape matrices, the chain not
     assert not torch.equal(a["blocks.0.mlp.fc.weight"], before["blocks.0.mlp.fc.weight"])  # the chain did step

@@ -24,11 +24,16 @@ def _ns_dtype(name) -> torch.dtype:
     return dt
 
 
+#: ``arithmetic`` knob: "auto" = as the zoo's Muon (fused products in fp32, upstream's rounding in bf16),
+#: "upstream" = upstream's rounding after every operation in any dtype, "fused" = fused products in any dtype
+_FUSED = {"auto": None, "upstream": False, "fused": True}
+
+
 def _orthogonalize(u: torch.Tensor, group: dict) -> torch.Tensor:
     """The chain's one Newton-Schulz call."""
     schedule = resolve_ns_schedule(group["orthogonalize.ns_coefficients"], group["orthogonalize.ns_steps"])
     return newton_schulz(u, schedule, _ns_dtype(group["orthogonalize.ns_dtype"]), group["orthogonalize.eps"],
-                         norm=group["orthogonalize.norm"], fused=False)  # the entries' own arithmetic
+                         norm=group["orthogonalize.norm"], fused=_FUSED[group["orthogonalize.arithmetic"]])
 
 
 class Orthogonalize(Part):
@@ -38,7 +43,7 @@ class Orthogonalize(Part):
     stage = "transform"
     matrix_only = True
     knobs = {"ns_coefficients": "track3", "ns_steps": None, "ns_dtype": "bfloat16", "eps": 1e-7,
-             "norm": "frobenius"}
+             "norm": "frobenius", "arithmetic": "auto"}
 
     def check_group(self, group: dict) -> None:
         super().check_group(group)
@@ -46,6 +51,9 @@ class Orthogonalize(Part):
                       _ns_dtype(self.knob(group, "ns_dtype")))
         if self.knob(group, "norm") not in ("frobenius", "gram"):
             raise ValueError(f"orthogonalize.norm: must be 'frobenius' or 'gram', got {self.knob(group, 'norm')!r}")
+        if self.knob(group, "arithmetic") not in _FUSED:
+            raise ValueError(f"orthogonalize.arithmetic: must be one of {', '.join(_FUSED)}, got "
+                             f"{self.knob(group, 'arithmetic')!r}")
         if not self.knob(group, "eps") > 0:
             raise ValueError(f"orthogonalize.eps: must be > 0, got {self.knob(group, 'eps')!r}")
 

@@ -174,6 +174,13 @@ class _Shim(ast.NodeTransformer):
                 and not (isinstance(v.func.value, ast.Name) and v.func.value.id in ("re", "torch")):
             self.note(node, f"{ast.unparse(v)} removed (eager on CPU)")
             return ast.copy_location(ast.Pass(), node)
+        if isinstance(v, ast.Call) and isinstance(v.func, ast.Attribute) and v.func.attr == "manual_seed" \
+                and isinstance(v.func.value, ast.Name) and v.func.value.id == "torch" and len(v.args) == 1 \
+                and isinstance(v.args[0], ast.Constant) and isinstance(v.args[0].value, int):
+            # a fixed seed (optbench's export: torch.manual_seed(0)) -> the run's seed, which the runner set
+            self.note(node, f"{ast.unparse(v)} -> torch.manual_seed(torch.initial_seed()) (the run's seed)")
+            v.args = [ast.parse("torch.initial_seed()", mode="eval").body]
+            return node
         return self.generic_visit(node)
 
     def _defs(self, node):
