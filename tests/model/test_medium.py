@@ -9,7 +9,7 @@ import warnings
 import pytest
 import torch
 
-from optbench.model import medium
+from optbench.model import medium, medium_masks
 from optbench.model.medium import (
     MediumConfig,
     MediumGPT,
@@ -286,7 +286,7 @@ def test_flex_path_matches_sdpa_with_eager_flex(monkeypatch):
     # eager flex_attention evaluates mask_mod densely and ignores block sparsity (the window), so eager and
     # compiled agree only when the window covers every block: this checks mask_mod and the row layout quickly;
     # the window through the kernel is checked by the structure test above and the compiled test below
-    monkeypatch.setattr(medium, "_compiled_flex", _flex())
+    monkeypatch.setattr(medium_masks, "_compiled_flex", _flex())
     q, k, v, docs = qkv_and_docs(96, [(0, 5, 40, 41, 64), (30, 31, 77)])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # eager flex_attention warns that it is unfused
