@@ -50,6 +50,16 @@ def nano_data() -> Path:
 
 
 @pytest.fixture
+def scratch_registry(monkeypatch):
+    """The optimizer registry as a copy for one test: what the test registers is gone after it."""
+    from optbench.optim import registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "_ALIASES", dict(registry._ALIASES))
+    return registry
+
+
+@pytest.fixture
 def one_thread():
     """Tiny tensors: intra-op threads only add OpenMP overhead (on a shared 2-core machine, up to 100x for small
     matmuls such as Muon's Newton-Schulz)."""

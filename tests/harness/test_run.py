@@ -113,9 +113,8 @@ class _RaisesFPE(_NaNAfter):
 
 
 @pytest.mark.slow
-def test_optimizer_floating_point_error_is_a_divergence(tmp_path, nano_data, capsys):
-    if "test-fpe" not in optim.names():
-        optim.register("test-fpe", _RaisesFPE, family="test", reference="test only")
+def test_optimizer_floating_point_error_is_a_divergence(tmp_path, nano_data, capsys, scratch_registry):
+    optim.register("test-fpe", _RaisesFPE, family="test", reference="test only")
     out = tmp_path / "f"
     with pytest.raises(SystemExit) as e:
         main(["run", "--track", "nano", "--optimizer", "test-fpe", "--set", "train_steps=30", "--out", str(out),
@@ -128,9 +127,8 @@ def test_optimizer_floating_point_error_is_a_divergence(tmp_path, nano_data, cap
 
 
 @pytest.mark.slow
-def test_divergence_stops_at_once_marks_results_and_exits_nonzero(tmp_path, nano_data, capsys):
-    if "test-nan" not in optim.names():
-        optim.register("test-nan", _NaNAfter, family="test", reference="test only")
+def test_divergence_stops_at_once_marks_results_and_exits_nonzero(tmp_path, nano_data, capsys, scratch_registry):
+    optim.register("test-nan", _NaNAfter, family="test", reference="test only")
     out = tmp_path / "d"
     with pytest.raises(SystemExit) as e:
         main(["run", "--track", "nano", "--optimizer", "test-nan", "--set", "train_steps=30", "--out", str(out),

@@ -61,9 +61,8 @@ def test_out_of_vocabulary_shard_is_refused_before_training(tmp_path, nano_data,
     assert "Traceback" not in err and not out.exists()
 
 
-def test_diverged_step_is_logged_and_the_finished_run_is_not_resumed(tmp_path, capsys):
-    if "test-nan3" not in optim.names():
-        optim.register("test-nan3", _NaNAfter, family="test", reference="test only")
+def test_diverged_step_is_logged_and_the_finished_run_is_not_resumed(tmp_path, capsys, scratch_registry):
+    optim.register("test-nan3", _NaNAfter, family="test", reference="test only")
     out = tmp_path / "d"
     code, err = _main(["run", "--track", "nano", "--optimizer", "test-nan3", "--set", "train_steps=8",
                        "--checkpoint-every", "2", "--quiet", "--out", str(out)], capsys)
