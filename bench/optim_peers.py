@@ -159,7 +159,14 @@ def _first_order() -> list[Contest]:
     sf.impls += _po("ScheduleFreeAdamW", lambda ps: PO.ScheduleFreeAdamW(ps, **SF, foreach=True))
     sf.impls += _heavyball("SFAdamW", lambda ps: HB.SFAdamW(ps, **SF, eps=1e-8))
     sophia = Contest("SophiaG (minibatch estimator)", "sophia", SOPHIA, note="no peer implements SophiaG")
-    return [adamw, adam, lion, ademamix, mars, sf, sophia]
+    return [adamw, adam, lion, ademamix, _compiled(ademamix), mars, sf, _compiled(sf), sophia]
+
+
+def _compiled(c: Contest) -> Contest:
+    """The same contest with the zoo's opt-in compiled update (compiled=True; the default on CUDA): its fair
+    opponent is HeavyBall compiled (compile time in "first steps", apart)."""
+    return Contest(c.title + ", compiled (compiled=True)", c.zoo, {**c.settings, "compiled": True}, list(c.impls),
+                   note="compile time apart, in first steps")
 
 
 def _second_order() -> list[Contest]:
@@ -198,7 +205,8 @@ def contests(zoo, before=None) -> list[Contest]:
     out = _first_order() + _muon_family() + _second_order()
     for c in out:
         cadence = c.settings.get("precondition_frequency", c.settings.get("hessian_interval", 1))
-        mine = [Impl("optbench", _as_built(zoo, c, c.settings), kind="zoo", cadence=cadence)]
+        mine = [Impl("optbench", _as_built(zoo, c, c.settings), kind="zoo", cadence=cadence,
+                     compiled=bool(c.settings.get("compiled")))]
         if before is not None:  # settings the older checkout did not have yet (ns_fused) are left out
             mine.append(Impl("optbench (before)", _as_built(before, c, _known(before, c)), kind="before",
                              cadence=cadence))

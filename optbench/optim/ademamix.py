@@ -19,6 +19,7 @@ import math
 import torch
 
 from optbench.optim._args import check_betas, check_nonneg
+from optbench.optim._elementwise import check_compiled, compile_once, pieces, scalars, use_compiled
 from optbench.optim.registry import COUNT, NONNEG, POSITIVE, betas, register
 
 
@@ -54,6 +55,9 @@ class AdEMAMix(torch.optim.Optimizer):
       recommends both equal to the run length for long runs.
     - ``eps=1e-8``.
     - ``weight_decay=0.0``: decoupled, added to the update as ``wd * W`` (so the decay is ``lr * wd``).
+    - ``compiled=None``: the update as one ``torch.compile`` kernel per tensor (None: on CUDA only; True also on
+      CPU, where inductor needs a C++ compiler); eager it runs in cache-sized pieces (optim._elementwise); with
+      beta1 = 0 always eager.
 
     State per parameter: ``step`` (int), ``exp_avg_fast`` (None when beta1 == 0), ``exp_avg_slow``,
     ``exp_avg_sq``; param dtype as upstream.
@@ -69,6 +73,8 @@ class AdEMAMix(torch.optim.Optimizer):
         alpha_warmup: int | None = None,
         eps: float = 1e-8,
         weight_decay: float = 0.0,
+        *,
+        compiled: bool | None = None,
     ):
         check_nonneg("lr", lr)
         check_betas(betas, 3)
@@ -78,6 +84,7 @@ class AdEMAMix(torch.optim.Optimizer):
         for name, w in (("beta3_warmup", beta3_warmup), ("alpha_warmup", alpha_warmup)):
             if w is not None and not (isinstance(w, int) and w >= 1):
                 raise ValueError(f"{name}: must be None or an integer >= 1, got {w!r}")
+        check_compiled(compiled)
         defaults = dict(
             lr=lr,
             betas=tuple(betas),
@@ -86,6 +93,7 @@ class AdEMAMix(torch.optim.Optimizer):
             beta3_warmup=beta3_warmup,
             alpha_warmup=alpha_warmup,
             weight_decay=weight_decay,
+            compiled=compiled,
         )
         super().__init__(params, defaults)
 
@@ -115,13 +123,13 @@ class AdEMAMix(torch.optim.Optimizer):
         return loss
 
     def _update(self, params: list[torch.Tensor], group: dict, t: int) -> None:
-        """The reference's step t in 10 multi-tensor passes (the per-tensor form takes 17; pytorch_optimizer's
-        foreach 11): the EMAs as lerps, the bias corrections folded into scalars, decay then one addcdiv --
+        """The reference's step t with the EMAs as lerps, the bias corrections folded into scalars, decay then one
+        addcdiv --
 
             p <- p (1 - lr wd) - lr sqrt(bc2) (m1 / bc1 + alpha m2) / (sqrt(v) + eps sqrt(bc2))
 
         which is the reference's p - lr ((m1 / bc1 + alpha m2) / (sqrt(v / bc2) + eps) + wd p) up to float
-        rounding."""
+        rounding: all passes on one cache-sized piece at a time, or one compiled kernel per tensor."""
         lr, lmbda, eps = group["lr"], group["weight_decay"], group["eps"]
         beta1, beta2, beta3_final = group["betas"]
         bc1 = 1 - beta1**t
@@ -130,21 +138,34 @@ class AdEMAMix(torch.optim.Optimizer):
         beta3 = beta3_at(t, beta3_final, beta1, group["beta3_warmup"])
         grads = [p.grad for p in params]
         m2, v = ([self.state[p][k] for p in params] for k in ("exp_avg_slow", "exp_avg_sq"))
-        if beta1 != 0.0:
-            m1 = [self.state[p]["exp_avg_fast"] for p in params]
-            torch._foreach_lerp_(m1, grads, 1 - beta1)
-        else:
-            m1 = grads
-        torch._foreach_lerp_(m2, grads, 1 - beta3)
-        torch._foreach_mul_(v, beta2)
-        torch._foreach_addcmul_(v, grads, grads, value=1 - beta2)
-        denom = torch._foreach_sqrt(v)
-        torch._foreach_add_(denom, eps * sqrt_bc2)
-        update = torch._foreach_mul(m1, sqrt_bc2 / bc1)
-        torch._foreach_add_(update, m2, alpha=alpha * sqrt_bc2)
-        if lmbda != 0:
-            torch._foreach_mul_(params, 1 - lr * lmbda)
-        torch._foreach_addcdiv_(params, update, denom, value=-lr)
+        m1 = [self.state[p]["exp_avg_fast"] for p in params] if beta1 != 0.0 else grads
+        c1, c2, eps_b, decay = sqrt_bc2 / bc1, alpha * sqrt_bc2, eps * sqrt_bc2, 1 - lr * lmbda
+        if beta1 != 0.0 and use_compiled(group.get("compiled"), params):
+            update = compile_once(_ademamix_update)
+            for p, g, a, b, vv in zip(params, grads, m1, m2, v):
+                update(p, g, a, b, vv, *scalars(p, 1 - beta1, 1 - beta3, beta2, c1, c2, eps_b, decay, -lr))
+            return
+        for p, g, a, b, vv in pieces(params, grads, m1, m2, v):  # all passes while a piece is in cache
+            if beta1 != 0.0:
+                a.lerp_(g, 1 - beta1)
+            b.lerp_(g, 1 - beta3)
+            vv.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+            denom = vv.sqrt().add_(eps_b)
+            update = torch.mul(a, c1).add_(b, alpha=c2)
+            if lmbda != 0:
+                p.mul_(decay)
+            p.addcdiv_(update, denom, value=-lr)
+
+
+def _ademamix_update(p, g, m1, m2, v, w1, w3, beta2, c1, c2, eps_b, decay, neg_lr) -> None:
+    """One tensor's AdEMAMix step (beta1 > 0) as the eager pieces compute it (the compiled path)."""
+    m1_new, m2_new = torch.lerp(m1, g, w1), torch.lerp(m2, g, w3)
+    v_new = v * beta2 + g * g * (1 - beta2)
+    p_new = p * decay + (m1_new * c1 + m2_new * c2) / (v_new.sqrt() + eps_b) * neg_lr
+    m1.copy_(m1_new)
+    m2.copy_(m2_new)
+    v.copy_(v_new)
+    p.copy_(p_new)
 
 
 register(

@@ -23,6 +23,7 @@ import math
 import torch
 
 from optbench.optim._args import check_betas, check_nonneg
+from optbench.optim._elementwise import check_compiled, compile_once, pieces, scalars, use_compiled
 from optbench.optim.registry import NONNEG, POSITIVE, Range, UNIT, betas, register
 
 
@@ -42,6 +43,9 @@ class AdamWScheduleFree(torch.optim.Optimizer):
     - ``weight_lr_power=2.0``: the averaging weight is lr_max^weight_lr_power.
     - ``inner_momentum=0.0``: optional EMA of g (bias-corrected) divided by the same denominator; only 0 is
       checked against a reference trajectory.
+    - ``compiled=None``: the update as one ``torch.compile`` kernel per tensor (None: on CUDA only; True also on
+      CPU, where inductor needs a C++ compiler); eager it runs in cache-sized pieces (optim._elementwise). With
+      inner momentum it is always eager.
 
     Group counters (saved in ``state_dict`` with the groups): ``k``, ``train_mode``, ``weight_sum``,
     ``lr_max``, ``scheduled_lr``. State per parameter: ``z``, ``exp_avg_sq`` (+ ``exp_avg`` with inner
@@ -59,6 +63,8 @@ class AdamWScheduleFree(torch.optim.Optimizer):
         r: float = 0.0,
         weight_lr_power: float = 2.0,
         inner_momentum: float = 0.0,
+        *,
+        compiled: bool | None = None,
     ):
         check_nonneg("lr", lr)
         check_betas(betas)
@@ -72,6 +78,7 @@ class AdamWScheduleFree(torch.optim.Optimizer):
         check_nonneg("weight_lr_power", weight_lr_power)
         if not 0.0 <= inner_momentum < 1.0:
             raise ValueError(f"inner_momentum: must be in [0, 1), got {inner_momentum!r}")
+        check_compiled(compiled)
         defaults = dict(
             lr=lr,
             betas=tuple(betas),
@@ -86,6 +93,7 @@ class AdamWScheduleFree(torch.optim.Optimizer):
             weight_lr_power=weight_lr_power,
             weight_decay=weight_decay,
             inner_momentum=inner_momentum,
+            compiled=compiled,
         )
         super().__init__(params, defaults)
 
@@ -147,30 +155,44 @@ class AdamWScheduleFree(torch.optim.Optimizer):
                     state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 if mom > 0 and "exp_avg" not in state:
                     state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            if params:  # the reference's step as multi-tensor passes, sqrt(bias_correction2) folded into scalars
+            if params:
                 grads = [p.grad for p in params]
                 z, v = ([self.state[p][key] for p in params] for key in ("z", "exp_avg_sq"))
-                torch._foreach_mul_(v, beta2)
-                torch._foreach_addcmul_(v, grads, grads, value=1 - beta2)
                 # d = s * (x / (sqrt(v) + eps s) + decay / s * y) with s = sqrt(bc2): the reference's
-                # x / (sqrt(v / bc2) + eps) + decay * y up to float rounding; s goes into the two alphas below
+                # x / (sqrt(v / bc2) + eps) + decay * y up to float rounding; s goes into the alphas below
                 s = math.sqrt(bias_correction2)
-                denom = torch._foreach_sqrt(v)
-                torch._foreach_add_(denom, eps * s)
+                eps_s = eps * s
                 if mom > 0:
-                    m = [self.state[p]["exp_avg"] for p in params]
-                    torch._foreach_lerp_(m, grads, 1 - mom)
-                    d = torch._foreach_div(m, denom)
                     s /= 1 - mom ** (k + 1)  # the momentum's bias correction joins the scale
+                y_alpha, z_alpha = lr * (beta1 * (1 - ckp1) - 1) * s, lr * s
+                if mom == 0 and use_compiled(group.get("compiled"), params):
+                    update = compile_once(_sf_update)
+                    for p, g, zz, vv in zip(params, grads, z, v):
+                        update(p, g, zz, vv, *scalars(p, beta2, eps_s, decay / s, ckp1, y_alpha, z_alpha))
                 else:
-                    d = torch._foreach_div(grads, denom)  # new tensors: p.grad is left as the loop handed it over
-                if decay != 0:
-                    torch._foreach_add_(d, params, alpha=decay / s)
-                torch._foreach_lerp_(params, z, ckp1)
-                torch._foreach_add_(params, d, alpha=lr * (beta1 * (1 - ckp1) - 1) * s)
-                torch._foreach_sub_(z, d, alpha=lr * s)
+                    m = [self.state[p]["exp_avg"] for p in params] if mom > 0 else grads
+                    for p, g, mm, zz, vv in pieces(params, grads, m, z, v):  # all passes while a piece is in cache
+                        vv.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                        d = vv.sqrt().add_(eps_s)
+                        if mom > 0:
+                            mm.lerp_(g, 1 - mom)
+                        torch.div(mm, d, out=d)  # a new tensor: p.grad is left as the loop handed it over
+                        if decay != 0:
+                            d.add_(p, alpha=decay / s)
+                        p.lerp_(zz, ckp1).add_(d, alpha=y_alpha)
+                        zz.sub_(d, alpha=z_alpha)
             group["k"] = k + 1
         return loss
+
+
+def _sf_update(p, g, z, v, beta2, eps_s, decay_s, ckp1, y_alpha, z_alpha) -> None:
+    """One tensor's schedule-free step without inner momentum, as the eager pieces compute it (compiled path)."""
+    v_new = v * beta2 + g * g * (1 - beta2)
+    d = g / (v_new.sqrt() + eps_s) + p * decay_s
+    y = torch.lerp(p, z, ckp1) + d * y_alpha
+    z.copy_(z - d * z_alpha)
+    v.copy_(v_new)
+    p.copy_(y)
 
 
 register(

@@ -8,7 +8,7 @@ import shutil
 import pytest
 import torch
 
-from optbench.optim import MARS, Adam, AdamW, AdEMAMix, Muon, NorMuon
+from optbench.optim import MARS, Adam, AdamW, AdamWScheduleFree, AdEMAMix, Muon, NorMuon
 from optbench.optim.adamw import fused_is_same_update
 from optbench.optim.muon import compiled_newton_schulz_, newton_schulz, newton_schulz_batched, resolve_ns_schedule
 
@@ -188,3 +188,72 @@ def test_compiled_newton_schulz_matches_eager_on_cpu():
         runs.append(ps)
     assert compiled_newton_schulz_() is compiled_newton_schulz_()  # built once
     assert max((a - b).abs().max().item() for a, b in zip(*runs)) < 1e-5
+
+
+def test_pieces_are_aligned_views_covering_each_tensor():
+    from optbench.optim._elementwise import pieces
+
+    a = [torch.arange(10.0), torch.zeros(3, 4), torch.zeros(4, 3).mT]
+    b = [torch.zeros(10), torch.zeros(3, 4), torch.zeros(3, 4)]
+    got = list(pieces(a, b, size=4))
+    assert [x.numel() for x, _ in got] == [4, 4, 2, 4, 4, 4, 12]  # the transposed (non-contiguous) one stays whole
+    assert all(x.shape == y.shape for x, y in got)
+    for x, y in got:
+        y.copy_(x + 1)  # writes land in the tensors
+    assert torch.equal(b[0], torch.arange(1.0, 11.0)) and torch.equal(b[1], torch.ones(3, 4))
+
+
+def _run(make, init, grads):
+    ps = [torch.nn.Parameter(x.clone()) for x in init]
+    opt = make(ps)
+    if hasattr(opt, "train"):
+        opt.train()
+    for gs in grads:
+        for p, g in zip(ps, gs):
+            p.grad = g.clone()
+        opt.step()
+    return ps
+
+
+ELEMENTWISE = [
+    lambda ps, **kw: AdEMAMix(ps, lr=1e-2, weight_decay=0.1, alpha_warmup=4, beta3_warmup=4, **kw),
+    lambda ps, **kw: AdEMAMix(ps, lr=1e-2, betas=(0.0, 0.99, 0.999), **kw),
+    lambda ps, **kw: AdamWScheduleFree(ps, lr=1e-2, weight_decay=0.1, warmup_steps=2, **kw),
+    lambda ps, **kw: AdamWScheduleFree(ps, lr=1e-2, weight_decay=0.1, inner_momentum=0.9, **kw),
+]
+
+
+@pytest.mark.parametrize("make", ELEMENTWISE)
+def test_updates_in_cache_sized_pieces_equal_whole_tensors(make, monkeypatch):
+    """AdEMAMix and schedule-free AdamW run their passes piece by piece: cutting the tensors into 7-element pieces
+    gives the whole-tensor result (elementwise arithmetic does not depend on where a piece starts)."""
+    from optbench.optim import _elementwise
+
+    gen = torch.Generator().manual_seed(7)
+    init = [torch.randn(s, generator=gen) for s in [(24, 8), (5,), (3, 4, 5)]]
+    grads = [[torch.randn(x.shape, generator=gen) for x in init] for _ in range(5)]
+    whole = _run(make, init, grads)
+    monkeypatch.setattr(_elementwise, "PIECE", 7)
+    cut = _run(make, init, grads)
+    assert max((a - b).abs().max().item() for a, b in zip(whole, cut)) <= 1e-7
+
+
+def test_compiled_argument_of_elementwise_optimizers_is_checked():
+    for cls in (AdEMAMix, AdamWScheduleFree):
+        with pytest.raises(ValueError, match="compiled"):
+            cls([torch.nn.Parameter(torch.zeros(4, 4))], compiled=1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make", ELEMENTWISE)
+def test_compiled_elementwise_update_matches_eager_on_cpu(make):
+    """The compiled update (default on CUDA) built and run on CPU follows the eager one to float32 rounding over
+    5 steps, with step-dependent scalars passed as tensors (one compile for all steps)."""
+    if shutil.which("g++") is None and shutil.which("c++") is None:
+        pytest.skip("no C++ compiler for inductor's CPU backend")
+    gen = torch.Generator().manual_seed(8)
+    init = [torch.randn(s, generator=gen) for s in [(24, 8), (16, 16)]]
+    grads = [[torch.randn(x.shape, generator=gen) for x in init] for _ in range(5)]
+    eager = _run(lambda ps: make(ps, compiled=False), init, grads)
+    comp = _run(lambda ps: make(ps, compiled=True), init, grads)
+    assert max((a - b).abs().max().item() for a, b in zip(eager, comp)) < 1e-6
