@@ -95,36 +95,30 @@ class AdaMuon(ShardedMatrixOptimizer):
                 self.state[p]["step"] = 0
         us = self._momentum(params, [self.state[p]["momentum_buffer"] for p in params], group)
         mats = [u.reshape(u.size(0), -1) if u.ndim > 2 else u for u in us]
-        if group["sign_input"]:
-            mats = torch._foreach_sign(mats)
-        # the reference's per-matrix operations as multi-tensor calls (same rounding)
+        if group["sign_input"] and group["nesterov"]:
+            torch._foreach_sign_(mats)  # in place on nesterov's new tensors
+        elif group["sign_input"]:
+            mats = torch._foreach_sign(mats)  # new tensors: never the momentum buffers
         mu, eps, lr, wd = group["momentum"], group["eps"], group["lr"], group["weight_decay"]
         os = self._orthogonalize(mats, group, schedule, group["ns_eps"], out_dtype=params[0].dtype)
-        if any(p.dtype != params[0].dtype for p in params):
-            os = [o.to(p.dtype) for o, p in zip(os, params)]
+        b2 = mu if group["beta2"] is None else group["beta2"]
+        rms, decay = group["rms_target"], 1 - lr * wd
+        # the reference's per-matrix operations, matrix by matrix (all passes while one matrix is in cache); the
+        # RMS rescale rms * sqrt(numel) / (||O|| + eps) is a 0-d factor applied with the step
         for p, o in zip(params, os):
             state = self.state[p]
+            o = o.to(p.dtype)
             if "v_buffer" not in state:
                 state["v_buffer"] = torch.zeros_like(o, memory_format=torch.contiguous_format)
             state["step"] += 1
-        v = [self.state[p]["v_buffer"] for p in params]
-        b2 = mu if group["beta2"] is None else group["beta2"]
-        torch._foreach_mul_(v, b2)
-        torch._foreach_addcmul_(v, os, os, value=1 - b2)
-        v_hat = v if group["beta2"] is None else torch._foreach_div(
-            v, [1 - b2 ** self.state[p]["step"] for p in params])
-        den = torch._foreach_sqrt(v_hat)
-        torch._foreach_add_(den, eps)
-        os = torch._foreach_div(os, den)
-        # the RMS rescale rms * sqrt(numel) / (||O|| + eps) as a 0-d factor per matrix, applied with the step
-        scale = torch._foreach_norm(os)
-        torch._foreach_add_(scale, eps)
-        torch._foreach_reciprocal_(scale)  # as Python evaluates it
-        torch._foreach_mul_(scale, [group["rms_target"] * math.sqrt(o.numel()) for o in os])
-        if wd:
-            torch._foreach_mul_(params, 1 - lr * wd)
-        for p, o, c in zip(params, os, scale):
-            p.view(o.shape).addcmul_(o, c, value=-lr)
+            v = state["v_buffer"]
+            v.mul_(b2).addcmul_(o, o, value=1 - b2)
+            den = (v if group["beta2"] is None else v.div(1 - b2 ** state["step"])).sqrt().add_(eps)
+            o = torch.div(o, den, out=den)
+            scale = torch.linalg.vector_norm(o).add_(eps).reciprocal_().mul_(rms * math.sqrt(o.numel()))
+            if wd:
+                p.mul_(decay)
+            p.view(o.shape).addcmul_(o, scale, value=-lr)
 
 
 register(

@@ -257,3 +257,18 @@ def test_compiled_elementwise_update_matches_eager_on_cpu(make):
     eager = _run(lambda ps: make(ps, compiled=False), init, grads)
     comp = _run(lambda ps: make(ps, compiled=True), init, grads)
     assert max((a - b).abs().max().item() for a, b in zip(eager, comp)) < 1e-6
+
+
+@pytest.mark.parametrize("nesterov", [True, False])
+def test_adamuon_signs_the_update_never_the_momentum_buffer(nesterov):
+    """sign(u) runs in place on nesterov's new tensors; without nesterov u is the buffer itself, which must keep
+    the EMA of the raw gradients."""
+    from optbench.optim.adamuon import AdaMuon
+
+    g = torch.randn(8, 4, generator=torch.Generator().manual_seed(9))
+    p = torch.nn.Parameter(torch.zeros(8, 4))
+    opt = AdaMuon([p], momentum=0.9, nesterov=nesterov, ns_dtype=torch.float32)
+    p.grad = g.clone()
+    opt.step()
+    assert torch.allclose(opt.state[p]["momentum_buffer"], 0.1 * g, rtol=1e-6, atol=0)
+    assert torch.equal(p.grad, g)
