@@ -1,5 +1,5 @@
 """How the zoo's multi-pass elementwise updates (schedule-free AdamW, AdEMAMix) run fast: cache-sized pieces in
-eager mode, one compiled kernel per tensor with ``compiled=True``.
+eager mode, one compiled graph for all tensors with ``compiled=True``.
 
 On a CPU a multi-tensor (foreach) pass over every parameter evicts the first tensors from cache before the next
 pass reads them, so a 9-pass update streams all its state from memory 9 times. ``pieces`` cuts aligned tensors
@@ -36,7 +36,7 @@ _COMPILED: dict[Callable, Callable] = {}
 
 
 def compile_once(fn: Callable) -> Callable:
-    """``torch.compile(fn)``, built once per function (static shapes: one kernel per parameter shape)."""
+    """``torch.compile(fn)``, built once per function (static shapes: recompiled for a new set of shapes)."""
     if fn not in _COMPILED:
         _COMPILED[fn] = torch.compile(fn, dynamic=False)
     return _COMPILED[fn]

@@ -55,7 +55,7 @@ class AdEMAMix(torch.optim.Optimizer):
       recommends both equal to the run length for long runs.
     - ``eps=1e-8``.
     - ``weight_decay=0.0``: decoupled, added to the update as ``wd * W`` (so the decay is ``lr * wd``).
-    - ``compiled=None``: the update as one ``torch.compile`` kernel per tensor (None: on CUDA only; True also on
+    - ``compiled=None``: the update compiled, one graph for all tensors (None: on CUDA only; True also on
       CPU, where inductor needs a C++ compiler); eager it runs in cache-sized pieces (optim._elementwise); with
       beta1 = 0 always eager.
 
@@ -129,7 +129,7 @@ class AdEMAMix(torch.optim.Optimizer):
             p <- p (1 - lr wd) - lr sqrt(bc2) (m1 / bc1 + alpha m2) / (sqrt(v) + eps sqrt(bc2))
 
         which is the reference's p - lr ((m1 / bc1 + alpha m2) / (sqrt(v / bc2) + eps) + wd p) up to float
-        rounding: all passes on one cache-sized piece at a time, or one compiled kernel per tensor."""
+        rounding: all passes on one cache-sized piece at a time, or compiled (one graph for all tensors)."""
         lr, lmbda, eps = group["lr"], group["weight_decay"], group["eps"]
         beta1, beta2, beta3_final = group["betas"]
         bc1 = 1 - beta1**t
@@ -141,9 +141,8 @@ class AdEMAMix(torch.optim.Optimizer):
         m1 = [self.state[p]["exp_avg_fast"] for p in params] if beta1 != 0.0 else grads
         c1, c2, eps_b, decay = sqrt_bc2 / bc1, alpha * sqrt_bc2, eps * sqrt_bc2, 1 - lr * lmbda
         if beta1 != 0.0 and use_compiled(group.get("compiled"), params):
-            update = compile_once(_ademamix_update)
-            for p, g, a, b, vv in zip(params, grads, m1, m2, v):
-                update(p, g, a, b, vv, *scalars(p, 1 - beta1, 1 - beta3, beta2, c1, c2, eps_b, decay, -lr))
+            sc = scalars(params[0], 1 - beta1, 1 - beta3, beta2, c1, c2, eps_b, decay, -lr)
+            compile_once(_ademamix_update)(params, grads, m1, m2, v, sc)
             return
         for p, g, a, b, vv in pieces(params, grads, m1, m2, v):  # all passes while a piece is in cache
             if beta1 != 0.0:
@@ -151,21 +150,24 @@ class AdEMAMix(torch.optim.Optimizer):
             b.lerp_(g, 1 - beta3)
             vv.mul_(beta2).addcmul_(g, g, value=1 - beta2)
             denom = vv.sqrt().add_(eps_b)
-            update = torch.mul(a, c1).add_(b, alpha=c2)
             if lmbda != 0:
                 p.mul_(decay)
-            p.addcdiv_(update, denom, value=-lr)
+            p.addcdiv_(a, denom, value=-lr * c1).addcdiv_(b, denom, value=-lr * c2)
 
 
-def _ademamix_update(p, g, m1, m2, v, w1, w3, beta2, c1, c2, eps_b, decay, neg_lr) -> None:
-    """One tensor's AdEMAMix step (beta1 > 0) as the eager pieces compute it (the compiled path)."""
-    m1_new, m2_new = torch.lerp(m1, g, w1), torch.lerp(m2, g, w3)
-    v_new = v * beta2 + g * g * (1 - beta2)
-    p_new = p * decay + (m1_new * c1 + m2_new * c2) / (v_new.sqrt() + eps_b) * neg_lr
-    m1.copy_(m1_new)
-    m2.copy_(m2_new)
-    v.copy_(v_new)
-    p.copy_(p_new)
+def _ademamix_update(ps, gs, m1s, m2s, vs, sc) -> None:
+    """AdEMAMix's step (beta1 > 0) on every tensor, as the eager pieces compute it: one graph per step, the
+    step-dependent numbers ``sc`` as 0-d tensors (the compiled path)."""
+    w1, w3, beta2, c1, c2, eps_b, decay, neg_lr = sc
+    for p, g, m1, m2, v in zip(ps, gs, m1s, m2s, vs):
+        m1_new, m2_new = torch.lerp(m1, g, w1), torch.lerp(m2, g, w3)
+        v_new = v * beta2 + g * g * (1 - beta2)
+        denom = v_new.sqrt() + eps_b
+        p_new = p * decay + m1_new / denom * (neg_lr * c1) + m2_new / denom * (neg_lr * c2)
+        m1.copy_(m1_new)
+        m2.copy_(m2_new)
+        v.copy_(v_new)
+        p.copy_(p_new)
 
 
 register(

@@ -43,7 +43,7 @@ class AdamWScheduleFree(torch.optim.Optimizer):
     - ``weight_lr_power=2.0``: the averaging weight is lr_max^weight_lr_power.
     - ``inner_momentum=0.0``: optional EMA of g (bias-corrected) divided by the same denominator; only 0 is
       checked against a reference trajectory.
-    - ``compiled=None``: the update as one ``torch.compile`` kernel per tensor (None: on CUDA only; True also on
+    - ``compiled=None``: the update compiled, one graph for all tensors (None: on CUDA only; True also on
       CPU, where inductor needs a C++ compiler); eager it runs in cache-sized pieces (optim._elementwise). With
       inner momentum it is always eager.
 
@@ -166,9 +166,8 @@ class AdamWScheduleFree(torch.optim.Optimizer):
                     s /= 1 - mom ** (k + 1)  # the momentum's bias correction joins the scale
                 y_alpha, z_alpha = lr * (beta1 * (1 - ckp1) - 1) * s, lr * s
                 if mom == 0 and use_compiled(group.get("compiled"), params):
-                    update = compile_once(_sf_update)
-                    for p, g, zz, vv in zip(params, grads, z, v):
-                        update(p, g, zz, vv, *scalars(p, beta2, eps_s, decay / s, ckp1, y_alpha, z_alpha))
+                    sc = scalars(params[0], beta2, eps_s, decay / s, ckp1, y_alpha, z_alpha)
+                    compile_once(_sf_update)(params, grads, z, v, sc)
                 else:
                     m = [self.state[p]["exp_avg"] for p in params] if mom > 0 else grads
                     for p, g, mm, zz, vv in pieces(params, grads, m, z, v):  # all passes while a piece is in cache
@@ -185,14 +184,17 @@ class AdamWScheduleFree(torch.optim.Optimizer):
         return loss
 
 
-def _sf_update(p, g, z, v, beta2, eps_s, decay_s, ckp1, y_alpha, z_alpha) -> None:
-    """One tensor's schedule-free step without inner momentum, as the eager pieces compute it (compiled path)."""
-    v_new = v * beta2 + g * g * (1 - beta2)
-    d = g / (v_new.sqrt() + eps_s) + p * decay_s
-    y = torch.lerp(p, z, ckp1) + d * y_alpha
-    z.copy_(z - d * z_alpha)
-    v.copy_(v_new)
-    p.copy_(y)
+def _sf_update(ps, gs, zs, vs, sc) -> None:
+    """The schedule-free step without inner momentum on every tensor, as the eager pieces compute it: one graph per
+    step, the step-dependent numbers ``sc`` as 0-d tensors (the compiled path)."""
+    beta2, eps_s, decay_s, ckp1, y_alpha, z_alpha = sc
+    for p, g, z, v in zip(ps, gs, zs, vs):
+        v_new = v * beta2 + g * g * (1 - beta2)
+        d = g / (v_new.sqrt() + eps_s) + p * decay_s
+        y = torch.lerp(p, z, ckp1) + d * y_alpha
+        z.copy_(z - d * z_alpha)
+        v.copy_(v_new)
+        p.copy_(y)
 
 
 register(
