@@ -9,6 +9,7 @@ the study itself, so a worker on any machine needs only the sweep's name and the
 from __future__ import annotations
 
 import random
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
@@ -109,7 +110,12 @@ def _sampler(spec: SweepSpec, space: Space, seed: int | None):
     if spec.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if spec.sampler == "qmc":
-        return optuna.samplers.QMCSampler(seed=spec.sampler_seed, warn_independent_sampling=False)
+        # scrambled: unscrambled, the trials after Optuna's random first one are the low corner, then the centre
+        # (docs/proxy.md's pilot);
+        # every worker of the sweep shares sampler_seed, so they draw from one sequence
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.QMCSampler(seed=spec.sampler_seed, scramble=True, warn_independent_sampling=False)
     if spec.sampler == "grid":
         return optuna.samplers.GridSampler(space.grid(), seed=spec.sampler_seed)
     try:
