@@ -185,9 +185,26 @@ def create_sweep(name: str, *, track: str, space: str | Path | Space | dict, opt
                                 f"--resume to continue it, or choose another name") from None
         existing = open_sweep(name, url, heartbeat_interval=None)
         _check_same(existing.spec, spec)
+        if (max_trials, max_device_hours) != (None, None):  # a budget given again may extend (or cut) the old one
+            existing = set_budget(existing, max_trials=max_trials, max_device_hours=max_device_hours)
         return existing
     study.set_user_attr(SPEC_ATTR, spec.model_dump(mode="json"))
     return Sweep(spec, study, url, Path(spec.runs_dir))
+
+
+def set_budget(sweep: Sweep, *, max_trials: int | None = None, max_device_hours: float | None = None) -> Sweep:
+    """The sweep with a new budget (None keeps that part), stored: raising it lets workers started from now on run
+    where the sweep stopped, its finished trials kept (a worker already running keeps the budget it read)."""
+    update = {k: v for k, v in (("max_trials", max_trials), ("max_device_hours", max_device_hours)) if v is not None}
+    if not update:
+        raise OptbenchError("give --max-trials and/or --max-device-hours")
+    if any(v <= 0 for v in update.values()):
+        raise OptbenchError(f"sweep {sweep.name}: a budget must be positive, got "
+                            + ", ".join(f"{k}={v}" for k, v in update.items()))
+    spec = sweep.spec.model_copy(update=update)
+    if spec != sweep.spec:
+        sweep.study.set_user_attr(SPEC_ATTR, spec.model_dump(mode="json"))
+    return Sweep(spec, sweep.study, sweep.storage_url, sweep.runs_dir)
 
 
 def _check_same(old: SweepSpec, new: SweepSpec) -> None:

@@ -71,6 +71,8 @@ def test_status_and_bad_inputs_on_the_command_line(done_sweep, tmp_path):
     r = cli("sweep", "status", "rep", "--storage", url)
     assert r.returncode == 0 and "rep: 5 of 5 trials done (5 complete, 0 pruned, 0 failed)" in r.stdout
     assert "budget spent" in r.stdout and "best: " in r.stdout
+    r = cli("sweep", "budget", "rep", "--storage", url, "--max-trials", "5")  # the same budget: nothing changes
+    assert r.returncode == 0 and "sweep rep: budget 5 trials -> 5 trials;" in r.stdout, r.stderr
     (tmp_path / "space.toml").write_text("lr = { log = [1e-3, 1e-1] }\n")
     (tmp_path / "bad.toml").write_text("weight_decay = { uniform = [0.3] }\n")
     (tmp_path / "unknown.toml").write_text("learning_rate = { log = [1e-3, 1e-1] }\n")
@@ -84,6 +86,9 @@ def test_status_and_bad_inputs_on_the_command_line(done_sweep, tmp_path):
          "cannot open the sweep database"),
         (["sweep", "status", "nope", "--storage", url], "no sweep 'nope'"),
         (base + [str(tmp_path / "space.toml"), "--sampler", "bayes"], "--sampler: 'bayes' is not one of"),
+        (["sweep", "budget", "rep", "--storage", url], "give --max-trials and/or --max-device-hours"),
+        (["sweep", "budget", "nope", "--storage", url, "--max-trials", "9"], "no sweep 'nope'"),
+        (["sweep", "budget", "rep", "--storage", url, "--max-device-hours", "-1"], "a budget must be positive"),
     ]
     for args, message in cases:
         r = cli(*args)
