@@ -209,7 +209,13 @@ def set_budget(sweep: Sweep, *, max_trials: int | None = None, max_device_hours:
 
 def _check_same(old: SweepSpec, new: SweepSpec) -> None:
     keys = ("track", "recipe", "space", "objective", "sampler", "seeds", "first_seed", "pruner")
-    differ = [k for k in keys if getattr(old, k) != getattr(new, k)]
+
+    def value(spec: SweepSpec, key: str):
+        if key == "recipe":  # as today's Recipe reads it: a field added since the sweep was made takes its default
+            return Recipe.model_validate(spec.recipe).model_dump(mode="json")
+        return getattr(spec, key)
+
+    differ = [k for k in keys if value(old, k) != value(new, k)]
     if differ:
         raise OptbenchError(f"--resume: sweep {old.name!r} exists with a different {', '.join(differ)}; "
                             f"resume it with `optbench sweep worker {old.name}` or choose another name")

@@ -121,3 +121,21 @@ def test_shortcut_runs_both_stages_and_reports_them(tmp_path):
     assert r.tuning_budget.sweep == "sc" and r.tuning_budget.trials == 5 and len(r.tuning_budget.stages) == 2
     with pytest.raises(OptbenchError, match="--fraction 1.5"):
         run_shortcut("sc2", track="nano", recipe="nano-adamw", space=space, fraction=1.5, storage=url)
+
+
+def test_resume_reads_an_older_sweeps_recipe_with_todays_defaults_and_refuses_a_real_change(tmp_path):
+    from optbench.sweep import create_sweep
+    from optbench.sweep.study import SPEC_ATTR
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    s = tiny_sweep("old", url, tmp_path, max_trials=1)
+    stored = s.spec.model_dump(mode="json")
+    for key in ("parts", "lr_floor"):  # recipe fields a later optbench added (with defaults)
+        stored["recipe"].pop(key)
+    s.study.set_user_attr(SPEC_ATTR, stored)
+    assert "parts" not in open_sweep("old", url).spec.recipe
+    assert tiny_sweep("old", url, tmp_path, resume=True).name == "old"  # the same sweep, opened
+    space = tmp_path / "old-space.toml"
+    with pytest.raises(OptbenchError, match="sweep 'old' exists with a different recipe"):
+        create_sweep("old", track="nano", space=space, recipe="nano-adamw", storage=url,
+                     settings=["train_steps=30"], runs_dir=tmp_path / "old", resume=True)
