@@ -1,4 +1,4 @@
-"""`optbench sweep create|worker|status|report|export|shortcut`: thin wrappers over optbench.sweep."""
+"""`optbench sweep create|worker|status|budget|report|export|shortcut`: thin wrappers over optbench.sweep."""
 
 from __future__ import annotations
 
@@ -111,6 +111,29 @@ def status_cmd(name: str = typer.Argument(...), storage: Optional[str] = Storage
             params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                for k, v in decode_params(st.best.params).items())
             _out(f"  best: {st.best.value:.6g} (trial {st.best.number}: {params}) in {st.best.user_attrs.get('run_dir')}")
+
+
+@sweep_app.command("budget")
+def budget_cmd(
+    name: str = typer.Argument(...),
+    storage: Optional[str] = StorageOpt,
+    max_trials: Optional[int] = typer.Option(None, "--max-trials", min=1),
+    max_device_hours: Optional[float] = typer.Option(None, "--max-device-hours"),
+) -> None:
+    """Change a sweep's budget (raise it to run more trials where the sweep stopped; finished trials are kept)."""
+    from optbench.sweep import open_sweep
+    from optbench.sweep.study import set_budget
+
+    old = open_sweep(name, storage)
+    new = set_budget(old, max_trials=max_trials, max_device_hours=max_device_hours)
+    _out(f"sweep {name}: budget {_budget(old.spec)} -> {_budget(new.spec)}; start workers with "
+         f"`optbench sweep worker {name}" + (" --storage ..." if storage else "") + "`")
+
+
+def _budget(spec) -> str:
+    parts = [f"{spec.max_trials} trials" if spec.max_trials else "", f"{spec.max_device_hours:g} device-hours"
+             if spec.max_device_hours else ""]
+    return ", ".join(p for p in parts if p) or "none"
 
 
 @sweep_app.command("report")

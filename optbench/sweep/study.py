@@ -9,6 +9,7 @@ the study itself, so a worker on any machine needs only the sweep's name and the
 from __future__ import annotations
 
 import random
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
@@ -109,7 +110,12 @@ def _sampler(spec: SweepSpec, space: Space, seed: int | None):
     if spec.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if spec.sampler == "qmc":
-        return optuna.samplers.QMCSampler(seed=spec.sampler_seed, warn_independent_sampling=False)
+        # scrambled: unscrambled, the trials after Optuna's random first one are the low corner, then the centre
+        # (docs/proxy.md's pilot);
+        # every worker of the sweep shares sampler_seed, so they draw from one sequence
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.QMCSampler(seed=spec.sampler_seed, scramble=True, warn_independent_sampling=False)
     if spec.sampler == "grid":
         return optuna.samplers.GridSampler(space.grid(), seed=spec.sampler_seed)
     try:
@@ -179,14 +185,37 @@ def create_sweep(name: str, *, track: str, space: str | Path | Space | dict, opt
                                 f"--resume to continue it, or choose another name") from None
         existing = open_sweep(name, url, heartbeat_interval=None)
         _check_same(existing.spec, spec)
+        if (max_trials, max_device_hours) != (None, None):  # a budget given again may extend (or cut) the old one
+            existing = set_budget(existing, max_trials=max_trials, max_device_hours=max_device_hours)
         return existing
     study.set_user_attr(SPEC_ATTR, spec.model_dump(mode="json"))
     return Sweep(spec, study, url, Path(spec.runs_dir))
 
 
+def set_budget(sweep: Sweep, *, max_trials: int | None = None, max_device_hours: float | None = None) -> Sweep:
+    """The sweep with a new budget (None keeps that part), stored: raising it lets workers started from now on run
+    where the sweep stopped, its finished trials kept (a worker already running keeps the budget it read)."""
+    update = {k: v for k, v in (("max_trials", max_trials), ("max_device_hours", max_device_hours)) if v is not None}
+    if not update:
+        raise OptbenchError("give --max-trials and/or --max-device-hours")
+    if any(v <= 0 for v in update.values()):
+        raise OptbenchError(f"sweep {sweep.name}: a budget must be positive, got "
+                            + ", ".join(f"{k}={v}" for k, v in update.items()))
+    spec = sweep.spec.model_copy(update=update)
+    if spec != sweep.spec:
+        sweep.study.set_user_attr(SPEC_ATTR, spec.model_dump(mode="json"))
+    return Sweep(spec, sweep.study, sweep.storage_url, sweep.runs_dir)
+
+
 def _check_same(old: SweepSpec, new: SweepSpec) -> None:
     keys = ("track", "recipe", "space", "objective", "sampler", "seeds", "first_seed", "pruner")
-    differ = [k for k in keys if getattr(old, k) != getattr(new, k)]
+
+    def value(spec: SweepSpec, key: str):
+        if key == "recipe":  # as today's Recipe reads it: a field added since the sweep was made takes its default
+            return Recipe.model_validate(spec.recipe).model_dump(mode="json")
+        return getattr(spec, key)
+
+    differ = [k for k in keys if value(old, k) != value(new, k)]
     if differ:
         raise OptbenchError(f"--resume: sweep {old.name!r} exists with a different {', '.join(differ)}; "
                             f"resume it with `optbench sweep worker {old.name}` or choose another name")

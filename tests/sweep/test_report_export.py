@@ -71,6 +71,8 @@ def test_status_and_bad_inputs_on_the_command_line(done_sweep, tmp_path):
     r = cli("sweep", "status", "rep", "--storage", url)
     assert r.returncode == 0 and "rep: 5 of 5 trials done (5 complete, 0 pruned, 0 failed)" in r.stdout
     assert "budget spent" in r.stdout and "best: " in r.stdout
+    r = cli("sweep", "budget", "rep", "--storage", url, "--max-trials", "5")  # the same budget: nothing changes
+    assert r.returncode == 0 and "sweep rep: budget 5 trials -> 5 trials;" in r.stdout, r.stderr
     (tmp_path / "space.toml").write_text("lr = { log = [1e-3, 1e-1] }\n")
     (tmp_path / "bad.toml").write_text("weight_decay = { uniform = [0.3] }\n")
     (tmp_path / "unknown.toml").write_text("learning_rate = { log = [1e-3, 1e-1] }\n")
@@ -84,6 +86,9 @@ def test_status_and_bad_inputs_on_the_command_line(done_sweep, tmp_path):
          "cannot open the sweep database"),
         (["sweep", "status", "nope", "--storage", url], "no sweep 'nope'"),
         (base + [str(tmp_path / "space.toml"), "--sampler", "bayes"], "--sampler: 'bayes' is not one of"),
+        (["sweep", "budget", "rep", "--storage", url], "give --max-trials and/or --max-device-hours"),
+        (["sweep", "budget", "nope", "--storage", url, "--max-trials", "9"], "no sweep 'nope'"),
+        (["sweep", "budget", "rep", "--storage", url, "--max-device-hours", "-1"], "a budget must be positive"),
     ]
     for args, message in cases:
         r = cli(*args)
@@ -116,3 +121,21 @@ def test_shortcut_runs_both_stages_and_reports_them(tmp_path):
     assert r.tuning_budget.sweep == "sc" and r.tuning_budget.trials == 5 and len(r.tuning_budget.stages) == 2
     with pytest.raises(OptbenchError, match="--fraction 1.5"):
         run_shortcut("sc2", track="nano", recipe="nano-adamw", space=space, fraction=1.5, storage=url)
+
+
+def test_resume_reads_an_older_sweeps_recipe_with_todays_defaults_and_refuses_a_real_change(tmp_path):
+    from optbench.sweep import create_sweep
+    from optbench.sweep.study import SPEC_ATTR
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    s = tiny_sweep("old", url, tmp_path, max_trials=1)
+    stored = s.spec.model_dump(mode="json")
+    for key in ("parts", "lr_floor"):  # recipe fields a later optbench added (with defaults)
+        stored["recipe"].pop(key)
+    s.study.set_user_attr(SPEC_ATTR, stored)
+    assert "parts" not in open_sweep("old", url).spec.recipe
+    assert tiny_sweep("old", url, tmp_path, resume=True).name == "old"  # the same sweep, opened
+    space = tmp_path / "old-space.toml"
+    with pytest.raises(OptbenchError, match="sweep 'old' exists with a different recipe"):
+        create_sweep("old", track="nano", space=space, recipe="nano-adamw", storage=url,
+                     settings=["train_steps=30"], runs_dir=tmp_path / "old", resume=True)

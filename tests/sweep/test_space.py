@@ -79,3 +79,33 @@ def test_log_grid_is_geometric_between_the_bounds(lo, ratio, n):
     assert len(g) == n and g[0] == pytest.approx(lo) and g[-1] == pytest.approx(lo * ratio)
     steps = [math.log(b / a) for a, b in zip(g, g[1:])]
     assert max(steps) - min(steps) < 1e-9 * max(1.0, abs(max(steps)))
+
+
+def test_qmc_sweep_is_scrambled_so_its_first_trials_are_not_the_corner_and_the_centre():
+    """An unscrambled Sobol sequence gives the low corner, then the exact centre, after Optuna's random first trial:
+    a 3-trial budget would tune nothing."""
+    import warnings
+
+    from optbench.sweep.study import SweepSpec, _sampler
+
+    sp = parse_space('lr = { log = [1e-4, 1e-2] }\nweight_decay = { uniform = [0.0, 0.3] }', "s.toml")
+    spec = SweepSpec(name="q", track="nano", recipe={}, recipe_text="", space=sp.to_dict(), runs_dir="r",
+                     sampler="qmc", sampler_seed=3)
+
+    def first_points(seed_spec):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # the sampler's ExperimentalWarning is silenced where it is made
+            study = optuna.create_study(sampler=_sampler(seed_spec, sp, None))
+        pts = []
+        for _ in range(3):
+            t = study.ask()
+            p = sp.suggest(t)
+            pts.append((p["lr"], p["weight_decay"]))
+            study.tell(t, 1.0)
+        return pts
+
+    pts = first_points(spec)
+    assert pts[1] != pytest.approx((1e-4, 0.0)) and pts[2] != pytest.approx((1e-3, 0.15))
+    assert all(1e-4 <= lr <= 1e-2 and 0 <= wd <= 0.3 for lr, wd in pts)
+    assert first_points(spec) == pts  # every worker with the same sampler_seed draws the same sequence
+    assert first_points(spec.model_copy(update={"sampler_seed": 4})) != pts

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from optbench.errors import OptbenchError
 from optbench.results.leaderboard import entries_from
 from optbench.results.schema import load_results
 from optbench.sweep import open_sweep, run_worker, sweep_status
@@ -148,3 +149,22 @@ def test_two_workers_at_once_share_one_sweep(backend, sqlite_url, tmp_path, requ
     assert len({s.trial_dir(t.number) for t in trials}) == 6 and all((s.trial_dir(t.number) / "results.json").is_file()
                                                                      for t in trials)
     print(f"\n{backend}: 2 workers, 6 trials of 20 nano steps in {wall:.1f} s wall; trials per worker {per_worker}")
+
+
+def test_a_spent_budget_can_be_raised_and_workers_run_on(sqlite_url, tmp_path):
+    from optbench.sweep.study import set_budget
+
+    tiny_sweep("more", sqlite_url, tmp_path, max_trials=1)
+    assert run_worker("more", sqlite_url, threads=1, log=_quiet).stopped == "trial budget spent (1/1 trials)"
+    # creating it again with --resume and a larger budget (what a study file's raised `trials` does) extends it
+    s = tiny_sweep("more", sqlite_url, tmp_path, max_trials=2, resume=True)
+    assert s.spec.max_trials == 2 and open_sweep("more", sqlite_url).spec.max_trials == 2
+    rep = run_worker("more", sqlite_url, threads=1, log=_quiet)
+    assert [t.state for t in rep.trials] == ["complete"] and rep.stopped == "trial budget spent (2/2 trials)"
+    assert [t.number for t in open_sweep("more", sqlite_url).study.trials] == [0, 1]  # trial 0 kept, not rerun
+    # --resume without a budget keeps the stored one; a bad budget is refused with the sweep's name
+    assert tiny_sweep("more", sqlite_url, tmp_path, resume=True).spec.max_trials == 2
+    with pytest.raises(OptbenchError, match="sweep more: a budget must be positive, got max_device_hours=0"):
+        set_budget(open_sweep("more", sqlite_url), max_device_hours=0)
+    with pytest.raises(OptbenchError, match="give --max-trials and/or --max-device-hours"):
+        set_budget(open_sweep("more", sqlite_url))

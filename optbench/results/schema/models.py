@@ -101,19 +101,23 @@ def _refuse_non_finite(data: Any) -> Any:
     return data
 
 
-class CurvePoint(BaseModel):
-    """One evaluation: step, val loss (None: it was NaN/inf, the run diverged), training time so far."""
+class _FiniteModel(BaseModel):
+    """A record whose numbers are all finite, its free-form parts included (the rule above)."""
 
     model_config = _FINITE
-
-    step: int = Field(strict=True, ge=0)
-    val_loss: Optional[float] = None
-    train_time_s: Optional[float] = None
 
     @model_validator(mode="before")
     @classmethod
     def _finite(cls, data: Any) -> Any:
         return _refuse_non_finite(data)
+
+
+class CurvePoint(_FiniteModel):
+    """One evaluation: step, val loss (None: it was NaN/inf, the run diverged), training time so far."""
+
+    step: int = Field(strict=True, ge=0)
+    val_loss: Optional[float] = None
+    train_time_s: Optional[float] = None
 
     @classmethod
     def measured(cls, step: int, val_loss: float | None, train_time_s: float | None = None, **extra: Any) -> "CurvePoint":
@@ -121,10 +125,8 @@ class CurvePoint(BaseModel):
         return cls(step=step, val_loss=finite_or_none(val_loss), train_time_s=finite_or_none(train_time_s), **extra)
 
 
-class RunRecord(BaseModel):
+class RunRecord(_FiniteModel):
     """One seed's run."""
-
-    model_config = _FINITE
 
     seed: Optional[int] = Field(default=None, strict=True)
     final_val_loss: Optional[float] = None  # the run's last eval; None if it diverged
@@ -133,11 +135,6 @@ class RunRecord(BaseModel):
     diverged: bool = False
     extra_passes: int = Field(default=0, strict=True, ge=0)  # forward/backward passes beyond one per step
     log_path: Optional[str] = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _finite(cls, data: Any) -> Any:
-        return _refuse_non_finite(data)
 
     @classmethod
     def from_curve(
@@ -203,13 +200,11 @@ class Provenance(BaseModel):
     hostname: Optional[str] = None
 
 
-class Results(BaseModel):
+class Results(_FiniteModel):
     """A results.json record. The step field is stored as `steps_to_target` and read/written as
     steps_field(target) (`steps_to_3_28` for target 3.28). `target` is required; a file without it is read as
     a legacy 3.28 file by schema.files.parse_results, the one place that assumes a target.
     Every number is finite (NaN/Infinity are refused; a diverged loss is null)."""
-
-    model_config = _FINITE
 
     # workspace: required
     agent_id: str = Field(min_length=1)
@@ -254,11 +249,10 @@ class Results(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _steps_field_in(cls, data: Any) -> Any:
-        """Refuse non-finite numbers anywhere; map the file's steps_to_<target> onto steps_to_target (missing ->
-        'field required' on it)."""
+        """Map the file's steps_to_<target> onto steps_to_target (missing -> 'field required' on it)."""
         if not isinstance(data, dict):
             return data
-        data = dict(_refuse_non_finite(data))
+        data = dict(data)
         try:
             name = stats.steps_field(data.get("target"))
         except (OptbenchError, TypeError):

@@ -34,10 +34,12 @@ RULES: dict[str, Rule] = {r.id: r for r in (
     Rule("environment", RULE, "The log reproduces the run: the script needs no environment variable beyond "
                               "torchrun's RANK, WORLD_SIZE, LOCAL_RANK (reads with a default are a guideline)."),
     # what is fixed
+    # one rule ("the dataset, the batch size and the architecture are fixed") seen twice: fixed-fields reads the
+    # script's constants (static), architecture/batch-size/data-order watch what actually runs (dynamic)
     Rule("fixed-fields", RULE, "Fixed: the dataset, the batch size (524,288 tokens per step) and the "
-                               "architecture."),
-    Rule("architecture", RULE, "Fixed: the architecture (parameter names, shapes and count)."),
-    Rule("batch-size", RULE, "Fixed: the batch size (tokens per optimizer step)."),
+                               "architecture, as the script's constants state them."),
+    Rule("architecture", RULE, "Fixed: the architecture (parameter names, shapes and count) of the model that runs."),
+    Rule("batch-size", RULE, "Fixed: the batch size (tokens per optimizer step) that goes through the model."),
     Rule("passes", RULE, "At most one forward-backward pass per step."),
     Rule("data-order", RULE, "Fixed: the dataset and its order (the same token windows every step, any world "
                              "size)."),
