@@ -4,6 +4,11 @@ Learned token and position embeddings, pre-LayerNorm blocks without biases, one 
 SDPA, a 4x GELU MLP, the LM head tied to the token embedding and a mean cross-entropy over all tokens; AdamW with
 weight decay on the matrices, gradient clipping at 1. It has exactly the matmuls of optbench's GPT of the same
 shape (q, k, v, out, fc, proj per block, and the head), so the two do the same model FLOPs per token.
+
+It is not the same model. The track-3 GPT adds: biases on every Linear, RMSNorm with gains (on the embedding too),
+QK-RMSNorm, half-truncated RoPE, ReLU^2, an untied LM head with a bias, the ISRU soft-cap and a summed loss. The
+comparator has instead: q/k/v in one matmul, learned position embeddings, LayerNorm, GELU, a tied head, and gradient
+clipping.
 """
 
 from __future__ import annotations

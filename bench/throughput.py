@@ -9,6 +9,8 @@ Rows, timed interleaved (round-robin, --steps steps of each per round, after war
   it runs on CPU, the track's default AdamW recipe).
 - `plain GPT, mb R`: bench/plain_gpt.py at the track's shape (layers, width, heads, seq_len, vocab), the
   comparator: nanoGPT-style model and loop, R rows per microbatch (the whole step's 8 rows, or the track's 4).
+  `vs plain GPT` divides a row's tokens/s by the 8-row plain GPT's (nanoGPT's way), `vs plain, same mb` by the
+  plain GPT's with the row's own microbatch (the same gradient accumulation).
 - `--variants` (comma-separated) add optbench rows: `upstream-loss` (the loss as upstream writes it: soft-capped
   logits, then F.cross_entropy, through autograd: the path CUDA takes), `mb8` (8 rows per microbatch),
   `threads1` (one thread), `compile` (torch.compile of the model; its compile time is not in the step).
@@ -78,6 +80,7 @@ class Setup:
     threads: int
     evaluate: Callable | None = None
     flops_per_token: float = 0.0
+    micro_rows: int = 0  # rows per microbatch
     steps: list = field(default_factory=list)  # one dict of phase seconds per timed step
     first_step_s: float = float("nan")  # the first (warm-up) step: with `compile`, the compilation
 
@@ -138,7 +141,7 @@ def optbench_setup(track: Track, threads: int, variant: str = "", model_file: st
     name = f"optbench {track.name}" + (f", {variant}" if variant else "")
     cfg = track.model_config
     return Setup(name, model, step, threads, lambda: evaluate(model, *val, mbs, track.val_tokens, opts),
-                 model_flops_per_token(model, cfg.num_layers, cfg.model_dim, track.seq_len))
+                 model_flops_per_token(model, cfg.num_layers, cfg.model_dim, track.seq_len), mbs)
 
 
 def plain_setup(track: Track, threads: int, micro_rows: int) -> Setup:
@@ -148,7 +151,8 @@ def plain_setup(track: Track, threads: int, micro_rows: int) -> Setup:
     opt = plain_optimizer(model)
     return Setup(f"plain GPT ({track.name} shape), mb {micro_rows}", model,
                  lambda x, y, clock: plain_step(model, opt, x, y, micro_rows, clock), threads,
-                 flops_per_token=model_flops_per_token(model, cfg.num_layers, cfg.model_dim, track.seq_len))
+                 flops_per_token=model_flops_per_token(model, cfg.num_layers, cfg.model_dim, track.seq_len),
+                 micro_rows=micro_rows)
 
 
 def time_eval(setup: Setup, repeats: int = 1) -> float:
@@ -186,23 +190,32 @@ def progress(line: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
 
 
-def table(setups: list[Setup], tracks: dict[str, Track], peak: float, comparator: dict[str, Setup]) -> list[str]:
+def step_s(setup: Setup) -> float:
+    """The median step time (s) of a setup."""
+    return statistics.median(sum(st.values()) for st in setup.steps)
+
+
+def table(setups: list[Setup], tracks: dict[str, Track], peak: float, comparator: dict[str, list[Setup]]) -> list[str]:
+    """`vs plain GPT`: tokens/s over the plain GPT's with the whole step as one batch (nanoGPT's way); `vs plain,
+    same mb`: over the plain GPT's with the row's own rows per microbatch (the same accumulation)."""
     lines = ["| row | step (ms) | forward | backward | optimizer | tokens/s | model GFLOP/s | MFU | vs plain GPT "
-             "| first step (s) | eval (ms) | est. run |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| vs plain, same mb | first step (s) | eval (ms) | est. run |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s in setups:
         track = tracks[s.name]
         med = {p: 1000 * statistics.median(st[p] for st in s.steps) for p in PHASES}
-        step_ms = 1000 * statistics.median(sum(st.values()) for st in s.steps)
+        step_ms = 1000 * step_s(s)
         tok_s = track.batch_tokens / (step_ms / 1000)
-        ref = comparator.get(track.name)
-        ref_tok_s = track.batch_tokens / statistics.median(sum(st.values()) for st in ref.steps) if ref else None
+        plain = comparator[track.name]
+        ref_tok_s = track.batch_tokens / step_s(plain[0])
+        same = next((p for p in plain if p.micro_rows == s.micro_rows), None)
+        same_ratio = f"{tok_s * step_s(same) / track.batch_tokens:.2f}x" if same else ""
         eval_ms = 1000 * time_eval(s)
         run_s = s.first_step_s + step_ms / 1000 * (track.train_steps - 1) + len(track.eval_steps()) * eval_ms / 1000
         gflops = s.flops_per_token * tok_s / 1e9
         lines.append(f"| {s.name} | {step_ms:.1f} | {med['forward']:.1f} | {med['backward']:.1f} | "
                      f"{med['optimizer']:.1f} | {tok_s:,.0f} | {gflops:.1f} | {gflops / peak:.1%} | "
-                     f"{tok_s / ref_tok_s:.2f}x | {s.first_step_s:.1f} | "
+                     f"{tok_s / ref_tok_s:.2f}x | {same_ratio} | {s.first_step_s:.1f} | "
                      + ("" if eval_ms != eval_ms else f"{eval_ms:.0f}") + " | "
                      + ("" if run_s != run_s else f"{run_s / 60:.1f} min") + " |")
     return lines
@@ -234,7 +247,7 @@ def main() -> None:
         if args.model_file:
             rows.insert(1, optbench_setup(track, threads, model_file=args.model_file))
         plain = [plain_setup(track, threads, track.batch_rows), plain_setup(track, threads, track.micro_batch_rows)]
-        comparator[track.name] = plain[0]
+        comparator[track.name] = plain
         for s in rows + plain:
             tracks[s.name] = track
         loader = TokenStream(list_shards(default_data_dir(track.vocab_size), "train"), track.batch_tokens,

@@ -292,14 +292,18 @@ def _softcap_log_probs(z: Tensor, targets: Tensor, c: float, grad_out: bool) -> 
     n, block = z.size(0), _row_block(z.size(1))
     picked = z.new_empty(n, 1)
     t = targets.view(n, 1)
+    # nll_loss's gradient of a block, as autograd makes it (-1 at the targets, 0 elsewhere), in one zeroed buffer
+    # that gets its -1s scattered in and taken out again, instead of a fresh zero fill per block
+    dlogp_buf = z.new_zeros(min(block, n), z.size(1)) if grad_out else None
     for i in range(0, n, block):
         zb, tb = z[i:i + block], t[i:i + block]
         r = zb.square().add_(c * c).rsqrt_()
         logp = torch.log_softmax((c * zb).mul_(r), dim=-1)
         torch.gather(logp, 1, tb, out=picked[i:i + block])
         if grad_out:
-            dlogp = torch.zeros_like(logp).scatter_(1, tb, -1.0)  # nll_loss's gradient, as autograd makes it
+            dlogp = dlogp_buf[:len(zb)].scatter_(1, tb, -1.0)
             dy = torch.ops.aten._log_softmax_backward_data(dlogp, logp, 1, logp.dtype)
+            dlogp.scatter_(1, tb, 0.0)
             torch.mul(dy, r.pow_(3).mul_(c**3), out=zb)  # SoftCap.backward
     return picked
 
