@@ -19,7 +19,8 @@ import math
 import torch
 
 from optbench.optim._args import check_betas, check_nonneg
-from optbench.optim._elementwise import check_compiled, compile_once, pieces, scalars, use_compiled
+from optbench.optim._compiled import check_compiled, compile_once, scalars, use_compiled
+from optbench.optim._elementwise import pieces
 from optbench.optim.registry import COUNT, NONNEG, POSITIVE, betas, register
 
 

@@ -22,6 +22,7 @@ import torch
 import torch.distributed as dist
 
 from optbench.optim._args import check_nonneg
+from optbench.optim._compiled import check_compiled, compile_once, use_compiled
 from optbench.optim.registry import COUNT, NONNEG, POSITIVE, UNIT, register
 
 Coeffs = tuple[float, float, float]
@@ -188,14 +189,9 @@ def newton_schulz_batched(
     return out
 
 
-_COMPILED: dict[str, object] = {}
-
-
 def compiled_newton_schulz_():
     """``torch.compile(newton_schulz_)``, built once: the Muon family's compiled path (default on CUDA only)."""
-    if "ns" not in _COMPILED:
-        _COMPILED["ns"] = torch.compile(newton_schulz_, dynamic=False)
-    return _COMPILED["ns"]
+    return compile_once(newton_schulz_)
 
 
 def check_ns_args(ns_coefficients: CoeffSpec, ns_steps: int | None, ns_dtype: torch.dtype) -> None:
@@ -284,9 +280,7 @@ class ShardedMatrixOptimizer(torch.optim.Optimizer):
         ``compiled`` says so (None: when the matrices are on CUDA)."""
         if not mats:
             return []
-        compiled = group.get("compiled")
-        if compiled is None:
-            compiled = mats[0].device.type == "cuda"
+        compiled = use_compiled(group.get("compiled"), mats)
         return newton_schulz_batched(mats, schedule, group["ns_dtype"], eps, fused=group.get("ns_fused"),
                                      compiled=compiled, out_dtype=out_dtype)
 
@@ -302,8 +296,7 @@ class ShardedMatrixOptimizer(torch.optim.Optimizer):
     def _check_group(self, group: dict) -> None:
         _check_common(group["lr"], group["weight_decay"], group["momentum"])
         resolve_ns_schedule(group["ns_coefficients"], group["ns_steps"])
-        if not (group.get("compiled") is None or isinstance(group["compiled"], bool)):
-            raise ValueError(f"compiled: must be None (CUDA only), True or False, got {group['compiled']!r}")
+        check_compiled(group.get("compiled"))
         if not (group.get("ns_fused") is None or isinstance(group["ns_fused"], bool)):
             raise ValueError(f"ns_fused: must be None (by ns_dtype), True or False, got {group['ns_fused']!r}")
         for p in group["params"]:
