@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 import optuna
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from optbench.errors import OptbenchError
 from optbench.optim.recipe import Recipe
@@ -198,10 +198,11 @@ def set_budget(sweep: Sweep, *, max_trials: int | None = None, max_device_hours:
     update = {k: v for k, v in (("max_trials", max_trials), ("max_device_hours", max_device_hours)) if v is not None}
     if not update:
         raise OptbenchError("give --max-trials and/or --max-device-hours")
-    if any(v <= 0 for v in update.values()):
+    try:  # SweepSpec's own field rules decide what a budget may be
+        spec = SweepSpec.model_validate({**sweep.spec.model_dump(), **update})
+    except ValidationError:
         raise OptbenchError(f"sweep {sweep.name}: a budget must be positive, got "
-                            + ", ".join(f"{k}={v}" for k, v in update.items()))
-    spec = sweep.spec.model_copy(update=update)
+                            + ", ".join(f"{k}={v}" for k, v in update.items())) from None
     if spec != sweep.spec:
         sweep.study.set_user_attr(SPEC_ATTR, spec.model_dump(mode="json"))
     return Sweep(spec, sweep.study, sweep.storage_url, sweep.runs_dir)
