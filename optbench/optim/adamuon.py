@@ -100,16 +100,17 @@ class AdaMuon(ShardedMatrixOptimizer):
         elif group["sign_input"]:
             mats = torch._foreach_sign(mats)  # new tensors: never the momentum buffers
         mu, eps, lr, wd = group["momentum"], group["eps"], group["lr"], group["weight_decay"]
-        os = self._orthogonalize(mats, group, schedule, group["ns_eps"], out_dtype=params[0].dtype)
+        os = self._orthogonalize(mats, group, schedule, group["ns_eps"])
         b2 = mu if group["beta2"] is None else group["beta2"]
         rms, decay = group["rms_target"], 1 - lr * wd
         # the reference's per-matrix operations, matrix by matrix (all passes while one matrix is in cache); the
         # RMS rescale rms * sqrt(numel) / (||O|| + eps) is a 0-d factor applied with the step
         for p, o in zip(params, os):
             state = self.state[p]
-            o = o.to(p.dtype)
+            if o.dtype.itemsize > p.dtype.itemsize:  # a narrowing cast changes values; a widening one is done exactly
+                o = o.to(p.dtype)  # inside addcmul_ / div / the update, as a cast to p.dtype would
             if "v_buffer" not in state:
-                state["v_buffer"] = torch.zeros_like(o, memory_format=torch.contiguous_format)
+                state["v_buffer"] = torch.zeros(o.shape, dtype=p.dtype, device=p.device)
             state["step"] += 1
             v = state["v_buffer"]
             v.mul_(b2).addcmul_(o, o, value=1 - b2)

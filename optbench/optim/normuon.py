@@ -10,11 +10,11 @@ Follows zichongli5/NorMuon ``normuon.py`` (classes ``NorMuon`` / ``SingleDeviceN
     O <- O * sqrt(max(1, rows / cols))
     W <- W (1 - lr wd)  (only when the param had a gradient);  W <- W - lr O
 
-Differences from the official file, all deliberate: the NS output is cast back to the parameter dtype before
-the normalisation (the official code fails with float32 params on torch 2.13 because its per-row buffer is
-float32 and the NS output bf16 — this is the fix the reference trajectory ``normuon_fp32ns`` also applies); a
-parameter without a gradient is skipped (the official code feeds it a zero gradient); tensors with more than two
-dims are flattened to (shape[0], rest) for the row statistics too.
+Differences from the official file, all deliberate: the NS output is used in the parameter dtype for the
+normalisation, upcast exactly inside the reductions and the update (the official code fails with float32 params on
+torch 2.13 because its per-row buffer is float32 and the NS output bf16 -- this is the fix the reference
+trajectory ``normuon_fp32ns`` also applies); a parameter without a gradient is skipped (the official code feeds it
+a zero gradient); tensors with more than two dims are flattened to (shape[0], rest) for the row statistics too.
 """
 
 from __future__ import annotations
@@ -100,26 +100,43 @@ class NorMuon(ShardedMatrixOptimizer):
         # the reference's per-matrix scalings folded into one per-row factor c (tiny tensors), applied in one pass:
         #   s <- lerp(s, rowmean(O^2), 1 - beta2);  O' = O / (sqrt(s) + eps);  O'' = O' ||O|| / (||O'|| + eps)
         # with ||O||^2 = sum(r) and ||O'||^2 = sum(r / (sqrt(s) + eps)^2), r = the rows' sums of squares: O is read
-        # twice (r, the update) instead of eight times; the same values up to float rounding
+        # twice (r, the update) instead of eight times; the same values up to float rounding. r comes from each NS
+        # batch in one reduction, and the small vectors are handled by foreach ops: no per-matrix Python work
         neps, lr, wd = group["norm_eps"], group["lr"], group["weight_decay"]
-        os = self._orthogonalize(mats, group, schedule, group["eps"], out_dtype=params[0].dtype)
-        if any(p.dtype != params[0].dtype for p in params):
-            os = [o.to(p.dtype) for o, p in zip(os, params)]
-        r = [torch.linalg.vector_norm(o, dim=-1, keepdim=True).square_() for o in os]
+        os: list[torch.Tensor] = [None] * len(mats)  # type: ignore[list-item]
+        r: list[torch.Tensor] = [None] * len(mats)  # type: ignore[list-item]
+        dt = params[0].dtype  # O stays in the NS dtype: r is summed in dt and addcmul_ upcasts O exactly, as a cast would
+        for O, idx, tall in self._orthogonalize(mats, group, schedule, group["eps"], batches=True):
+            wide_js = [j for j, t in enumerate(tall) if not t]
+            tall_js = [j for j, t in enumerate(tall) if t]
+            if wide_js:
+                Ow = O if not tall_js else O[wide_js]
+                rows = torch.linalg.vector_norm(Ow, dim=-1, keepdim=True, dtype=dt).square_()
+                for k, j in enumerate(wide_js):
+                    os[idx[j]], r[idx[j]] = O[j], rows[k]
+            if tall_js:  # a tall matrix's rows are its wide result's columns (square and sum: 6x faster than a norm over dim -2)
+                Ot = O if not wide_js else O[tall_js]
+                cols = torch.square(Ot.to(dt)).sum(-2, keepdim=True).mT
+                for k, j in enumerate(tall_js):
+                    os[idx[j]], r[idx[j]] = O[j].mT, cols[k]
+        if any(p.dtype != dt for p in params):
+            r = [ri.to(p.dtype) for ri, p in zip(r, params)]
         s2 = [self.state[p]["second_momentum_buffer"] for p in params]
-        torch._foreach_lerp_(s2, [ri / o.size(-1) for ri, o in zip(r, os)], 1 - group["beta2"])
-        inv = torch._foreach_sqrt(s2)
-        torch._foreach_add_(inv, neps)
-        torch._foreach_reciprocal_(inv)
-        cs = []
-        for o, ri, iv in zip(os, r, inv):
-            shape_scale = max(1, o.size(-2) / o.size(-1)) ** 0.5
-            ratio = ri.sum().sqrt() / ((ri * iv * iv).sum().sqrt() + neps)
-            cs.append(iv.mul_(ratio * shape_scale))
+        torch._foreach_lerp_(s2, torch._foreach_div(r, [o.size(-1) for o in os]), 1 - group["beta2"])
+        c = torch._foreach_sqrt(s2)
+        torch._foreach_add_(c, neps)
+        torch._foreach_reciprocal_(c)  # 1 / (sqrt(s) + eps), per row
+        q = torch._foreach_mul(r, c)
+        torch._foreach_mul_(q, c)  # r / (sqrt(s) + eps)^2
+        ratio = torch._foreach_sqrt(torch._foreach_norm(r, 1))  # ||O|| (r >= 0: its 1-norm is its sum)
+        den = torch._foreach_sqrt(torch._foreach_norm(q, 1))  # ||O'||
+        torch._foreach_add_(den, neps)
+        torch._foreach_div_(ratio, den)
+        torch._foreach_mul_(ratio, [max(1, o.size(-2) / o.size(-1)) ** 0.5 for o in os])  # the shape scale
+        torch._foreach_mul_(c, ratio)
         if wd:
             torch._foreach_mul_(params, 1 - lr * wd)
-        for p, o, c in zip(params, os, cs):
-            p.view(o.shape).addcmul_(o, c, value=-lr)
+        torch._foreach_addcmul_([p.view(o.shape) for p, o in zip(params, os)], os, c, value=-lr)
 
 
 register(
