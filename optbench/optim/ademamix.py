@@ -21,6 +21,7 @@ import torch
 from optbench.optim._args import check_betas, check_nonneg
 from optbench.optim._compiled import check_compiled, compile_once, scalars, use_compiled
 from optbench.optim._elementwise import pieces
+from optbench.optim.adamw import fused_is_same_update
 from optbench.optim.registry import COUNT, NONNEG, POSITIVE, betas, register
 
 
@@ -144,6 +145,22 @@ class AdEMAMix(torch.optim.Optimizer):
         if beta1 != 0.0 and use_compiled(group.get("compiled"), params):
             sc = scalars(params[0], 1 - beta1, 1 - beta3, beta2, c1, c2, eps_b, decay, -lr)
             compile_once(_ademamix_update)(params, grads, m1, m2, v, sc)
+            return
+        if beta1 != 0.0 and fused_is_same_update(params):
+            # the Adam part in torch's fused AdamW kernel, one pass over p, g, v and u = m1 + k m2 (k = alpha bc1 /
+            # beta1): the kernel's EMA step turns u into m1_new + alpha bc1 m2_new, so its
+            # p (1 - lr wd) - lr / bc1 * u / (sqrt(v) / sqrt(bc2) + eps) is the reference's update; 4 passes, not 9
+            step = torch.tensor(float(t), device=params[0].device)
+            k = alpha * bc1 / beta1
+            scratch = torch.empty(0, dtype=params[0].dtype, device=params[0].device)
+            for p, g, a, b, vv in pieces(params, grads, m1, m2, v):  # all passes while a piece is in cache
+                b.lerp_(g, 1 - beta3)
+                if scratch.numel() < a.numel() or scratch.dtype != a.dtype:
+                    scratch = torch.empty(a.numel(), dtype=a.dtype, device=a.device)
+                u = torch.add(a, b, alpha=k, out=scratch[: a.numel()].view_as(a))
+                a.lerp_(g, 1 - beta1)
+                torch._fused_adamw_([p], [g], [u], [vv], [], [step], lr=lr, beta1=beta1, beta2=beta2,
+                                    weight_decay=lmbda, eps=eps, amsgrad=False, maximize=False)
             return
         for p, g, a, b, vv in pieces(params, grads, m1, m2, v):  # all passes while a piece is in cache
             if beta1 != 0.0:
