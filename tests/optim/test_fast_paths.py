@@ -272,3 +272,90 @@ def test_adamuon_signs_the_update_never_the_momentum_buffer(nesterov):
     opt.step()
     assert torch.allclose(opt.state[p]["momentum_buffer"], 0.1 * g, rtol=1e-6, atol=0)
     assert torch.equal(p.grad, g)
+
+
+def test_fused_newton_schulz_is_as_accurate_as_upstream_rounding():
+    """fused=True computes (B + aI) X in one product: against a float64 run of the convergent track-3 schedule,
+    its bf16 error is no larger than upstream's rounding-after-every-operation, and float32 is within 1e-5."""
+    from optbench.optim.muon import newton_schulz_
+
+    sched = resolve_ns_schedule("track3", None)
+    G = torch.randn(4, 64, 256, generator=torch.Generator().manual_seed(11))
+    exact = newton_schulz_(G.double(), sched, fused=False)
+
+    def err(dtype, fused):
+        out = newton_schulz_(G.to(dtype), sched, fused=fused).double()
+        return ((out - exact).norm() / exact.norm()).item()
+
+    assert err(torch.bfloat16, True) <= err(torch.bfloat16, False)
+    assert err(torch.float32, True) < 1e-5
+
+
+def test_newton_schulz_batches_say_where_each_matrix_is():
+    """One batch per shape, tall and wide together: (O, idx, tall) with O[j] (or O[j].mT when tall) the result
+    for mats[idx[j]], as newton_schulz_batched returns it."""
+    from optbench.optim.muon import newton_schulz_batches
+
+    gen = torch.Generator().manual_seed(12)
+    mats = [torch.randn(s, generator=gen) for s in [(24, 8), (16, 16), (8, 24), (16, 16)]]
+    sched = resolve_ns_schedule("tuned5", None)
+    batches = newton_schulz_batches(mats, sched, torch.float32)
+    assert sorted((O.shape, idx, tall) for O, idx, tall in batches) == [
+        (torch.Size([2, 8, 24]), [0, 2], [True, False]), (torch.Size([2, 16, 16]), [1, 3], [False, False])]
+    flat = newton_schulz_batched(mats, sched, torch.float32)
+    for O, idx, tall in batches:
+        for j, i in enumerate(idx):
+            assert torch.equal(O[j].mT if tall[j] else O[j], flat[i])
+
+
+@pytest.mark.parametrize("ns_dtype", [torch.bfloat16, torch.float32])
+def test_normuon_step_is_the_per_matrix_formula_on_mixed_shapes(ns_dtype):
+    """NorMuon's batched row statistics (one reduction per NS batch, tall matrices by columns) and foreach
+    scalings give the reference's per-matrix arithmetic to float32 rounding, on tall, wide and square matrices
+    sharing batches."""
+    gen = torch.Generator().manual_seed(13)
+    ps = [torch.nn.Parameter(torch.randn(s, generator=gen)) for s in SHAPES]
+    opt = NorMuon(ps, lr=0.05, weight_decay=0.1, momentum=0.9, beta2=0.9, ns_dtype=ns_dtype)
+    sched = resolve_ns_schedule("tuned5", None)
+    ws = [p.detach().clone() for p in ps]
+    ms, ss = [torch.zeros(s) for s in SHAPES], [torch.zeros(s[0], 1) for s in SHAPES]
+    for _ in range(3):
+        gs = [torch.randn(s, generator=gen) for s in SHAPES]
+        for p, g in zip(ps, gs):
+            p.grad = g.clone()
+        opt.step()
+        for i, g in enumerate(gs):  # zichongli5/NorMuon's update, matrix by matrix
+            ms[i] = ms[i].lerp(g, 0.1)
+            o = newton_schulz(g.lerp(ms[i], 0.9), sched, ns_dtype).float()
+            nu = o.norm()
+            ss[i] = ss[i].lerp(o.square().mean(dim=-1, keepdim=True), 0.1)
+            o = o / (ss[i].sqrt() + 1e-10)
+            o = o * (nu / (o.norm() + 1e-10)) * max(1, g.size(0) / g.size(1)) ** 0.5
+            ws[i] = ws[i] * (1 - 0.05 * 0.1) - 0.05 * o
+    for i, (p, w) in enumerate(zip(ps, ws)):
+        assert (p.detach() - w).abs().max().item() < 1e-6, i
+
+
+def test_ademamix_fused_kernel_path_is_the_reference_update():
+    """AdEMAMix's Adam part in torch's fused AdamW kernel (float32 params) follows apple/ml-ademamix's update,
+    written out here, to float32 rounding over 6 steps with both warmups and weight decay."""
+    from optbench.optim.ademamix import alpha_at, beta3_at
+
+    gen = torch.Generator().manual_seed(14)
+    init = [torch.randn(s, generator=gen) for s in [(24, 8), (5,), (3, 4, 5)]]
+    grads = [[torch.randn(x.shape, generator=gen) for x in init] for _ in range(6)]
+    lr, (b1, b2, b3), alpha, wd, eps = 1e-2, (0.9, 0.95, 0.999), 5.0, 0.1, 1e-8
+    got = _run(lambda ps: AdEMAMix(ps, lr=lr, betas=(b1, b2, b3), alpha=alpha, beta3_warmup=4, alpha_warmup=4,
+                                   weight_decay=wd), init, grads)
+    for k, (x, p) in enumerate(zip(init, got)):
+        w, m1, m2, v = x.clone(), torch.zeros_like(x), torch.zeros_like(x), torch.zeros_like(x)
+        for t, gs in enumerate(grads, start=1):
+            g = gs[k]
+            m1.mul_(b1).add_(g, alpha=1 - b1)
+            beta3 = beta3_at(t, b3, b1, 4)
+            m2.mul_(beta3).add_(g, alpha=1 - beta3)
+            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            denom = (v.sqrt() / (1 - b2**t) ** 0.5).add_(eps)
+            update = (m1.div(1 - b1**t) + alpha_at(t, alpha, 4) * m2) / denom + wd * w
+            w.add_(-lr * update)
+        assert (p.detach() - w).abs().max().item() < 1e-6
