@@ -19,7 +19,7 @@ import math
 import torch
 
 from optbench.optim._args import check_betas, check_nonneg
-from optbench.optim._compiled import check_compiled, compile_once, scalars, use_compiled
+from optbench.optim._compiled import CPU_AUTO_MIN_NUMEL, call_compiled, check_compiled, scalars, use_compiled
 from optbench.optim._elementwise import pieces
 from optbench.optim.adamw import fused_is_same_update
 from optbench.optim.registry import COUNT, NONNEG, POSITIVE, betas, register
@@ -57,9 +57,10 @@ class AdEMAMix(torch.optim.Optimizer):
       recommends both equal to the run length for long runs.
     - ``eps=1e-8``.
     - ``weight_decay=0.0``: decoupled, added to the update as ``wd * W`` (so the decay is ``lr * wd``).
-    - ``compiled=None``: the update compiled, one graph for all tensors (None: on CUDA only; True also on
-      CPU, where inductor needs a C++ compiler); eager it runs in cache-sized pieces (optim._elementwise); with
-      beta1 = 0 always eager.
+    - ``compiled=None``: the update compiled, one graph for all tensors. None: on CUDA, and on CPU for a group
+      of at least ``optim._compiled.CPU_AUTO_MIN_NUMEL`` (4M) elements when a C++ compiler is there (falling back
+      to eager, with a warning, if compiling fails); True: always (on CPU inductor needs a C++ compiler). Eager it
+      runs in cache-sized pieces (optim._elementwise); with beta1 = 0 always eager.
 
     State per parameter: ``step`` (int), ``exp_avg_fast`` (None when beta1 == 0), ``exp_avg_slow``,
     ``exp_avg_sq``; param dtype as upstream.
@@ -142,10 +143,11 @@ class AdEMAMix(torch.optim.Optimizer):
         m2, v = ([self.state[p][k] for p in params] for k in ("exp_avg_slow", "exp_avg_sq"))
         m1 = [self.state[p]["exp_avg_fast"] for p in params] if beta1 != 0.0 else grads
         c1, c2, eps_b, decay = sqrt_bc2 / bc1, alpha * sqrt_bc2, eps * sqrt_bc2, 1 - lr * lmbda
-        if beta1 != 0.0 and use_compiled(group.get("compiled"), params):
+        flag = group.get("compiled")
+        if beta1 != 0.0 and use_compiled(flag, params, CPU_AUTO_MIN_NUMEL):
             sc = scalars(params[0], 1 - beta1, 1 - beta3, beta2, c1, c2, eps_b, decay, -lr)
-            compile_once(_ademamix_update)(params, grads, m1, m2, v, sc)
-            return
+            if call_compiled(_ademamix_update, flag, params, grads, m1, m2, v, sc):
+                return
         if beta1 != 0.0 and fused_is_same_update(params):
             # the Adam part in torch's fused AdamW kernel, one pass over p, g, v and u = m1 + k m2 (k = alpha bc1 /
             # beta1): the kernel's EMA step turns u into m1_new + alpha bc1 m2_new, so its

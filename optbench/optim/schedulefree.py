@@ -23,7 +23,7 @@ import math
 import torch
 
 from optbench.optim._args import check_betas, check_nonneg
-from optbench.optim._compiled import check_compiled, compile_once, scalars, use_compiled
+from optbench.optim._compiled import CPU_AUTO_MIN_NUMEL, call_compiled, check_compiled, scalars, use_compiled
 from optbench.optim._elementwise import pieces
 from optbench.optim.registry import NONNEG, POSITIVE, Range, UNIT, betas, register
 
@@ -44,9 +44,10 @@ class AdamWScheduleFree(torch.optim.Optimizer):
     - ``weight_lr_power=2.0``: the averaging weight is lr_max^weight_lr_power.
     - ``inner_momentum=0.0``: optional EMA of g (bias-corrected) divided by the same denominator; only 0 is
       checked against a reference trajectory.
-    - ``compiled=None``: the update compiled, one graph for all tensors (None: on CUDA only; True also on
-      CPU, where inductor needs a C++ compiler); eager it runs in cache-sized pieces (optim._elementwise). With
-      inner momentum it is always eager.
+    - ``compiled=None``: the update compiled, one graph for all tensors. None: on CUDA, and on CPU for a group
+      of at least ``optim._compiled.CPU_AUTO_MIN_NUMEL`` (4M) elements when a C++ compiler is there (falling back
+      to eager, with a warning, if compiling fails); True: always (on CPU inductor needs a C++ compiler). Eager it
+      runs in cache-sized pieces (optim._elementwise); with inner momentum always eager.
 
     Group counters (saved in ``state_dict`` with the groups): ``k``, ``train_mode``, ``weight_sum``,
     ``lr_max``, ``scheduled_lr``. State per parameter: ``z``, ``exp_avg_sq`` (+ ``exp_avg`` with inner
@@ -166,10 +167,12 @@ class AdamWScheduleFree(torch.optim.Optimizer):
                 if mom > 0:
                     s /= 1 - mom ** (k + 1)  # the momentum's bias correction joins the scale
                 y_alpha, z_alpha = lr * (beta1 * (1 - ckp1) - 1) * s, lr * s
-                if mom == 0 and use_compiled(group.get("compiled"), params):
+                flag = group.get("compiled")
+                done = False
+                if mom == 0 and use_compiled(flag, params, CPU_AUTO_MIN_NUMEL):
                     sc = scalars(params[0], beta2, eps_s, decay / s, ckp1, y_alpha, z_alpha)
-                    compile_once(_sf_update)(params, grads, z, v, sc)
-                else:
+                    done = call_compiled(_sf_update, flag, params, grads, z, v, sc)
+                if not done:
                     m = [self.state[p]["exp_avg"] for p in params] if mom > 0 else grads
                     for p, g, mm, zz, vv in pieces(params, grads, m, z, v):  # all passes while a piece is in cache
                         vv.mul_(beta2).addcmul_(g, g, value=1 - beta2)

@@ -359,3 +359,71 @@ def test_ademamix_fused_kernel_path_is_the_reference_update():
             update = (m1.div(1 - b1**t) + alpha_at(t, alpha, 4) * m2) / denom + wd * w
             w.add_(-lr * update)
         assert (p.detach() - w).abs().max().item() < 1e-6
+
+
+def test_automatic_compile_choice():
+    """compiled=None: on CPU only the elementwise updates (a cpu_min_numel is given), from that many elements in the
+    group on, and only with a C++ compiler for inductor; True / False are taken as given."""
+    from optbench.optim import _compiled
+
+    small, big = [torch.zeros(8, 8)], [torch.zeros(64, 64), torch.zeros(64, 64)]  # 64 and 8192 elements
+    assert _compiled.use_compiled(True, small) and not _compiled.use_compiled(False, big, 1)
+    assert not _compiled.use_compiled(None, big)  # the Muon family: CUDA only
+    assert not _compiled.use_compiled(None, small, 8192) and not _compiled.use_compiled(None, [], 1)
+    assert _compiled.use_compiled(None, big, 8192) == (_compiled.cpp_compiler() is not None)
+    _compiled.cpp_compiler.cache_clear()
+    try:
+        import unittest.mock as mock
+
+        with mock.patch.dict("os.environ", {"CXX": ""}), mock.patch("shutil.which", return_value=None):
+            assert _compiled.cpp_compiler() is None and not _compiled.use_compiled(None, big, 8192)
+    finally:
+        _compiled.cpp_compiler.cache_clear()
+
+
+@pytest.mark.parametrize("make", ELEMENTWISE[:1] + ELEMENTWISE[2:3])
+def test_automatic_compile_falls_back_to_eager_when_compiling_fails(make, monkeypatch):
+    """Above the CPU threshold compiled=None compiles; if compiling fails it warns once and runs the eager update
+    (the same result as compiled=False), where an explicit compiled=True raises."""
+    from optbench.optim import _compiled, ademamix, schedulefree
+
+    def broken(fn):
+        def run(*args):
+            raise RuntimeError("no toolchain")
+        return run
+
+    for module in (ademamix, schedulefree):
+        monkeypatch.setattr(module, "CPU_AUTO_MIN_NUMEL", 1)
+    monkeypatch.setattr(_compiled, "cpp_compiler", lambda: "c++")
+    monkeypatch.setattr(_compiled, "compile_once", broken)
+    monkeypatch.setattr(_compiled, "_FAILED", set())
+    gen = torch.Generator().manual_seed(15)
+    init = [torch.randn(s, generator=gen) for s in [(24, 8), (16, 16)]]
+    grads = [[torch.randn(x.shape, generator=gen) for x in init] for _ in range(3)]
+    with pytest.warns(RuntimeWarning, match="torch.compile failed") as seen:
+        auto = _run(make, init, grads)
+    assert len([w for w in seen if "torch.compile failed" in str(w.message)]) == 1
+    eager = _run(lambda ps: make(ps, compiled=False), init, grads)
+    assert all(torch.equal(a, b) for a, b in zip(auto, eager))
+    with pytest.raises(RuntimeError, match="no toolchain"):
+        _run(lambda ps: make(ps, compiled=True), init, grads)
+
+
+@pytest.mark.parametrize("make", ELEMENTWISE[:1] + ELEMENTWISE[2:3])
+def test_automatic_compile_runs_the_compiled_update_above_the_threshold(make, monkeypatch):
+    """With the group above the CPU threshold, compiled=None goes through compile_once (here a stand-in that runs
+    the graph's function eagerly, so no compiler is needed): the same update as the eager pieces to rounding."""
+    from optbench.optim import _compiled, ademamix, schedulefree
+
+    used = []
+    for module in (ademamix, schedulefree):
+        monkeypatch.setattr(module, "CPU_AUTO_MIN_NUMEL", 1)
+    monkeypatch.setattr(_compiled, "cpp_compiler", lambda: "c++")
+    monkeypatch.setattr(_compiled, "compile_once", lambda fn: used.append(fn.__name__) or fn)
+    gen = torch.Generator().manual_seed(16)
+    init = [torch.randn(s, generator=gen) for s in [(24, 8), (16, 16)]]
+    grads = [[torch.randn(x.shape, generator=gen) for x in init] for _ in range(3)]
+    auto = _run(make, init, grads)
+    assert len(used) == 3 and used[0] in ("_ademamix_update", "_sf_update")
+    eager = _run(lambda ps: make(ps, compiled=False), init, grads)
+    assert max((a - b).abs().max().item() for a, b in zip(auto, eager)) < 1e-6
