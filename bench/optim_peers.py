@@ -101,6 +101,8 @@ F32, BF16 = torch.float32, torch.bfloat16
 UPSTREAM_ROUNDING = ("upstream's bf16 arithmetic (a rounding after every operation, kept by default for bit-exact "
                      "conformance) costs 5 elementwise passes per NS step that the peers fold into their products")
 NOT_FP32 = "pytorch_optimizer runs NS in bf16 only: not the same settings (the recipe's own cost)"
+PO_ADAMUON = ("pytorch_optimizer's AdaMuon orthogonalises the plain momentum (no nesterov, no sign) and bias-corrects "
+              "v: the zoo's AdaMuon at those settings (the reference's nesterov + sign cost two passes more)")
 
 
 def _muon_family() -> list[Contest]:
@@ -128,7 +130,11 @@ def _muon_family() -> list[Contest]:
         c = Contest(f"NorMuon, {tag}", "normuon", {**MUON, **extra}, verdict=dtype is BF16)
         c.impls += _po("NorMuon", lambda ps: PO.NorMuon(
             _muon_group(ps), lr=0.04, momentum=0.95, beta2=0.95, weight_decay=0.05, ns_steps=5, foreach=True))
-        c2 = Contest(f"AdaMuon, {tag}", "adamuon", {**ADAMUON, **extra}, verdict=dtype is BF16)
+        same = {"nesterov": False, "sign_input": False, "beta2": 0.95} if dtype is BF16 else {}
+        title = "AdaMuon, 5-step NS bf16, fused products, no nesterov or sign (as the peer)" if same else f"AdaMuon, {tag}"
+        c2 = Contest(title, "adamuon",
+                     {**ADAMUON, **extra, **same}, verdict=dtype is BF16,
+                     note=PO_ADAMUON if same else "")
         c2.impls += _po("AdaMuon", lambda ps: PO.AdaMuon(
             _muon_group(ps), lr=0.006, betas=(0.95, 0.95), weight_decay=0.1, ns_steps=5, foreach=True))
         if dtype is F32:

@@ -279,6 +279,9 @@ def main(argv=None) -> int:
                     "often a disturbed one; both are printed)")
     ap.add_argument("--before", default=None, help="folder holding an older checkout's optbench/ package: its zoo "
                     "runs in the same race as 'optbench (before)'")
+    ap.add_argument("--skip", default="", help="comma-separated implementation labels to leave out, e.g. "
+                    "'heavyball SOAP (compiled)' (its max-autotune compile of the mid shapes takes over 7 minutes); "
+                    "named in the environment line")
     ap.add_argument("--out", default=None, help="also write the tables (with the command) to FILE.md")
     args = ap.parse_args(argv)
     sets = [s.strip() for s in args.shapes.split(",") if s.strip()]
@@ -301,10 +304,17 @@ def main(argv=None) -> int:
         before = import_tree(args.before, "optim")
     wanted = [zoo.info(n.strip()).name for n in args.optimizers.split(",") if n.strip()]
     rows = [c for c in contests(zoo, before) if not wanted or c.zoo in wanted]
+    skip = {x.strip() for x in args.skip.split(",") if x.strip()}
+    unknown = skip - {i.label for c in rows for i in c.impls}
+    if unknown:
+        ap.error(f"--skip: no implementation labelled {', '.join(sorted(unknown))} in the chosen rows")
+    for c in rows:
+        c.impls = [i for i in c.impls if i.label not in skip]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     env = (f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, "
            f"{os.cpu_count()} CPUs, load average {load:.1f} at the start, "
-           + ("CUDA available" if torch.cuda.is_available() else "no GPU here (CPU rows only)"))
+           + ("CUDA available" if torch.cuda.is_available() else "no GPU here (CPU rows only)")
+           + (f"; left out: {', '.join(sorted(skip))}" if skip else ""))
     print(env, flush=True)
     by_set: dict[str, list[tuple[Contest, list[Timing]]]] = {}
     stopped = ""

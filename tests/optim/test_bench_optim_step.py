@@ -85,3 +85,20 @@ def test_bench_runs_a_row_and_writes_the_tables(tmp_path):
     assert "## Summary" in text and "| Lion |" in text and "| optbench |" in text
     if optim_step.contests.__globals__["PO"] is not None:
         assert "pytorch_optimizer Lion" in text
+
+
+def test_skip_leaves_a_peer_out_and_rejects_unknown_labels(tmp_path):
+    def bench(*args):
+        return subprocess.run([sys.executable, str(REPO / "bench" / "optim_step.py"), "--optimizers", "lion",
+                               "--shapes", "cpu", "--steps", "2", "--warmup", "1", *args],
+                              capture_output=True, text=True, timeout=600, cwd=REPO)
+
+    bad = bench("--skip", "no such peer")
+    assert bad.returncode == 2 and "--skip: no implementation labelled no such peer" in bad.stderr
+    if optim_step.contests.__globals__["PO"] is None:
+        pytest.skip("pytorch_optimizer (the bench extra) is not installed: no peer to leave out")
+    out = tmp_path / "bench.md"
+    p = bench("--skip", "pytorch_optimizer Lion", "--out", str(out))
+    assert p.returncode == 0, p.stderr[-2000:]
+    text = out.read_text()
+    assert "left out: pytorch_optimizer Lion" in text and "|  | pytorch_optimizer Lion |" not in text
