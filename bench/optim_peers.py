@@ -165,14 +165,24 @@ def _first_order() -> list[Contest]:
     sf.impls += _po("ScheduleFreeAdamW", lambda ps: PO.ScheduleFreeAdamW(ps, **SF, foreach=True))
     sf.impls += _heavyball("SFAdamW", lambda ps: HB.SFAdamW(ps, **SF, eps=1e-8))
     sophia = Contest("SophiaG (minibatch estimator)", "sophia", SOPHIA, note="no peer implements SophiaG")
-    return [adamw, adam, lion, ademamix, _compiled(ademamix), mars, sf, _compiled(sf), sophia]
+    return [adamw, adam, lion, ademamix, _compiled(ademamix), _eager(ademamix), mars, sf, _compiled(sf), _eager(sf),
+            sophia]
 
 
 def _compiled(c: Contest) -> Contest:
-    """The same contest with the zoo's opt-in compiled update (compiled=True; the default on CUDA): its fair
-    opponent is HeavyBall compiled (compile time in "first steps", apart)."""
+    """The same contest with the zoo's compiled update forced on (compiled=True; the default on CUDA and, from
+    optim._compiled.CPU_AUTO_MIN_NUMEL elements on, on CPU): its fair opponent is HeavyBall compiled (compile time
+    in "first steps", apart)."""
     return Contest(c.title + ", compiled (compiled=True)", c.zoo, {**c.settings, "compiled": True}, list(c.impls),
                    note="compile time apart, in first steps")
+
+
+def _eager(c: Contest) -> Contest:
+    """The same contest with the zoo's eager update forced (compiled=False: cache-sized pieces), shown (not judged)
+    for the shape sets where the default compiles."""
+    return Contest(c.title + ", eager (compiled=False)", c.zoo, {**c.settings, "compiled": False}, list(c.impls),
+                   verdict=False, note="for information: the default row is this one below 4M elements and compiled "
+                   "from 4M on")
 
 
 def _second_order() -> list[Contest]:
