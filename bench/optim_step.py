@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import signal
 import statistics
 import sys
 import time
@@ -264,6 +265,10 @@ def summary_table(by_set: dict[str, list[tuple[Contest, list[Timing]]]], before:
     return "\n".join(lines)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -318,6 +323,7 @@ def main(argv=None) -> int:
     print(env, flush=True)
     by_set: dict[str, list[tuple[Contest, list[Timing]]]] = {}
     stopped = ""
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` / `timeout` stop it like Ctrl-C (a background job ignores SIGINT)
     try:
         for s in sets:
             shapes = shape_set(s)
@@ -331,7 +337,7 @@ def main(argv=None) -> int:
                 r, _ = ratio_to_fastest_peer(timings, window(c.impls))
                 print(f"  {c.title}: {len(c.impls)} implementations, {time.perf_counter() - t0:.0f} s"
                       + (f", optbench {r:.2f}x the fastest peer" if r is not None else ""), flush=True)
-    except KeyboardInterrupt:  # Ctrl-C or `timeout -s INT`: the rows measured so far are still printed
+    except KeyboardInterrupt:  # Ctrl-C, `kill` or `timeout`: the rows measured so far are still printed
         stopped = "**Interrupted**: only the rows below were measured."
         by_set = {s: done for s, done in by_set.items() if done}
         if not by_set:

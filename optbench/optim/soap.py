@@ -138,9 +138,17 @@ class SOAP(torch.optim.Optimizer):
         return x.reshape(orig_shape)
 
     def _rotate(self, x: torch.Tensor, Q: list, group, back: bool) -> torch.Tensor:
-        """Contract every dim with its basis (Q^T x along that dim, or Q x when ``back``); unrotated dims cycle."""
+        """Contract every dim with its basis (Q^T x along that dim, or Q x when ``back``); unrotated dims cycle.
+        A matrix takes two plain products, L^T x R (or L x R^T), where tensordot would copy permuted operands."""
         shape = x.shape
         x = self._to_work_shape(x, group)
+        if x.dim() == 2 and len(Q) == 2:
+            left, right = Q
+            if left is not None:
+                x = (left if back else left.T) @ x
+            if right is not None:
+                x = x @ (right.T if back else right)
+            return self._from_work_shape(x, shape, group)
         for q in Q:
             if q is not None:
                 x = torch.tensordot(x, q, dims=[[0], [1 if back else 0]])
@@ -173,8 +181,12 @@ class SOAP(torch.optim.Optimizer):
         for idx, factor in enumerate(state["GG"]):
             if factor is None:
                 continue
-            other = [*chain(range(idx), range(idx + 1, work.dim()))]
-            factor.lerp_(torch.tensordot(work, work, dims=[other, other]), 1 - beta)
+            if work.dim() == 2:  # G G^T and G^T G as plain products
+                gram = work @ work.T if idx == 0 else work.T @ work
+            else:
+                other = [*chain(range(idx), range(idx + 1, work.dim()))]
+                gram = torch.tensordot(work, work, dims=[other, other])
+            factor.lerp_(gram, 1 - beta)
 
     @staticmethod
     def _eigenbases(GG: list) -> list:
@@ -261,8 +273,8 @@ class SOAP(torch.optim.Optimizer):
                 state["step"] += 1
                 k = state["step"]
 
-                exp_avg.mul_(beta1).add_(grad_projected, alpha=1.0 - beta1)
-                exp_avg_sq.mul_(beta2).add_(grad_projected.square(), alpha=1.0 - beta2)
+                exp_avg.lerp_(grad_projected, 1.0 - beta1)
+                exp_avg_sq.mul_(beta2).addcmul_(grad_projected, grad_projected, value=1.0 - beta2)
                 denom = exp_avg_sq.sqrt().add_(group["eps"])
 
                 lr = group["lr"]

@@ -102,3 +102,23 @@ def test_skip_leaves_a_peer_out_and_rejects_unknown_labels(tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     text = out.read_text()
     assert "left out: pytorch_optimizer Lion" in text and "|  | pytorch_optimizer Lion |" not in text
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_race_and_prints_the_rows_measured(tmp_path):
+    """`kill` (SIGTERM, also what `timeout` sends) stops a long run like Ctrl-C: the rows measured so far are printed
+    and written, marked as interrupted (a background job ignores SIGINT, so Ctrl-C's path alone is not enough)."""
+    import signal
+
+    out = tmp_path / "bench.md"
+    proc = subprocess.Popen([sys.executable, str(REPO / "bench" / "optim_step.py"), "--optimizers", "lion",
+                             "--shapes", "cpu,small", "--steps", "400", "--warmup", "1", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    for line in proc.stdout:
+        if line.startswith("== shapes small"):
+            proc.send_signal(signal.SIGTERM)
+            break
+    rest, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-2000:]
+    text = out.read_text()
+    assert "**Interrupted**" in text and "## Shapes: cpu" in text and "## Shapes: small" not in text
