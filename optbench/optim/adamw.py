@@ -6,7 +6,9 @@ re-deriving it. ``build_optimizers`` turns torch's fused kernel on where it is t
 (``fused_is_same_update``): for float32 / float64 parameters on CPU or CUDA the fused kernel computes the update in
 the parameters' own precision, differing from the per-tensor loop only in rounding (and as close to a float64
 run), 3-5x faster on CPU. For bf16 / fp16 parameters it computes in float32 -- a different update -- so there it
-is used only on CUDA, as upstream does.
+is used only on CUDA, as upstream does. (torch 2.13's fused CPU kernel reads every tensor as contiguous: a
+non-contiguous gradient, which autograd never produces for a contiguous parameter but hand-set ``.grad`` can, gets
+a wrong update; AdEMAMix's use of the kernel checks each piece.)
 """
 
 from __future__ import annotations

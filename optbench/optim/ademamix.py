@@ -148,32 +148,30 @@ class AdEMAMix(torch.optim.Optimizer):
             sc = scalars(params[0], 1 - beta1, 1 - beta3, beta2, c1, c2, eps_b, decay, -lr)
             if call_compiled(_ademamix_update, flag, params, grads, m1, m2, v, sc):
                 return
-        if beta1 != 0.0 and fused_is_same_update(params):
-            # the Adam part in torch's fused AdamW kernel, one pass over p, g, v and u = m1 + k m2 (k = alpha bc1 /
-            # beta1): the kernel's EMA step turns u into m1_new + alpha bc1 m2_new, so its
-            # p (1 - lr wd) - lr / bc1 * u / (sqrt(v) / sqrt(bc2) + eps) is the reference's update; 4 passes, not 9
-            step = torch.tensor(float(t), device=params[0].device)
-            k = alpha * bc1 / beta1
-            scratch = torch.empty(0, dtype=params[0].dtype, device=params[0].device)
-            for p, g, a, b, vv in pieces(params, grads, m1, m2, v):  # all passes while a piece is in cache
-                b.lerp_(g, 1 - beta3)
+        # float32/64: the Adam part in torch's fused AdamW kernel, one pass over p, g, v and u = m1 + k m2 (k =
+        # alpha bc1 / beta1): the kernel's EMA step turns u into m1_new + alpha bc1 m2_new, so its
+        # p (1 - lr wd) - lr / bc1 * u / (sqrt(v) / sqrt(bc2) + eps) is the reference's update; 4 passes, not 9
+        fused = beta1 != 0.0 and fused_is_same_update(params)
+        step = torch.tensor(float(t), device=params[0].device) if fused else None
+        k = alpha * bc1 / beta1 if fused else 0.0
+        scratch = torch.empty(0, dtype=params[0].dtype, device=params[0].device)
+        for p, g, a, b, vv in pieces(params, grads, m1, m2, v):  # all passes while a piece is in cache
+            b.lerp_(g, 1 - beta3)
+            if fused and all(x.is_contiguous() for x in (p, g, a, vv)):  # the kernel reads its tensors as contiguous
                 if scratch.numel() < a.numel() or scratch.dtype != a.dtype:
                     scratch = torch.empty(a.numel(), dtype=a.dtype, device=a.device)
                 u = torch.add(a, b, alpha=k, out=scratch[: a.numel()].view_as(a))
                 a.lerp_(g, 1 - beta1)
                 torch._fused_adamw_([p], [g], [u], [vv], [], [step], lr=lr, beta1=beta1, beta2=beta2,
                                     weight_decay=lmbda, eps=eps, amsgrad=False, maximize=False)
-            return
-        for p, g, a, b, vv in pieces(params, grads, m1, m2, v):  # all passes while a piece is in cache
+                continue
             if beta1 != 0.0:
                 a.lerp_(g, 1 - beta1)
-            b.lerp_(g, 1 - beta3)
             vv.mul_(beta2).addcmul_(g, g, value=1 - beta2)
             denom = vv.sqrt().add_(eps_b)
             if lmbda != 0:
                 p.mul_(decay)
             p.addcdiv_(a, denom, value=-lr * c1).addcdiv_(b, denom, value=-lr * c2)
-
 
 def _ademamix_update(ps, gs, m1s, m2s, vs, sc) -> None:
     """AdEMAMix's step (beta1 > 0) on every tensor, as the eager pieces compute it: one graph per step, the

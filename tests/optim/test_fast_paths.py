@@ -427,3 +427,19 @@ def test_automatic_compile_runs_the_compiled_update_above_the_threshold(make, mo
     assert len(used) == 3 and used[0] in ("_ademamix_update", "_sf_update")
     eager = _run(lambda ps: make(ps, compiled=False), init, grads)
     assert max((a - b).abs().max().item() for a, b in zip(auto, eager)) < 1e-6
+
+
+def test_ademamix_non_contiguous_gradient_takes_the_same_update(monkeypatch):
+    """torch's fused AdamW kernel reads its tensors as contiguous (a transposed gradient silently gives a wrong
+    update on CPU), so a piece with a non-contiguous tensor takes the plain arithmetic: the same result as the
+    path without the kernel."""
+    from optbench.optim import ademamix
+
+    gen = torch.Generator().manual_seed(17)
+    init = [torch.randn(8, 6, generator=gen)]
+    grads = [[torch.randn(6, 8, generator=gen).T] for _ in range(3)]
+    make = lambda ps: AdEMAMix(ps, lr=1e-2, weight_decay=0.1)  # noqa: E731
+    with_kernel = _run(make, init, grads)
+    monkeypatch.setattr(ademamix, "fused_is_same_update", lambda ps: False)
+    without = _run(make, init, grads)
+    assert (with_kernel[0] - without[0]).abs().max().item() < 1e-6
