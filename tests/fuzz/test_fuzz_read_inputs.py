@@ -181,7 +181,8 @@ def _apply(mutations) -> dict:
 
 # ---- messages and their front matter -----------------------------------------------------------------------------
 
-agent_ids = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,20}\Z", fullmatch=True)
+# the agent-id rule (workspace.identity): this pattern, and no ".." anywhere
+agent_ids = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,20}\Z", fullmatch=True).filter(lambda a: ".." not in a)
 msg_names = st.one_of(
     st.builds(lambda s, a: f"2026{s:010d}"[:8] + "-" + f"{s:06d}"[-6:] + f"_{a}.md", st.integers(0, 10**10), agent_ids),
     st.text(max_size=30),
