@@ -163,7 +163,7 @@ def newton_schulz(
 
 def newton_schulz_batches(
     mats: Sequence[torch.Tensor], schedule: Sequence[Coeffs], dtype: torch.dtype = torch.bfloat16, eps: float = 1e-7,
-    *, fused: bool | None = None, compiled: bool = False, out_dtype: torch.dtype | None = None,
+    *, fused: bool | None = None, compiled: bool = False,
 ) -> list[tuple[torch.Tensor, list[int], list[bool]]]:
     """The batched iterations behind ``newton_schulz_batched``, one per shape: ``(O, idx, tall)`` with ``O`` the
     ``(len(idx), rows, cols)`` wide results, ``idx`` the positions in ``mats`` they belong to and ``tall[j]``
@@ -186,13 +186,13 @@ def newton_schulz_batches(
                 m = (m.to(dtype) if dtype.itemsize < m.dtype.itemsize else m).mT
             X[j].copy_(m)
         O = iterate(X, schedule, eps, fused)
-        out.append((O if out_dtype is None else O.to(out_dtype), idx, tall))
+        out.append((O, idx, tall))
     return out
 
 
 def newton_schulz_batched(
     mats: Sequence[torch.Tensor], schedule: Sequence[Coeffs], dtype: torch.dtype = torch.bfloat16, eps: float = 1e-7,
-    *, fused: bool | None = None, compiled: bool = False, out_dtype: torch.dtype | None = None,
+    *, fused: bool | None = None, compiled: bool = False,
 ) -> list[torch.Tensor]:
     """``newton_schulz`` of each 2-D matrix in ``mats``, all matrices of one shape in one batched iteration.
 
@@ -200,12 +200,10 @@ def newton_schulz_batched(
     batch. Returns ``dtype`` tensors in input order, each of its input's shape (views into the batch result). On
     CPU the bf16 result equals ``newton_schulz`` matrix by matrix bit for bit; float32 agrees to rounding (the
     batched matmul kernel blocks differently). ``fused``: see ``newton_schulz_`` (None: ``fused_default(dtype)``).
-    ``compiled``: the iteration runs through ``torch.compile``. ``out_dtype``: results cast to it, one cast per
-    batch (as ``.to(out_dtype)`` of each result).
+    ``compiled``: the iteration runs through ``torch.compile``.
     """
     out: list[torch.Tensor] = [None] * len(mats)  # type: ignore[list-item]
-    for O, idx, tall in newton_schulz_batches(mats, schedule, dtype, eps, fused=fused, compiled=compiled,
-                                              out_dtype=out_dtype):
+    for O, idx, tall in newton_schulz_batches(mats, schedule, dtype, eps, fused=fused, compiled=compiled):
         for j, i in enumerate(idx):
             out[i] = O[j].mT if tall[j] else O[j]
     return out
@@ -296,8 +294,8 @@ class ShardedMatrixOptimizer(torch.optim.Optimizer):
         raise NotImplementedError
 
     @staticmethod
-    def _orthogonalize(mats: list[torch.Tensor], group: dict, schedule: list[Coeffs], eps: float,
-                       out_dtype: torch.dtype | None = None, *, batches: bool = False) -> list:
+    def _orthogonalize(mats: list[torch.Tensor], group: dict, schedule: list[Coeffs], eps: float, *,
+                       batches: bool = False) -> list:
         """Batched NS of the 2-D views ``mats`` with the group's schedule and dtype; compiled when the group's
         ``compiled`` says so (None: when the matrices are on CUDA). ``batches=True``: the batches themselves
         (``newton_schulz_batches``) instead of one result per matrix."""
@@ -305,8 +303,7 @@ class ShardedMatrixOptimizer(torch.optim.Optimizer):
             return []
         compiled = use_compiled(group.get("compiled"), mats)
         ns = newton_schulz_batches if batches else newton_schulz_batched
-        return ns(mats, schedule, group["ns_dtype"], eps, fused=group.get("ns_fused"), compiled=compiled,
-                  out_dtype=out_dtype)
+        return ns(mats, schedule, group["ns_dtype"], eps, fused=group.get("ns_fused"), compiled=compiled)
 
     def add_param_group(self, param_group: dict) -> None:
         """torch's add_param_group, then the same checks as the constructor (also for groups added later)."""
