@@ -6,6 +6,7 @@
 
 Every worker's storage runs Optuna's heartbeat: a trial whose worker stops beating for `grace_period` seconds is
 marked failed by the next worker that asks for a trial, and RetryHeartbeatStaleTrialCallback enqueues it again.
+SQLite keeps the heartbeat's time in whole seconds, so there a trial goes stale up to a second after the grace period.
 """
 
 from __future__ import annotations

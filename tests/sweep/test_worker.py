@@ -77,7 +77,9 @@ def test_sigkilled_worker_trial_fails_after_the_heartbeat_and_is_retried(sqlite_
             p.kill()
     st = sweep_status(open_sweep("kill", sqlite_url))
     assert st.counts == {"running": 1}  # nobody knows yet that its worker is dead
-    time.sleep(3.5)  # past the grace period (3 x heartbeat)
+    # past the grace period (3 x heartbeat): SQLite stores heartbeats in whole seconds, so a silence of 3.5 s can
+    # read as 3 s, which is not yet stale; 5 s is past it on any rounding
+    time.sleep(5.0)
     rep = run_worker("kill", sqlite_url, threads=1, heartbeat_interval=1, grace_period=3, log=_quiet)
     trials = open_sweep("kill", sqlite_url).study.trials
     assert [trial_kind(t) for t in trials] == ["lost", "complete"]
