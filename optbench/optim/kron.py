@@ -32,6 +32,7 @@ import string
 import torch
 
 from optbench.optim._fp32state import load_state_dict_keep_dtype
+from optbench.optim._triangular import tri_mm
 from optbench.optim.registry import COUNT, NONNEG, POSITIVE, Range, UNIT, register
 
 __all__ = ["Kron", "ProbSchedule"]
@@ -147,8 +148,11 @@ def _apply_factors(Q: list, G: torch.Tensor, gram: bool) -> torch.Tensor:
     opt_einsum) that materialises an outer product of all factors, so it is applied one dim at a time here.
     """
     if G.dim() == 2 and Q[0].dim() == 2 and Q[1].dim() == 2:  # a matrix with two triangular factors
-        A = Q[0] @ G @ Q[1].T
-        return Q[0].T @ A @ Q[1] if gram else A  # (Q^T Q) G (Q^T Q) as four thin products, not two n^3 grams
+        A = tri_mm(tri_mm(Q[0], G, "U", "F"), Q[1].T, "F", "L")
+        if not gram:
+            return A
+        # (Q^T Q) G (Q^T Q) as four thin products, not two n^3 grams
+        return tri_mm(tri_mm(Q[0].T, A, "L", "F"), Q[1], "F", "U")
     out = G
     for i, q in enumerate(Q):
         if q.dim() < 2:
@@ -343,7 +347,7 @@ class Kron(torch.optim.Optimizer):
                 torch.triu(term1, out=term1)
                 bound = _lower_bound_norm(term2, norm) if norm > 0 else norm
                 term1 /= bound.clamp_(min=tiny)
-                term1 = torch.mm(term1, q)
+                term1 = tri_mm(term1, q, "U", "U")
             q.sub_(term1)
 
     @staticmethod
