@@ -28,8 +28,9 @@ def tri_mm(A: torch.Tensor, B: torch.Tensor, a_kind: str = "F", b_kind: str = "F
            min_block: int | None = None) -> torch.Tensor:
     """``A @ B`` (2-D) where A and/or B is triangular ("U" / "L"); a new tensor.
 
-    ``min_block`` None: MIN_BLOCK on CPU; on other devices one dense product (the blocking is measured on CPU
-    only, and many small kernels may cost a GPU more than the skipped flops).
+    ``min_block`` None: MIN_BLOCK for float32 / float64 on CPU; otherwise one dense product. Blocks accumulate
+    in the output's dtype, which in bf16 / fp16 adds roundings a dense product (fp32 accumulator) does not; and the
+    blocking is measured on CPU only, where many small kernels may cost a GPU more than the skipped flops.
     """
     for kind, M, name in ((a_kind, A, "A"), (b_kind, B, "B")):
         if kind not in _BLOCKS:
@@ -39,7 +40,8 @@ def tri_mm(A: torch.Tensor, B: torch.Tensor, a_kind: str = "F", b_kind: str = "F
     if A.dim() != 2 or B.dim() != 2 or A.size(1) != B.size(0):
         raise ValueError(f"tri_mm: shapes {tuple(A.shape)} and {tuple(B.shape)} cannot be multiplied")
     if min_block is None:
-        min_block = MIN_BLOCK if A.device.type == "cpu" else max(A.size(0), B.size(0))
+        blocked = A.device.type == "cpu" and A.dtype in (torch.float32, torch.float64)
+        min_block = MIN_BLOCK if blocked else max(A.size(0), B.size(0))
     out = A.new_empty(A.size(0), B.size(1))
     _into(out, A, B, a_kind, b_kind, False, max(min_block, 1))
     return out

@@ -55,6 +55,16 @@ def test_at_most_min_block_is_one_dense_product_bit_for_bit():
     assert torch.equal(tri_mm(U, G, "U", "F"), torch.mm(U, G))
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_stays_one_dense_product_by_default(dtype):
+    """Blocks would accumulate in bf16 / fp16 (a dense product accumulates in fp32), so those are not blocked."""
+    torch.manual_seed(2)
+    n = 3 * _triangular.MIN_BLOCK
+    U, G = torch.randn(n, n).triu().to(dtype), torch.randn(n, 20).to(dtype)
+    assert torch.equal(tri_mm(U, G, "U", "F"), torch.mm(U, G))
+    assert not torch.equal(tri_mm(U, G, "U", "F", min_block=32), torch.mm(U, G))  # blocking does change them
+
+
 @pytest.mark.parametrize("args,match", [
     ((torch.eye(3), torch.eye(3), "X", "F"), "kind of A must be 'U', 'L' or 'F', got 'X'"),
     ((torch.eye(3), torch.eye(3), "F", "u"), "kind of B must be 'U', 'L' or 'F', got 'u'"),
