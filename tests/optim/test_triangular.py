@@ -98,3 +98,20 @@ def test_kron_with_blocked_products_follows_the_dense_run(monkeypatch):
     for a, b in zip(q_block, q_dense):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
         assert torch.equal(a, a.triu())
+
+
+def test_the_bench_prints_one_row_per_product_with_small_errors():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[2] / "bench" / "tri_mm.py"
+    out = subprocess.run([sys.executable, str(bench), "--sizes", "96", "--blocks", "16,32", "--reps", "2"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    rows = [ln for ln in out.stdout.splitlines() if ln.startswith("| U x") or ln.startswith("| F x")]
+    assert [r.split(" | ")[0] for r in rows] == ["| U x U, 96", "| U x F, 96 x 96·96 x 768", "| F x U, 768 x 96·96 x 96"]
+    for r in rows:
+        cells = r.strip("| ").split(" | ")
+        assert len(cells) == 6 and all(float(c) >= 0 for c in cells[1:4]) and cells[4].endswith("x")  # times in ms
+        assert float(cells[5]) < 1e-5  # max error relative to the largest entry, float32
