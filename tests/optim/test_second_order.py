@@ -173,6 +173,26 @@ def test_soap_rotation_is_orthogonal_and_dims_respect_max_precond_dim():
     assert st["step"] == 5
 
 
+def test_soap_refresh_equals_the_reference_three_product_form():
+    """The refresh takes one product M O for both the eigenvalue estimates and the power step; the reference
+    (nikhilvyas/SOAP) writes diag(O^T M O) and M O[:, order]. Same sort, same bases, same permuted v."""
+    torch.manual_seed(4)
+    p = torch.nn.Parameter(torch.randn(9, 14, dtype=torch.float64))
+    opt = SOAP([p], precondition_frequency=3)
+    _run(opt, [p], 3)  # bases built, not yet refreshed
+    st = opt.state[p]
+    GG, Q, v = [m.clone() for m in st["GG"]], [q.clone() for q in st["Q"]], st["exp_avg_sq"].clone()
+    ref_Q = []
+    for ind, (m, o) in enumerate(zip(GG, Q)):
+        order = torch.argsort(torch.diag(o.T @ m @ o), descending=True)
+        v = v.index_select(ind, order)
+        ref_Q.append(torch.linalg.qr(m @ o[:, order])[0])
+    opt._refresh_bases(st, opt.param_groups[0])
+    for got, want in zip(st["Q"], ref_Q):
+        torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
+    assert torch.equal(st["exp_avg_sq"], v)
+
+
 def test_soap_merge_dims_runs_on_4d():
     p = torch.nn.Parameter(torch.randn(4, 3, 2, 2))
     opt = SOAP([p], merge_dims=True, max_precond_dim=8)
