@@ -1,5 +1,5 @@
-"""How the zoo's multi-pass elementwise updates (schedule-free AdamW, AdEMAMix) run fast in eager mode: cache-sized
-pieces (their compiled path, one graph for all tensors, is optim._compiled).
+"""How the zoo's multi-pass elementwise updates (schedule-free AdamW, AdEMAMix, Lion) run fast in eager mode:
+cache-sized pieces (the compiled path of the first two, one graph for all tensors, is optim._compiled).
 
 On a CPU a multi-tensor (foreach) pass over every parameter evicts the first tensors from cache before the next
 pass reads them, so a 9-pass update streams all its state from memory 9 times. ``pieces`` cuts aligned tensors

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from optbench.optim._args import check_betas, check_nonneg
+from optbench.optim._elementwise import pieces
 from optbench.optim.registry import NONNEG, betas, register
 
 
@@ -48,8 +49,11 @@ class Lion(torch.optim.Optimizer):
                     self.state[p]["exp_avg"] = torch.zeros_like(p)
             grads = [p.grad for p in params]
             ms = [self.state[p]["exp_avg"] for p in params]
-            # the reference's update in the fewest multi-tensor passes (5, as pytorch_optimizer's foreach Lion):
             # beta1*m + (1-beta1)*g and m*beta2 + (1-beta2)*g as lerps -- the same values up to float rounding
+            if params[0].device.type == "cpu":
+                _step_in_pieces(params, grads, ms, lr, wd, beta1, beta2)
+                continue
+            # other devices: the fewest multi-tensor passes (5, as pytorch_optimizer's foreach Lion)
             direction = torch._foreach_lerp(ms, grads, 1 - beta1)
             torch._foreach_sign_(direction)
             torch._foreach_lerp_(ms, grads, 1 - beta2)
@@ -57,6 +61,20 @@ class Lion(torch.optim.Optimizer):
                 torch._foreach_mul_(params, 1 - lr * wd)
             torch._foreach_add_(params, direction, alpha=-lr)
         return loss
+
+
+def _step_in_pieces(params, grads, ms, lr: float, wd: float, beta1: float, beta2: float) -> None:
+    """The same 5 passes on one cache-sized piece at a time (optim._elementwise): on a CPU each foreach pass
+    streams every tensor from memory again; per piece the passes after the first read it from cache."""
+    scratch = torch.empty(0, dtype=params[0].dtype)
+    for p, g, m in pieces(params, grads, ms):
+        if scratch.numel() < m.numel() or scratch.dtype != m.dtype:
+            scratch = torch.empty(m.numel(), dtype=m.dtype)
+        direction = torch.lerp(m, g, 1 - beta1, out=scratch[: m.numel()].view_as(m)).sign_()
+        m.lerp_(g, 1 - beta2)
+        if wd != 0:
+            p.mul_(1 - lr * wd)
+        p.add_(direction, alpha=-lr)
 
 
 register(
