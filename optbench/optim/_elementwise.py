@@ -30,3 +30,17 @@ def pieces(*lists: Sequence[torch.Tensor], size: int | None = None) -> Iterator[
         flats = [t.view(-1) for t in ts]
         for s in range(0, n, size):
             yield tuple(f[s : s + size] for f in flats)
+
+
+class Scratch:
+    """One reusable buffer for a piece's temporary result: ``like(t)`` is an uninitialised tensor of t's shape,
+    dtype and device, a view into the buffer (grown or replaced only when a piece needs more or another dtype)."""
+
+    def __init__(self) -> None:
+        self._buf: torch.Tensor | None = None
+
+    def like(self, t: torch.Tensor) -> torch.Tensor:
+        buf = self._buf
+        if buf is None or buf.numel() < t.numel() or buf.dtype != t.dtype or buf.device != t.device:
+            buf = self._buf = torch.empty(t.numel(), dtype=t.dtype, device=t.device)
+        return buf[: t.numel()].view_as(t)

@@ -20,7 +20,7 @@ import torch
 
 from optbench.optim._args import check_betas, check_nonneg
 from optbench.optim._compiled import CPU_AUTO_MIN_NUMEL, call_compiled, check_compiled, scalars, use_compiled
-from optbench.optim._elementwise import pieces
+from optbench.optim._elementwise import Scratch, pieces
 from optbench.optim.adamw import fused_is_same_update
 from optbench.optim.registry import COUNT, NONNEG, POSITIVE, betas, register
 
@@ -154,13 +154,11 @@ class AdEMAMix(torch.optim.Optimizer):
         fused = beta1 != 0.0 and fused_is_same_update(params)
         step = torch.tensor(float(t), device=params[0].device) if fused else None
         k = alpha * bc1 / beta1 if fused else 0.0
-        scratch = torch.empty(0, dtype=params[0].dtype, device=params[0].device)
+        scratch = Scratch()
         for p, g, a, b, vv in pieces(params, grads, m1, m2, v):  # all passes while a piece is in cache
             b.lerp_(g, 1 - beta3)
             if fused and all(x.is_contiguous() for x in (p, g, a, vv)):  # the kernel reads its tensors as contiguous
-                if scratch.numel() < a.numel() or scratch.dtype != a.dtype:
-                    scratch = torch.empty(a.numel(), dtype=a.dtype, device=a.device)
-                u = torch.add(a, b, alpha=k, out=scratch[: a.numel()].view_as(a))
+                u = torch.add(a, b, alpha=k, out=scratch.like(a))
                 a.lerp_(g, 1 - beta1)
                 torch._fused_adamw_([p], [g], [u], [vv], [], [step], lr=lr, beta1=beta1, beta2=beta2,
                                     weight_decay=lmbda, eps=eps, amsgrad=False, maximize=False)
@@ -172,6 +170,7 @@ class AdEMAMix(torch.optim.Optimizer):
             if lmbda != 0:
                 p.mul_(decay)
             p.addcdiv_(a, denom, value=-lr * c1).addcdiv_(b, denom, value=-lr * c2)
+
 
 def _ademamix_update(ps, gs, m1s, m2s, vs, sc) -> None:
     """AdEMAMix's step (beta1 > 0) on every tensor, as the eager pieces compute it: one graph per step, the

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from optbench.optim._args import check_betas, check_nonneg
-from optbench.optim._elementwise import pieces
+from optbench.optim._elementwise import Scratch, pieces
 from optbench.optim.registry import NONNEG, betas, register
 
 
@@ -66,11 +66,9 @@ class Lion(torch.optim.Optimizer):
 def _step_in_pieces(params, grads, ms, lr: float, wd: float, beta1: float, beta2: float) -> None:
     """The same 5 passes on one cache-sized piece at a time (optim._elementwise): on a CPU each foreach pass
     streams every tensor from memory again; per piece the passes after the first read it from cache."""
-    scratch = torch.empty(0, dtype=params[0].dtype)
+    scratch = Scratch()
     for p, g, m in pieces(params, grads, ms):
-        if scratch.numel() < m.numel() or scratch.dtype != m.dtype:
-            scratch = torch.empty(m.numel(), dtype=m.dtype)
-        direction = torch.lerp(m, g, 1 - beta1, out=scratch[: m.numel()].view_as(m)).sign_()
+        direction = torch.lerp(m, g, 1 - beta1, out=scratch.like(m)).sign_()
         m.lerp_(g, 1 - beta2)
         if wd != 0:
             p.mul_(1 - lr * wd)

@@ -238,6 +238,21 @@ def test_updates_in_cache_sized_pieces_equal_whole_tensors(make, monkeypatch):
     assert max((a - b).abs().max().item() for a, b in zip(whole, cut)) <= 1e-7
 
 
+def test_scratch_reuses_one_buffer_until_a_piece_needs_more_or_another_dtype():
+    from optbench.optim._elementwise import Scratch
+
+    s = Scratch()
+    a = s.like(torch.zeros(4, 3))
+    b = s.like(torch.zeros(5))
+    assert a.shape == (4, 3) and b.shape == (5,) and a.data_ptr() == b.data_ptr()  # the same buffer
+    c = s.like(torch.zeros(20))
+    assert c.numel() == 20 and c.data_ptr() != a.data_ptr()  # grown
+    d = s.like(torch.zeros(2, 2, dtype=torch.float64))
+    assert d.dtype == torch.float64 and d.shape == (2, 2) and d.is_contiguous()
+    e = s.like(torch.zeros(3, 4).T)  # a non-contiguous tensor's shape, as a contiguous view
+    assert e.shape == (4, 3) and e.dtype == torch.float32 and e.is_contiguous()
+
+
 def test_lion_in_cache_sized_pieces_equals_its_foreach_passes(monkeypatch):
     """On CPU Lion runs its 5 passes piece by piece (other devices: 5 foreach passes); bit for bit the same."""
     from optbench.optim import _elementwise
